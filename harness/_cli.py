@@ -1,0 +1,102 @@
+"""The command line: ``python -m harness`` / ``sockspec``.
+
+Exit statuses (scripts and CI depend on them):
+0 every ``must`` case passed or was unsupported; 1 a ``must`` case failed,
+hung or crashed; 2 the run could not be made (bad arguments, implementation
+not loadable, scenario import error, internal error, a case that errored).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from ._catalogue import render_catalogue
+from ._discovery import discover, select_cases
+from ._errors import SockspecError, UsageError
+from ._progress import make_progress
+from ._runner import EXIT_UNUSABLE, run
+from ._settings import PROFILES, Settings
+from ._skeleton import write_skeleton
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    parser = _Parser(prog="sockspec", description="Conformance harness for socketserver implementations.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    run_p = sub.add_parser("run", help="run the catalogue against implementations")
+    run_p.add_argument("--impl", action="append", metavar="SPEC", help="stdlib, reference, a module or a .py path (repeatable)")
+    run_p.add_argument("--select", action="append", metavar="GLOB", default=[], help="case or scenario id glob (repeatable)")
+    run_p.add_argument("--profile", choices=PROFILES, default=None)
+    run_p.add_argument("--seed", type=int, default=None)
+    run_p.add_argument("--jobs", type=int, default=1)
+    run_p.add_argument("--report-dir", type=Path, default=None)
+    run_p.add_argument("--scenarios", action="append", type=Path, default=[], metavar="DIR")
+    run_p.add_argument("--quiet", action="store_true", help="no progress output")
+    list_p = sub.add_parser("list", help="list cases or render the catalogue")
+    list_p.add_argument("--select", action="append", metavar="GLOB", default=[])
+    list_p.add_argument("--profile", choices=PROFILES, default="stress")
+    list_p.add_argument("--scenarios", action="append", type=Path, default=[], metavar="DIR")
+    list_p.add_argument("--format", choices=("text", "md"), default="text")
+    new_p = sub.add_parser("new", help="write a commented skeleton for a new scenario")
+    new_p.add_argument("name", help="scenario id, e.g. mine.echo.twice")
+    new_p.add_argument("--dir", type=Path, default=Path("."), help="where to write the module")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit status."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args = build_parser().parse_args(args_list)
+        if args.command == "run":
+            return _run(args, args_list)
+        if args.command == "list":
+            return _list(args)
+        return _new(args)
+    except SockspecError as exc:
+        print(f"sockspec: error: {exc}", file=sys.stderr)
+        return EXIT_UNUSABLE
+    except KeyboardInterrupt:
+        print("sockspec: interrupted", file=sys.stderr)
+        return EXIT_UNUSABLE
+
+
+def _run(args: argparse.Namespace, argv: list[str]) -> int:
+    settings = Settings.from_env(
+        impls=tuple(args.impl) if args.impl else None,
+        select=tuple(args.select),
+        profile=args.profile,
+        seed=args.seed,
+        jobs=args.jobs,
+        report_dir=args.report_dir,
+        scenario_dirs=tuple(args.scenarios),
+    )
+    progress = None if args.quiet else make_progress(sys.stderr)
+    outcome = run(settings, ["sockspec", *argv], progress)
+    if progress is not None:
+        progress.finish(outcome)
+    return outcome.exit_status
+
+
+def _list(args: argparse.Namespace) -> int:
+    specs = discover(tuple(args.scenarios))
+    if args.format == "md":
+        sys.stdout.write(render_catalogue(specs, args.select))
+        return 0
+    for case in select_cases(specs, tuple(args.select), args.profile):
+        print(case.id)
+    return 0
+
+
+def _new(args: argparse.Namespace) -> int:
+    path = write_skeleton(args.name, args.dir)
+    print(f"wrote {path}; run it with: python -m harness run --scenarios {args.dir} --select {args.name}")
+    return 0

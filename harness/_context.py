@@ -1,0 +1,225 @@
+"""The context a scenario receives: everything it needs, nothing global.
+
+Servers, clients, swarms, seeded randomness, deadlines, temporary paths, the
+event log and findings all come from here, so a scenario has no module state,
+no ``time.sleep`` and no fixed ports.  The context also remembers what it
+created so that the executor can clean up after any outcome.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+from ._clients import DatagramClient, StreamClient
+from ._deadline import call_with_deadline
+from ._errors import Abort, Unsupported
+from ._eventlog import EventLog
+from ._handlers import Behaviour, HandlerSpec, build_handler
+from ._instrument import instrument_handler, instrument_server
+from ._loading import Implementation
+from ._records import ClientResult, Finding, LifecycleEvent
+from ._scenario import Case
+from ._serverhandle import ServerHandle
+from ._swarm import Script, run_swarm
+from ._variants import TRANSPORTS, bind_address, resolve_handler_base, resolve_server_class
+
+T = TypeVar("T")
+
+
+class Context:
+    """What a scenario works with; one per case."""
+
+    def __init__(
+        self, impl: Implementation, case: Case, seed: int, tmpdir: str, deadline_scale: float = 1.0
+    ) -> None:
+        self.impl = impl
+        self.case = case
+        self.transport = TRANSPORTS[case.transport]
+        self.kind = case.kind
+        self.params = dict(case.params)
+        self.seed = seed
+        self.rng = random.Random(seed)
+        self.tmpdir = tmpdir
+        self.scale = deadline_scale
+        self.started = time.monotonic()
+        self.deadline = self.started + case.spec.deadline * deadline_scale
+        self.log = EventLog()
+        self.findings: list[Finding] = []
+        self.expected_errors: set[int] = set()
+        self.servers: list[ServerHandle] = []
+        self._clients: list[StreamClient | DatagramClient] = []
+        self._gates: list[threading.Event] = []
+        self._addresses = 0
+
+    # -- time ---------------------------------------------------------------
+    def time_left(self) -> float:
+        """Seconds until the case's deadline (never negative)."""
+        return max(0.0, self.deadline - time.monotonic())
+
+    def timeout(self, seconds: float) -> float:
+        """``seconds`` stretched by the deadline scale and capped by the time left."""
+        return max(0.001, min(seconds * self.scale, self.time_left()))
+
+    # -- servers ------------------------------------------------------------
+    def handler(
+        self,
+        handle: Behaviour | None = None,
+        *,
+        after_setup: Behaviour | None = None,
+        before_finish: Behaviour | None = None,
+        base: str = "auto",
+        **attrs: Any,
+    ) -> HandlerSpec:
+        """Describe a handler; ``handle`` defaults to echo."""
+        return HandlerSpec(handle, after_setup, before_finish, base, attrs)
+
+    def server(
+        self,
+        handler: HandlerSpec | Behaviour | None = None,
+        *,
+        serve: bool = True,
+        poll_interval: float = 0.05,
+        bind_and_activate: bool = True,
+        transport: str | None = None,
+        kind: str | None = None,
+        **attrs: Any,
+    ) -> ServerHandle:
+        """Create an instrumented server of this case's variant (or the one given).
+
+        ``attrs`` become class attributes of the server (``timeout``,
+        ``daemon_threads``, ``max_children``, ``request_queue_size``...).
+        Serving starts in a harness thread unless ``serve=False``.
+        """
+        transport = transport or self.case.transport
+        spec = handler if isinstance(handler, HandlerSpec) else HandlerSpec(handle=handler)
+        base = resolve_server_class(self.impl, transport, kind or self.kind)
+        server_cls = instrument_server(type(base.__name__, (base,), dict(attrs)), self.log)
+        handler_base = resolve_handler_base(self.impl, transport, spec.base)
+        handler_cls = instrument_handler(build_handler(handler_base, spec), self.log)
+        self._addresses += 1
+        address = bind_address(transport, self.tmpdir, self._addresses)
+        instance = server_cls(address, handler_cls, bind_and_activate)
+        handle = ServerHandle(instance, transport, call_timeout=self.timeout(5.0))
+        self.servers.append(handle)
+        if serve:
+            handle.serve(poll_interval)
+        return handle
+
+    # -- clients ------------------------------------------------------------
+    def _target(self, server: ServerHandle | None) -> ServerHandle:
+        if server is not None:
+            return server
+        if not self.servers:
+            raise Abort("the scenario opened a client before starting a server")
+        return self.servers[-1]
+
+    def connect(self, server: ServerHandle | None = None, timeout: float = 5.0) -> StreamClient:
+        """A stream client connected to ``server`` (default: the last one started)."""
+        client = StreamClient.connect(self._target(server).endpoint, self.timeout(timeout))
+        self._clients.append(client)
+        return client
+
+    def datagram(self, server: ServerHandle | None = None, timeout: float = 5.0) -> DatagramClient:
+        """A datagram client aimed at ``server`` (bound in the private tmpdir for Unix)."""
+        client = DatagramClient.open(
+            self._target(server).endpoint, self.timeout(timeout), bind_dir=self.tmpdir
+        )
+        self._clients.append(client)
+        return client
+
+    def swarm(
+        self, scripts: Sequence[Script], server: ServerHandle | None = None, timeout: float = 15.0
+    ) -> list[ClientResult]:
+        """Run one client per script, all started together; returns their results."""
+        return run_swarm(
+            self._target(server).endpoint,
+            scripts,
+            timeout=self.timeout(timeout),
+            bind_dir=self.tmpdir,
+        )
+
+    # -- helpers ------------------------------------------------------------
+    def payload(self, size: int) -> bytes:
+        """``size`` seeded random bytes (reproducible from the case's seed)."""
+        return self.rng.randbytes(size)
+
+    def gate(self) -> threading.Event:
+        """An event handlers can wait on; every gate is opened at cleanup."""
+        gate = threading.Event()
+        self._gates.append(gate)
+        return gate
+
+    def path(self, name: str) -> str:
+        """A path inside the case's private temporary directory."""
+        return os.path.join(self.tmpdir, name)
+
+    def call(self, fn: Callable[[], T], what: str, timeout: float = 5.0) -> T:
+        """Call into the implementation with a deadline (``Hang`` if it passes)."""
+        return call_with_deadline(fn, self.timeout(timeout), what)
+
+    def events(self, name: str | None = None, conn: int | None = None) -> list[LifecycleEvent]:
+        """Lifecycle events so far, after collecting those still in flight."""
+        self.log.sync()
+        return self.log.events(name, conn)
+
+    def wait_events(self, name: str, count: int, timeout: float = 5.0, phase: str = "call") -> bool:
+        """Wait until ``count`` events ``name``/``phase`` are logged; False on timeout.
+
+        A deadline-bounded poll of the log: used where no reply tells the
+        client that the server is done (a datagram handler that raised).
+        """
+        deadline = time.monotonic() + self.timeout(timeout)
+        while True:
+            self.log.sync()
+            if len([e for e in self.log.events(name) if e.phase == phase]) >= count:
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.005)
+
+    def require(self, *features: str) -> None:
+        """End the case as ``unsupported`` unless the implementation has ``features``."""
+        missing = self.impl.missing(features)
+        if missing:
+            raise Unsupported(f"implementation {self.impl.spec!r} lacks {', '.join(missing)}")
+
+    def expect_error(self, conn: int) -> None:
+        """Declare that ``handle_error`` is expected for ``conn`` (beyond raised hooks)."""
+        self.expected_errors.add(conn)
+
+    # -- findings -----------------------------------------------------------
+    def fail(
+        self,
+        check: str,
+        message: str,
+        *,
+        expected: str = "",
+        observed: str = "",
+        conn: int | None = None,
+        **evidence: Any,
+    ) -> None:
+        """Record a finding: the check failed, with expected vs observed."""
+        self.findings.append(Finding(check, message, expected, observed, conn, evidence))
+
+    def expect(self, condition: bool, check: str, message: str, **kw: Any) -> bool:
+        """Record a finding unless ``condition`` holds; returns ``condition``."""
+        if not condition:
+            self.fail(check, message, **kw)
+        return condition
+
+    # -- teardown (called by the executor) ----------------------------------
+    def open_gates(self) -> None:
+        """Release every handler waiting on a gate."""
+        for gate in self._gates:
+            gate.set()
+
+    def close_clients(self) -> None:
+        """Close every client the scenario opened."""
+        for client in self._clients:
+            client.close()
+        self._clients.clear()

@@ -1,0 +1,54 @@
+"""Errors, split the h11 way.
+
+* Local errors — the user or the harness misused something: bad arguments, an
+  implementation that cannot be loaded, a scenario that is defined wrongly.
+  They end a run with exit status 2 and one line (``str(exc)``).
+* Outcome signals — raised inside a case to end it with a particular verdict
+  (``Unsupported``, ``Hang``, ``Abort``).  They never escape a run.
+"""
+
+from __future__ import annotations
+
+
+class SockspecError(Exception):
+    """Base class of every error the harness raises on purpose."""
+
+
+class UsageError(SockspecError):
+    """Bad command-line arguments or settings."""
+
+
+class LoadError(SockspecError):
+    """An implementation cannot be loaded or lacks the socketserver API."""
+
+
+class ScenarioDefinitionError(SockspecError):
+    """A scenario is declared wrongly (bad id, unknown transport, bad params...)."""
+
+
+class ScenarioImportError(SockspecError):
+    """A scenario module could not be imported."""
+
+
+class CaseSignal(Exception):
+    """Base of the signals that end a case early with a given verdict."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Unsupported(CaseSignal):
+    """The implementation lacks something the case needs: verdict ``unsupported``."""
+
+
+class Hang(CaseSignal):
+    """A call into the implementation did not return by its deadline: verdict ``hang``."""
+
+    def __init__(self, reason: str, stacks: str = "") -> None:
+        super().__init__(reason)
+        self.stacks = stacks
+
+
+class Abort(CaseSignal):
+    """A check failed so badly that the scenario cannot go on (findings are kept)."""

@@ -1,0 +1,218 @@
+"""Running one case in this process: set up, run, check, clean up, judge.
+
+The executor is the same whether the case runs in a supervised worker, in
+the pytest plugin or directly from a test.  It never lets an exception out:
+every outcome becomes a ``CaseResult``.  When a case leaves this process in a
+state it cannot repair (a thread stuck in the implementation), the outcome
+says ``tainted`` and the supervisor retires the process.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import threading
+import time
+import traceback
+from dataclasses import dataclass
+from typing import Any
+
+from ._context import Context
+from ._deadline import dump_stacks
+from ._errors import Abort, CaseSignal, Hang, Unsupported
+from ._eventlog import HARNESS_THREAD_PREFIX
+from ._loading import Implementation
+from ._postchecks import POST_CHECKS
+from ._records import CaseResult, Finding, Verdict
+from ._resources import leak_findings, reap_and_kill, settle, take_snapshot
+from ._scenario import Case
+from ._variants import host_supports
+
+#: How long leftovers may take to wind down after teardown before they are leaks.
+LEAK_GRACE = 2.0
+
+
+@dataclass(frozen=True)
+class CaseOutcome:
+    """A result plus whether this process can still be trusted with more cases."""
+
+    result: CaseResult
+    tainted: bool = False
+
+
+def case_seed(base_seed: int, case_id: str) -> int:
+    """A per-case seed: stable across runs and independent of case order."""
+    import zlib
+
+    return (base_seed * 1_000_003 + zlib.crc32(case_id.encode())) & 0xFFFFFFFF
+
+
+def execute(
+    impl: Implementation, case: Case, seed: int = 0, deadline_scale: float = 1.0
+) -> CaseOutcome:
+    """Run ``case`` against ``impl`` and judge it."""
+    started = time.monotonic()
+    seed = case_seed(seed, case.id)
+    reason = _unsupported_reason(impl, case)
+    if reason:
+        return CaseOutcome(_result(impl, case, Verdict.UNSUPPORTED, started, seed, reason=reason))
+    tmpdir = tempfile.mkdtemp(prefix="sockspec-")  # mkdtemp makes it 0700
+    ctx = Context(impl, case, seed, tmpdir, deadline_scale)
+    baseline = take_snapshot()
+    try:
+        verdict, reason, evidence, tainted = _run_and_check(ctx, baseline)
+    finally:
+        ctx.log.close()
+        shutil.rmtree(tmpdir, ignore_errors=True)
+    if verdict is Verdict.PASS and ctx.findings:
+        verdict = Verdict.FAIL
+    return CaseOutcome(
+        _result(impl, case, verdict, started, seed, ctx.findings, evidence, reason), tainted
+    )
+
+
+def _unsupported_reason(impl: Implementation, case: Case) -> str:
+    missing = impl.missing(case.spec.requires)
+    if missing:
+        return f"implementation {impl.spec!r} lacks {', '.join(missing)}"
+    return host_supports(case.transport, case.kind) or ""
+
+
+def _run_and_check(ctx: Context, baseline: Any) -> tuple[Verdict, str, dict[str, Any], bool]:
+    evidence: dict[str, Any] = {}
+    verdict, reason, tainted = Verdict.PASS, "", False
+    try:
+        _run_body(ctx)
+    except Unsupported as exc:
+        verdict, reason = Verdict.UNSUPPORTED, exc.reason
+    except Hang as exc:
+        verdict, reason, tainted = Verdict.HANG, exc.reason, True
+        evidence["stacks"] = exc.stacks
+    except Abort as exc:
+        reason = exc.reason
+        ctx.fail("scenario.abort", exc.reason)
+    except Exception as exc:  # noqa: BLE001 - judged below
+        verdict, reason = _judge_exception(ctx, exc)
+        evidence["traceback"] = _format(exc)
+    teardown_hang = _teardown(ctx)
+    if teardown_hang is not None:
+        if verdict is not Verdict.HANG:
+            verdict, reason = Verdict.HANG, teardown_hang.reason
+            evidence["stacks"] = teardown_hang.stacks
+        tainted = True
+    if verdict in (Verdict.PASS, Verdict.FAIL):
+        _post_checks(ctx)
+    tainted |= _resource_checks(ctx, baseline, apply="resources" in ctx.case.spec.checks)
+    ctx.log.sync()
+    evidence["events"] = len(ctx.log.events())
+    if ctx.findings or verdict not in (Verdict.PASS, Verdict.UNSUPPORTED):
+        evidence["event_log"] = [e.to_json() for e in ctx.log.events()[:2000]]
+    return verdict, reason, evidence, tainted
+
+
+def _run_body(ctx: Context) -> None:
+    """Run the scenario function in a harness thread, bounded by the case deadline."""
+    box: dict[str, BaseException] = {}
+
+    def body() -> None:
+        try:
+            ctx.case.spec.func(ctx, **ctx.case.params)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller
+            box["error"] = exc
+
+    thread = threading.Thread(target=body, name=f"{HARNESS_THREAD_PREFIX}scenario", daemon=True)
+    thread.start()
+    thread.join(ctx.time_left())
+    if thread.is_alive():
+        raise Hang(f"case did not finish within its {ctx.case.spec.deadline:g}s deadline", dump_stacks())
+    if "error" in box:
+        raise box["error"]
+
+
+def _teardown(ctx: Context) -> Hang | None:
+    ctx.open_gates()
+    ctx.close_clients()
+    hang: Hang | None = None
+    for handle in reversed(ctx.servers):
+        try:
+            handle.close(timeout=max(2.0, min(5.0, ctx.time_left() + 2.0)))
+        except Hang as exc:
+            hang = hang or exc
+        except Exception as exc:  # noqa: BLE001 - the implementation's fault
+            ctx.fail("teardown.server_close", f"closing the server raised {type(exc).__name__}: {exc}")
+    return hang
+
+
+def _post_checks(ctx: Context) -> None:
+    for name in ctx.case.spec.checks:
+        try:
+            POST_CHECKS[name](ctx)
+        except Exception as exc:  # noqa: BLE001 - a broken check is a harness error
+            ctx.fail("harness.check_error", f"post-check {name!r} raised {type(exc).__name__}: {exc}")
+
+
+def _resource_checks(ctx: Context, baseline: Any, apply: bool) -> bool:
+    leaks = settle(baseline, LEAK_GRACE, ignore_fds=ctx.log.fds())
+    if apply:
+        ctx.findings.extend(leak_findings(leaks))
+    if leaks.children:
+        reap_and_kill(leaks.children)
+    # Stuck threads cannot be stopped: the process must not run more cases.
+    return bool(leaks.threads)
+
+
+def _judge_exception(ctx: Context, exc: BaseException) -> tuple[Verdict, str]:
+    """An exception out of the scenario: the implementation's fault, or the scenario's?
+
+    Raised inside the implementation's own code, or a socket error a client
+    saw, it is an observation about the server (``fail``); anything else is a
+    broken scenario (``error``), never blamed on the server.
+    """
+    text = f"{type(exc).__name__}: {exc}"
+    prefixes = _impl_paths(ctx.impl)
+    frames = traceback.extract_tb(exc.__traceback__)
+    if prefixes and any(os.path.realpath(f.filename).startswith(prefixes) for f in frames[-3:]):
+        ctx.fail("implementation.raised", f"the implementation raised {text}", observed=text)
+        return Verdict.FAIL, f"implementation raised {text}"
+    if isinstance(exc, OSError):
+        ctx.fail("clients.io", f"a client saw {text}", expected="the exchange completes", observed=text)
+        return Verdict.FAIL, f"client saw {text}"
+    return Verdict.ERROR, f"scenario raised {text}"
+
+
+def _impl_paths(impl: Implementation) -> tuple[str, ...]:
+    paths = getattr(impl.module, "__path__", None)
+    if paths:
+        return tuple(os.path.realpath(p) + os.sep for p in paths)
+    file = getattr(impl.module, "__file__", None)
+    return (os.path.realpath(file),) if file else ()
+
+
+def _format(exc: BaseException) -> str:
+    return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))[-8000:]
+
+
+def _result(
+    impl: Implementation,
+    case: Case,
+    verdict: Verdict,
+    started: float,
+    seed: int,
+    findings: list[Finding] | None = None,
+    evidence: dict[str, Any] | None = None,
+    reason: str = "",
+) -> CaseResult:
+    return CaseResult(
+        id=case.id,
+        scenario=case.spec.id,
+        impl=impl.spec,
+        verdict=verdict,
+        strictness=case.spec.strictness,
+        duration=time.monotonic() - started,
+        params={"transport": case.transport, "kind": case.kind, **case.params},
+        findings=tuple(findings or ()),
+        evidence=evidence or {},
+        reason=reason,
+        seed=seed,
+    )

@@ -1,0 +1,191 @@
+"""Loading implementations of the socketserver API and probing what they offer.
+
+Accepted specs: ``stdlib``, ``reference``, a dotted module name, a path to a
+``.py`` file (loaded under a private name, never as ``socketserver``), or a
+name registered in the ``sockspec.implementations`` entry-point group.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import importlib.metadata
+import importlib.util
+import pkgutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+
+from ._errors import LoadError
+
+ENTRY_POINT_GROUP = "sockspec.implementations"
+
+#: Names without which nothing can be tested.
+REQUIRED_NAMES: tuple[str, ...] = (
+    "BaseServer",
+    "TCPServer",
+    "UDPServer",
+    "BaseRequestHandler",
+    "StreamRequestHandler",
+    "DatagramRequestHandler",
+)
+
+#: Optional classes, each a feature of the same name.
+OPTIONAL_CLASSES: tuple[str, ...] = (
+    "ThreadingMixIn",
+    "ForkingMixIn",
+    "UnixStreamServer",
+    "UnixDatagramServer",
+    "ThreadingTCPServer",
+    "ThreadingUDPServer",
+    "ForkingTCPServer",
+    "ForkingUDPServer",
+    "ThreadingUnixStreamServer",
+    "ThreadingUnixDatagramServer",
+    "ForkingUnixStreamServer",
+    "ForkingUnixDatagramServer",
+)
+
+#: Feature name -> (class name, attribute) that must exist for it.
+ATTRIBUTE_FEATURES: dict[str, tuple[str, str]] = {
+    "allow_reuse_port": ("TCPServer", "allow_reuse_port"),
+    "block_on_close": ("ThreadingMixIn", "block_on_close"),
+    "forking_block_on_close": ("ForkingMixIn", "block_on_close"),
+    "service_actions": ("BaseServer", "service_actions"),
+    "shutdown": ("BaseServer", "shutdown"),
+    "context_manager": ("BaseServer", "__enter__"),
+    "max_children": ("ForkingMixIn", "max_children"),
+}
+
+
+@dataclass(frozen=True)
+class Implementation:
+    """A loaded implementation: its spec, its module and the features it has."""
+
+    spec: str
+    module: ModuleType
+    features: frozenset[str]
+
+    @property
+    def name(self) -> str:
+        """The spec as the user wrote it; used as the implementation's label."""
+        return self.spec
+
+    def get(self, name: str) -> type:
+        """Return the class ``name`` of the implementation (features say if it exists)."""
+        value = getattr(self.module, name)
+        return value  # type: ignore[no-any-return]
+
+    def missing(self, features: tuple[str, ...] | frozenset[str]) -> list[str]:
+        """Those of ``features`` this implementation lacks."""
+        return [f for f in features if f not in self.features]
+
+
+def probe_features(module: ModuleType) -> frozenset[str]:
+    """Return the names of the optional classes and attributes ``module`` provides."""
+    found = {name for name in OPTIONAL_CLASSES if isinstance(getattr(module, name, None), type)}
+    for feature, (cls_name, attr) in ATTRIBUTE_FEATURES.items():
+        cls = getattr(module, cls_name, None)
+        if cls is not None and hasattr(cls, attr):
+            found.add(feature)
+    return frozenset(found)
+
+
+def load_implementation(spec: str) -> Implementation:
+    """Load the implementation named by ``spec`` and probe it; raise ``LoadError``."""
+    module = _import_spec(spec)
+    missing = [name for name in REQUIRED_NAMES if not isinstance(getattr(module, name, None), type)]
+    if missing:
+        public = [n for n in dir(module) if not n.startswith("_")]
+        hint = _did_you_mean(missing[0], public)
+        raise LoadError(
+            f"implementation {spec!r} lacks {', '.join(missing)}; "
+            f"expected the socketserver API{hint}"
+        )
+    return Implementation(spec=spec, module=module, features=probe_features(module))
+
+
+def _import_spec(spec: str) -> ModuleType:
+    if spec == "stdlib":
+        import socketserver
+
+        return socketserver
+    if spec == "reference":
+        return _import_module("servers", spec)
+    if spec.endswith(".py") or "/" in spec:
+        return _import_path(Path(spec), spec)
+    entry = _entry_point(spec)
+    if entry is not None:
+        return entry
+    return _import_module(spec, spec)
+
+
+def _import_module(name: str, spec: str) -> ModuleType:
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name and name.startswith(exc.name):
+            choices = ["stdlib", "reference", *_known_modules(), *_entry_point_names()]
+            raise LoadError(
+                f"unknown implementation {spec!r}; expected 'stdlib', 'reference', a dotted "
+                f"module or a .py path{_did_you_mean(spec, choices)}"
+            ) from None
+        raise LoadError(f"implementation {spec!r} failed to import: {_one_line(exc)}") from None
+    except Exception as exc:
+        raise LoadError(f"implementation {spec!r} failed to import: {_one_line(exc)}") from None
+
+
+def _import_path(path: Path, spec: str) -> ModuleType:
+    if not path.is_file():
+        raise LoadError(f"implementation file {spec!r} does not exist")
+    # A private, unique name: the file must never shadow ``socketserver``.
+    private = f"_sockspec_impl_{abs(hash(str(path.resolve()))):x}"
+    if private in sys.modules:
+        return sys.modules[private]
+    loader_spec = importlib.util.spec_from_file_location(private, path)
+    if loader_spec is None or loader_spec.loader is None:
+        raise LoadError(f"implementation file {spec!r} cannot be loaded as a module")
+    module = importlib.util.module_from_spec(loader_spec)
+    sys.modules[private] = module  # dataclasses and pickling look modules up by name
+    try:
+        loader_spec.loader.exec_module(module)
+    except BaseException as exc:
+        del sys.modules[private]
+        raise LoadError(f"implementation file {spec!r} failed to import: {_one_line(exc)}") from None
+    return module
+
+
+def _entry_point(name: str) -> ModuleType | None:
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name == name:
+            try:
+                loaded = ep.load()
+            except Exception as exc:
+                raise LoadError(
+                    f"entry point {name!r} of {ENTRY_POINT_GROUP} failed to load: {_one_line(exc)}"
+                ) from None
+            if isinstance(loaded, ModuleType):
+                return loaded
+            raise LoadError(f"entry point {name!r} of {ENTRY_POINT_GROUP} is not a module")
+    return None
+
+
+def _entry_point_names() -> list[str]:
+    return [ep.name for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)]
+
+
+def _known_modules() -> list[str]:
+    return [m.name for m in pkgutil.iter_modules()]
+
+
+def _did_you_mean(word: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    return f" — did you mean {close[0]!r}?" if close else ""
+
+
+def _one_line(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}".strip()
+    if isinstance(exc, SyntaxError) and exc.lineno:
+        text = f"SyntaxError: {exc.msg} (line {exc.lineno})"
+    return text.splitlines()[0] if text else type(exc).__name__

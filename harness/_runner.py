@@ -1,0 +1,207 @@
+"""The run: implementations × cases, spread over supervised workers.
+
+The controller loads every implementation first (so a bad spec ends the run
+before any case, with exit status 2), decides ``unsupported`` cases itself
+from the probed features, and hands the rest to ``jobs`` worker slots.  Each
+finished case is streamed to ``results.jsonl`` at once; ``results.json`` is
+written at the end — also after Ctrl-C, then marked partial.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol
+
+from ._discovery import discover, select_cases
+from ._errors import LoadError, UsageError
+from ._execute import case_seed
+from ._loading import Implementation, load_implementation
+from ._records import CaseResult, Verdict
+from ._results import RunInfo, append_line, now, write_results
+from ._scenario import Case
+from ._settings import Settings
+from ._supervisor import Worker, _result
+from ._variants import host_supports
+
+EXIT_OK, EXIT_FAILED, EXIT_UNUSABLE = 0, 1, 2
+
+
+class Progress(Protocol):
+    """Receives progress of a run (the CLI shows it; tests may record it)."""
+
+    def start(self, total: int) -> None:
+        """Called once with the number of cases to run."""
+
+    def case_done(self, result: CaseResult) -> None:
+        """Called when a case has a verdict."""
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """What a run produced."""
+
+    results: tuple[CaseResult, ...]
+    report_dir: Path
+    exit_status: int
+    partial: bool
+
+
+def exit_status(results: Sequence[CaseResult]) -> int:
+    """0 all must-cases pass; 1 a must-case failed, hung or crashed; 2 a case errored."""
+    if any(r.verdict is Verdict.ERROR for r in results):
+        return EXIT_UNUSABLE
+    if any(r.counts_as_failure for r in results):
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def default_report_dir(base: Path = Path("reports")) -> Path:
+    """A new timestamped folder under ``reports/``."""
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    path = base / stamp
+    n = 1
+    while path.exists():
+        n += 1
+        path = base / f"{stamp}-{n}"
+    return path
+
+
+def plan(settings: Settings) -> tuple[list[Implementation], list[Case]]:
+    """Load the implementations and select the cases; raises the errors of exit 2."""
+    impls = [load_implementation(spec) for spec in settings.impls]
+    specs = discover(settings.scenario_dirs)
+    cases = select_cases(specs, settings.select, settings.profile)
+    if not cases:
+        wanted = ", ".join(settings.select) or "(all)"
+        raise UsageError(f"no case matches --select {wanted} in profile {settings.profile!r}")
+    return impls, cases
+
+
+def run(settings: Settings, argv: Sequence[str] = (), progress: Progress | None = None) -> RunOutcome:
+    """Run every selected case against every implementation and write results.json."""
+    started = now()
+    impls, cases = plan(settings)
+    report_dir = settings.report_dir or default_report_dir()
+    report_dir.mkdir(parents=True, exist_ok=True)
+    work: list[tuple[Implementation, Case]] = [(i, c) for i in impls for c in cases]
+    if progress:
+        progress.start(len(work))
+    results: list[CaseResult] = []
+    lock = threading.Lock()
+
+    def record(result: CaseResult) -> None:
+        with lock:
+            results.append(result)
+            append_line(report_dir, result)
+        if progress:
+            progress.case_done(result)
+
+    partial = False
+    try:
+        _dispatch(work, settings, record)
+    except KeyboardInterrupt:
+        partial = True
+    order = {(i.spec, c.id): n for n, (i, c) in enumerate(work)}
+    results.sort(key=lambda r: order.get((r.impl, r.id), 0))
+    status = exit_status(results) if not partial else max(exit_status(results), EXIT_FAILED)
+    info = RunInfo(
+        started=started,
+        finished=now(),
+        argv=tuple(argv),
+        profile=settings.profile,
+        select=settings.select,
+        seed=settings.seed,
+        jobs=settings.jobs,
+        partial=partial,
+        exit_status=status,
+        implementations=tuple(
+            {"spec": i.spec, "features": sorted(i.features), "file": getattr(i.module, "__file__", None)}
+            for i in impls
+        ),
+    )
+    write_results(report_dir, info, results)
+    _point_latest(report_dir)
+    return RunOutcome(tuple(results), report_dir, status, partial)
+
+
+def _dispatch(work: list[tuple[Implementation, Case]], settings: Settings, record: object) -> None:
+    """Run the work over ``settings.jobs`` worker slots; Ctrl-C stops it."""
+    pending: queue.Queue[tuple[Implementation, Case]] = queue.Queue()
+    for item in work:
+        pending.put(item)
+    stop = threading.Event()
+    slots = [
+        threading.Thread(target=_slot, args=(pending, settings, record, stop), name=f"sockspec-slot{n}", daemon=True)
+        for n in range(min(settings.jobs, len(work)) or 1)
+    ]
+    for slot in slots:
+        slot.start()
+    try:
+        while any(s.is_alive() for s in slots):
+            for slot in slots:
+                slot.join(0.2)
+    except KeyboardInterrupt:
+        stop.set()
+        for slot in slots:
+            slot.join(30.0)
+        raise
+
+
+def _slot(pending: queue.Queue[tuple[Implementation, Case]], settings: Settings, record: object, stop: threading.Event) -> None:
+    worker: Worker | None = None
+    dirs = [str(d) for d in settings.scenario_dirs]
+    try:
+        while not stop.is_set():
+            try:
+                impl, case = pending.get_nowait()
+            except queue.Empty:
+                return
+            started = time.monotonic()
+            reason = impl.missing(case.spec.requires)
+            why = (f"implementation {impl.spec!r} lacks {', '.join(reason)}" if reason else "") or (
+                host_supports(case.transport, case.kind) or ""
+            )
+            if why:
+                record(_result(case, impl.spec, Verdict.UNSUPPORTED, started, why))  # type: ignore[operator]
+                continue
+            if worker is not None and (worker.impl != impl.spec or not worker.alive()):
+                worker.close()
+                worker = None
+            try:
+                if worker is None:
+                    worker = Worker(impl.spec, settings.seed, settings.deadline_scale, dirs)
+                result, usable = worker.run(case)
+            except LoadError as exc:
+                result, usable = _result(case, impl.spec, Verdict.ERROR, started, str(exc)), False
+            if not result.seed:
+                result = _with_seed(result, case_seed(settings.seed, case.id))
+            record(result)  # type: ignore[operator]
+            if not usable and worker is not None:
+                worker.kill()
+                worker = None
+    finally:
+        if worker is not None:
+            worker.close()
+
+
+def _with_seed(result: CaseResult, seed: int) -> CaseResult:
+    from dataclasses import replace
+
+    return replace(result, seed=seed)
+
+
+def _point_latest(report_dir: Path) -> None:
+    """Make ``<parent>/latest`` a symlink to the newest report directory."""
+    link = report_dir.parent / "latest"
+    try:
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        link.symlink_to(report_dir.name)
+    except OSError:
+        pass
