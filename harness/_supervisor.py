@@ -56,6 +56,7 @@ class Worker:
         os.close(write_fd)
         self._reader = os.fdopen(read_fd, "rb", buffering=0)
         self._buffer = b""
+        self._eof = False
         self.scale = deadline_scale
         ready = self._receive(60.0)
         if ready is None or ready.get("type") != "ready":
@@ -85,6 +86,12 @@ class Worker:
     def _lost(self, case: Case, started: float, limit: float) -> CaseResult:
         """The worker stopped answering: a crash if it died, else a hang."""
         code = self.proc.poll()
+        if code is None and self._eof:
+            # The pipe closes a moment before the exiting process can be reaped.
+            try:
+                code = self.proc.wait(5.0)
+            except subprocess.TimeoutExpired:
+                code = None
         output = _read_tail(self.workdir / "case.out")
         if code is not None:
             how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exited with status {code}"
@@ -114,7 +121,8 @@ class Worker:
         return _read_tail(path)
 
     def _command(self, message: dict[str, Any]) -> None:
-        assert self.proc.stdin is not None  # noqa: S101 - set by Popen(stdin=PIPE)
+        if self.proc.stdin is None:
+            raise OSError("worker has no command pipe")
         self.proc.stdin.write((json.dumps(message) + "\n").encode())
         self.proc.stdin.flush()
 
@@ -124,10 +132,17 @@ class Worker:
             sel.register(self._reader, selectors.EVENT_READ)
             while b"\n" not in self._buffer:
                 left = deadline - time.monotonic()
-                if left <= 0 or not sel.select(left):
+                if left <= 0:
                     return None
+                if not sel.select(min(left, 0.25)):
+                    # A forked child may hold the pipe open after the worker died.
+                    if self.proc.poll() is not None:
+                        self._eof = True
+                        return None
+                    continue
                 chunk = self._reader.read(65536)
                 if not chunk:
+                    self._eof = True
                     return None
                 self._buffer += chunk
         line, self._buffer = self._buffer.split(b"\n", 1)

@@ -129,7 +129,7 @@ class Close:
 
 @dataclass(frozen=True)
 class ExpectEOF:
-    """Stream only: the next read must be EOF; any data is an error (and is recorded)."""
+    """Stream only: the next read must be EOF; data instead is an error (and is recorded)."""
 
 
 #: One step of a client script.
@@ -161,7 +161,7 @@ def echo_script(payload: bytes, stream: bool) -> Script:
 
 # --- Tunables ------------------------------------------------------------------
 
-#: RecvAll/ExpectEOF stop with an error beyond this many bytes per op, so a server
+#: RecvAll stops with an error beyond this many bytes per op, so a server
 #: that streams forever cannot exhaust memory before the deadline ends the swarm.
 RECV_ALL_LIMIT = 64 * 1024 * 1024
 
@@ -209,7 +209,7 @@ class _Client:
         "received",
         "sock",
         "started",
-        "transport",
+        "writer",
     )
 
     def __init__(self, index: int) -> None:
@@ -224,7 +224,7 @@ class _Client:
         self.finished = 0.0
         self.ops_done = 0
         self.sock: socket.socket | None = None
-        self.transport: asyncio.Transport | None = None
+        self.writer: asyncio.StreamWriter | None = None
         self.bind_path: str | None = None
 
     def fail(self, exc: BaseException) -> None:
@@ -334,7 +334,10 @@ async def _run_stream(
 
     # Handing over the connected socket skips asyncio's resolve-and-connect path.
     reader, writer = await asyncio.open_connection(sock=sock, limit=LINE_LIMIT)
-    transport = c.transport = writer.transport  # type: ignore[assignment]
+    # Held by the client state, not just this frame: a StreamWriter collected
+    # before its transport is closed warns "unclosed" (and closes it itself).
+    c.writer = writer
+    transport = writer.transport
 
     for op in script:
         if isinstance(op, Send):
@@ -355,11 +358,12 @@ async def _run_stream(
                 c.received += exc.partial
                 raise ScriptError(f"RecvLine: peer closed after {len(exc.partial)} bytes") from None
         elif isinstance(op, RecvAll):
-            await _read_to_eof(c, reader, "RecvAll")
+            await _read_to_eof(c, reader)
         elif isinstance(op, ExpectEOF):
-            got = await _read_to_eof(c, reader, "ExpectEOF")
-            if got:
-                raise ScriptError(f"ExpectEOF: got {got} bytes before EOF")
+            extra = await reader.read(65536)
+            if extra:
+                c.received += extra
+                raise ScriptError(f"ExpectEOF: got {len(extra)} bytes instead of EOF")
         elif isinstance(op, ShutdownWrite):
             writer.write_eof()
         elif isinstance(op, Reset):
@@ -373,17 +377,14 @@ async def _run_stream(
         c.ops_done += 1
 
 
-async def _read_to_eof(c: _Client, reader: asyncio.StreamReader, what: str) -> int:
-    """Append everything up to EOF to ``c.received``; return how many bytes that was."""
+async def _read_to_eof(c: _Client, reader: asyncio.StreamReader) -> None:
+    """Append everything up to EOF to ``c.received``."""
     total = 0
-    while True:
-        chunk = await reader.read(65536)
-        if not chunk:
-            return total
+    while chunk := await reader.read(65536):
         c.received += chunk
         total += len(chunk)
         if total > RECV_ALL_LIMIT:
-            raise ScriptError(f"{what}: more than {RECV_ALL_LIMIT} bytes before EOF")
+            raise ScriptError(f"RecvAll: more than {RECV_ALL_LIMIT} bytes before EOF")
 
 
 async def _run_datagram(c: _Client, endpoint: Endpoint, script: Script, bind_dir: str) -> None:
@@ -415,11 +416,11 @@ async def _run_datagram(c: _Client, endpoint: Endpoint, script: Script, bind_dir
 
 def _close_client(c: _Client, graceful: bool) -> None:
     """Release ``c``'s socket; ``graceful`` lets a stream flush what it still has to send."""
-    if c.transport is not None:
+    if c.writer is not None:
         if graceful:
-            c.transport.close()
+            c.writer.transport.close()
         else:
-            c.transport.abort()
+            c.writer.transport.abort()
     elif c.sock is not None:
         c.sock.close()
     if c.bind_path is not None:
@@ -487,8 +488,8 @@ async def _swarm(
     # its socket open after the loop is gone: abort those, let connection_lost
     # run, then close the raw sockets as a last resort against leaks.
     for c in clients:
-        if c.transport is not None and c.transport.get_write_buffer_size():
-            c.transport.abort()
+        if c.writer is not None and c.writer.transport.get_write_buffer_size():
+            c.writer.transport.abort()
     for _ in range(2):
         await asyncio.sleep(0)
     for c in clients:

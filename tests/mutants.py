@@ -1,0 +1,70 @@
+"""Deliberately broken socketserver implementations, made by mutating stdlib source.
+
+Each mutant is one realistic bug: a textual change to the running
+interpreter's own ``socketserver.py``, written to a temporary ``.py`` file and
+loaded with ``--impl PATH``.  ``MUTANTS`` is the project's measure of the
+harness's power: every mutant must be caught by the case named in ``caught_by``.
+Mutation at test time keeps CPython's text out of the repository.
+"""
+
+from __future__ import annotations
+
+import socketserver
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Mutant:
+    """One bug: replace ``old`` by ``new`` (exactly once) in socketserver.py."""
+
+    name: str
+    old: str
+    new: str
+    caught_by: str  # a --select glob of the case that must catch it
+    verdict: str = "fail"  # the verdict that case must give
+
+    def write(self, directory: Path) -> Path:
+        """Write the mutated module into ``directory`` and return its path."""
+        source = Path(socketserver.__file__).read_text()
+        if source.count(self.old) != 1:
+            raise LookupError(f"mutant {self.name!r}: pattern found {source.count(self.old)} times")
+        path = directory / f"mutant_{self.name}.py"
+        path.write_text(source.replace(self.old, self.new))
+        return path
+
+
+MUTANTS: tuple[Mutant, ...] = (
+    Mutant(
+        "finish_skipped_when_handle_raises",
+        "        try:\n            self.handle()\n        finally:\n            self.finish()",
+        "        self.handle()\n        self.finish()",
+        "lifecycle.handler.order[tcp-threading-fault=handle-*",
+    ),
+    Mutant(
+        "handle_error_not_called",
+        "            except Exception:\n                self.handle_error(request, client_address)\n"
+        "                self.shutdown_request(request)\n            except:",
+        "            except Exception:\n                self.shutdown_request(request)\n            except:",
+        "lifecycle.handler.order[tcp-sync-fault=handle-*",
+    ),
+    Mutant(
+        "shutdown_never_returns",
+        "        self.__shutdown_request = True\n        self.__is_shut_down.wait()",
+        "        self.__shutdown_request = True\n        threading.Event().wait()",
+        "echo.concurrent[tcp-sync-*",
+        verdict="hang",
+    ),
+    Mutant(
+        "finish_request_exits_process",
+        "        self.RequestHandlerClass(request, client_address, self)",
+        "        os._exit(3)",
+        "echo.concurrent[tcp-sync-*",
+        verdict="crash",
+    ),
+)
+
+
+def by_name(name: str) -> Mutant:
+    """The mutant called ``name``."""
+    return next(m for m in MUTANTS if m.name == name)

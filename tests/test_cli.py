@@ -1,0 +1,106 @@
+"""The CLI contract: exit statuses, one-line errors, results.json, crash and hang survival."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import psutil
+import pytest
+
+from conftest import CliRun
+from mutants import by_name
+
+Cli = Callable[..., CliRun]
+
+
+def test_unknown_implementation_exits_2_with_one_line(cli: Cli) -> None:
+    run = cli("run", "--impl", "no_such_module")
+    assert run.status == 2
+    assert run.stderr.count("\n") == 1 and "unknown implementation 'no_such_module'" in run.stderr
+
+
+def test_bad_argument_exits_2(cli: Cli) -> None:
+    run = cli("run", "--profile", "huge")
+    assert run.status == 2 and "invalid choice" in run.stderr
+
+
+def test_select_matching_nothing_exits_2(cli: Cli) -> None:
+    run = cli("run", "--select", "no.such.case")
+    assert run.status == 2 and "no case matches" in run.stderr
+
+
+def test_passing_run_exits_0_and_writes_results(cli: Cli) -> None:
+    run = cli("run", "--impl", "stdlib", "--impl", "reference", "--select", "lifecycle.handler.order[tcp-*")
+    assert run.status == 0, run.stderr
+    doc = run.results()
+    assert doc["schema"] == "sockspec-results/1"
+    assert {r["impl"] for r in doc["results"]} == {"stdlib", "reference"}
+    assert all(r["verdict"] == "pass" for r in doc["results"])
+    assert (run.report_dir / "results.jsonl").read_text().count("\n") == len(doc["results"])
+
+
+def test_skipped_finish_exits_1(cli: Cli, tmp_path: Path) -> None:
+    path = by_name("finish_skipped_when_handle_raises").write(tmp_path)
+    run = cli("run", "--impl", str(path), "--select", "lifecycle.handler.order[tcp-*")
+    assert run.status == 1
+    verdicts = run.verdicts()
+    assert verdicts[(str(path), "lifecycle.handler.order[tcp-sync-fault=handle-clients=20]")] == "fail"
+    assert verdicts[(str(path), "lifecycle.handler.order[tcp-sync-fault=none-clients=20]")] == "pass"
+
+
+@pytest.mark.slow
+def test_hang_and_crash_are_verdicts_and_the_run_goes_on(cli: Cli, tmp_path: Path) -> None:
+    hang = by_name("shutdown_never_returns").write(tmp_path)
+    crash = by_name("finish_request_exits_process").write(tmp_path)
+    before = {p.pid for p in psutil.Process().children(recursive=True)}
+    run = cli("run", "--impl", str(hang), "--impl", str(crash), "--select", "echo.concurrent[tcp-*", "--jobs", "2")
+    assert run.status == 1
+    verdicts = run.verdicts()
+    assert verdicts[(str(hang), "echo.concurrent[tcp-sync-clients=100]")] == "hang"
+    assert verdicts[(str(crash), "echo.concurrent[tcp-sync-clients=100]")] == "crash"
+    # The cases after the hang and the crash still ran.
+    assert verdicts[(str(crash), "echo.concurrent[tcp-threading-clients=100]")] == "crash"
+    assert verdicts[(str(hang), "echo.concurrent[tcp-forking-clients=100]")] == "hang"
+    crashed = next(r for r in run.results()["results"] if r["verdict"] == "crash")
+    assert "exited with status 3" in crashed["reason"]
+    hung = next(r for r in run.results()["results"] if r["verdict"] == "hang")
+    assert "shutdown" in hung["evidence"]["stacks"]
+    after = {p.pid for p in psutil.Process().children(recursive=True)}
+    assert after <= before  # no worker or forked child left behind
+
+
+def test_list_and_catalogue(cli: Cli) -> None:
+    listed = cli("list", "--select", "echo.*")
+    assert listed.status == 0 and "echo.concurrent[tcp-sync-clients=100]" in listed.stdout
+    md = cli("list", "--format", "md")
+    assert md.status == 0 and "| `lifecycle.handler.order` |" in md.stdout
+
+
+def test_new_writes_a_skeleton_that_runs(cli: Cli, tmp_path: Path) -> None:
+    made = cli("new", "mine.echo.twice", "--dir", str(tmp_path / "mine"))
+    assert made.status == 0, made.stderr
+    run = cli("run", "--impl", "stdlib", "--scenarios", str(tmp_path / "mine"), "--select", "mine.*")
+    assert run.status == 0, run.stderr
+    assert len(run.results()["results"]) == 4
+
+
+def test_scenario_import_error_exits_2(cli: Cli, tmp_path: Path) -> None:
+    (tmp_path / "user").mkdir()
+    (tmp_path / "user" / "bad.py").write_text("import harness\nraise NameError('nope')\n")
+    run = cli("run", "--scenarios", str(tmp_path / "user"))
+    assert run.status == 2
+    assert "bad.py" in run.stderr and "NameError" in run.stderr and run.stderr.count("\n") == 1
+
+
+def test_scenario_that_raises_is_error_not_fail(cli: Cli, tmp_path: Path) -> None:
+    (tmp_path / "user").mkdir()
+    (tmp_path / "user" / "oops.py").write_text(
+        "from harness import scenario\n"
+        "@scenario('mine.oops', title='oops', transports=['tcp'], kinds=['sync'])\n"
+        "def oops(ctx):\n    'nothing holds'\n    ctx.server()\n    return 1 / 0\n"
+    )
+    run = cli("run", "--impl", "stdlib", "--scenarios", str(tmp_path / "user"), "--select", "mine.*")
+    assert run.status == 2
+    (record,) = run.results()["results"]
+    assert record["verdict"] == "error" and "ZeroDivisionError" in record["reason"]
