@@ -79,6 +79,7 @@ __all__ = [
     "ScenarioSpec",
     "Script",
     "Send",
+    "ServerHandle",
     "Settings",
     "ShutdownWrite",
     "SockspecError",

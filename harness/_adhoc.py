@@ -25,7 +25,9 @@ def _adhoc_body(ctx: Context) -> None:
     """Ad-hoc use from a test; the test itself states what must hold."""
 
 
-_ADHOC: ScenarioSpec | None = spec_of(scenario("adhoc.session", title="ad-hoc session", checks=())(_adhoc_body))
+_ADHOC: ScenarioSpec | None = spec_of(
+    scenario("adhoc.session", title="ad-hoc session", checks=())(_adhoc_body)
+)
 
 
 class AdhocSession:
@@ -55,7 +57,9 @@ class AdhocSession:
         """A serving instrumented server (echo unless ``handler`` says otherwise)."""
         return self.context(transport, kind).server(handler, **attrs)
 
-    def swarm(self, server: ServerHandle, scripts: Sequence[Script], timeout: float = 15.0) -> list[ClientResult]:
+    def swarm(
+        self, server: ServerHandle, scripts: Sequence[Script], timeout: float = 15.0
+    ) -> list[ClientResult]:
         """Run clients against ``server``."""
         return self._owner(server).swarm(scripts, server, timeout)
 

@@ -24,7 +24,12 @@ def render_catalogue(specs: Sequence[ScenarioSpec], select: Sequence[str] = ()) 
         head = spec.id.split(".")[0]
         if head != family:
             family = head
-            lines += [f"## {family}", "", "| id | title | strictness | profile | transports | kinds | cases |", "|---|---|---|---|---|---|---|"]
+            lines += [
+                f"## {family}",
+                "",
+                "| id | title | strictness | profile | transports | kinds | cases |",
+                "|---|---|---|---|---|---|---|",
+            ]
         lines.append(
             f"| `{spec.id}` | {spec.title} | {spec.strictness.value} | {spec.profile} | "
             f"{', '.join(spec.transports)} | {', '.join(spec.kinds)} | {len(spec.cases())} |"

@@ -29,11 +29,24 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
-    parser = _Parser(prog="sockspec", description="Conformance harness for socketserver implementations.")
+    parser = _Parser(
+        prog="sockspec", description="Conformance harness for socketserver implementations."
+    )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     run_p = sub.add_parser("run", help="run the catalogue against implementations")
-    run_p.add_argument("--impl", action="append", metavar="SPEC", help="stdlib, reference, a module or a .py path (repeatable)")
-    run_p.add_argument("--select", action="append", metavar="GLOB", default=[], help="case or scenario id glob (repeatable)")
+    run_p.add_argument(
+        "--impl",
+        action="append",
+        metavar="SPEC",
+        help="stdlib, reference, a module or a .py path (repeatable)",
+    )
+    run_p.add_argument(
+        "--select",
+        action="append",
+        metavar="GLOB",
+        default=[],
+        help="case or scenario id glob (repeatable)",
+    )
     run_p.add_argument("--profile", choices=PROFILES, default=None)
     run_p.add_argument("--seed", type=int, default=None)
     run_p.add_argument("--jobs", type=int, default=1)
@@ -98,5 +111,6 @@ def _list(args: argparse.Namespace) -> int:
 
 def _new(args: argparse.Namespace) -> int:
     path = write_skeleton(args.name, args.dir)
-    print(f"wrote {path}; run it with: python -m harness run --scenarios {args.dir} --select {args.name}")
+    command = f"python -m harness run --scenarios {args.dir} --select {args.name}"
+    print(f"wrote {path}; run it with: {command}")
     return 0

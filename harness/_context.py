@@ -43,6 +43,7 @@ class Context:
         self.kind = case.kind
         self.params = dict(case.params)
         self.seed = seed
+        self.base_seed = 0  # the run's seed this case's seed was derived from
         self.rng = random.Random(seed)
         self.tmpdir = tmpdir
         self.scale = deadline_scale

@@ -57,7 +57,9 @@ def _package_modules(package: str) -> list[ModuleType]:
     try:
         pkg = importlib.import_module(package)
     except Exception as exc:
-        raise ScenarioImportError(f"scenario package {package!r} failed to import: {_one_line(exc)}") from None
+        raise ScenarioImportError(
+            f"scenario package {package!r} failed to import: {_one_line(exc)}"
+        ) from None
     out = []
     for info in pkgutil.walk_packages(pkg.__path__, prefix=f"{package}."):
         out.append(_import(info.name))
@@ -70,7 +72,9 @@ def _import(name: str) -> ModuleType:
     except (ScenarioDefinitionError, ScenarioImportError):
         raise
     except BaseException as exc:
-        raise ScenarioImportError(f"scenario module {name!r} failed to import: {_one_line(exc)}") from None
+        raise ScenarioImportError(
+            f"scenario module {name!r} failed to import: {_one_line(exc)}"
+        ) from None
 
 
 def _directory_modules(directory: Path) -> list[ModuleType]:
@@ -96,7 +100,9 @@ def _directory_modules(directory: Path) -> list[ModuleType]:
             raise
         except BaseException as exc:
             del sys.modules[name]
-            raise ScenarioImportError(f"scenario file {str(path)!r} failed to import: {_one_line(exc)}") from None
+            raise ScenarioImportError(
+                f"scenario file {str(path)!r} failed to import: {_one_line(exc)}"
+            ) from None
         out.append(module)
     return out
 
@@ -107,7 +113,9 @@ def _entry_point_modules() -> list[ModuleType]:
         try:
             loaded = ep.load()
         except BaseException as exc:
-            raise ScenarioImportError(f"scenario entry point {ep.name!r} failed to load: {_one_line(exc)}") from None
+            raise ScenarioImportError(
+                f"scenario entry point {ep.name!r} failed to load: {_one_line(exc)}"
+            ) from None
         if isinstance(loaded, ModuleType):
             out.append(loaded)
     return out

@@ -20,7 +20,7 @@ from typing import Any
 
 from ._context import Context
 from ._deadline import dump_stacks
-from ._errors import Abort, CaseSignal, Hang, Unsupported
+from ._errors import Abort, Hang, Unsupported
 from ._eventlog import HARNESS_THREAD_PREFIX
 from ._loading import Implementation
 from ._postchecks import POST_CHECKS
@@ -53,12 +53,13 @@ def execute(
 ) -> CaseOutcome:
     """Run ``case`` against ``impl`` and judge it."""
     started = time.monotonic()
-    seed = case_seed(seed, case.id)
+    base_seed, seed = seed, case_seed(seed, case.id)
     reason = _unsupported_reason(impl, case)
     if reason:
         return CaseOutcome(_result(impl, case, Verdict.UNSUPPORTED, started, seed, reason=reason))
     tmpdir = tempfile.mkdtemp(prefix="sockspec-")  # mkdtemp makes it 0700
     ctx = Context(impl, case, seed, tmpdir, deadline_scale)
+    ctx.base_seed = base_seed
     baseline = take_snapshot()
     try:
         verdict, reason, evidence, tainted = _run_and_check(ctx, baseline)
@@ -80,7 +81,7 @@ def _unsupported_reason(impl: Implementation, case: Case) -> str:
 
 
 def _run_and_check(ctx: Context, baseline: Any) -> tuple[Verdict, str, dict[str, Any], bool]:
-    evidence: dict[str, Any] = {}
+    evidence: dict[str, Any] = {"base_seed": ctx.base_seed}
     verdict, reason, tainted = Verdict.PASS, "", False
     try:
         _run_body(ctx)
@@ -92,7 +93,7 @@ def _run_and_check(ctx: Context, baseline: Any) -> tuple[Verdict, str, dict[str,
     except Abort as exc:
         reason = exc.reason
         ctx.fail("scenario.abort", exc.reason)
-    except Exception as exc:  # noqa: BLE001 - judged below
+    except Exception as exc:
         verdict, reason = _judge_exception(ctx, exc)
         evidence["traceback"] = _format(exc)
     teardown_hang = _teardown(ctx)
@@ -118,14 +119,16 @@ def _run_body(ctx: Context) -> None:
     def body() -> None:
         try:
             ctx.case.spec.func(ctx, **ctx.case.params)
-        except BaseException as exc:  # noqa: BLE001 - handed to the caller
+        except BaseException as exc:
             box["error"] = exc
 
     thread = threading.Thread(target=body, name=f"{HARNESS_THREAD_PREFIX}scenario", daemon=True)
     thread.start()
     thread.join(ctx.time_left())
     if thread.is_alive():
-        raise Hang(f"case did not finish within its {ctx.case.spec.deadline:g}s deadline", dump_stacks())
+        raise Hang(
+            f"case did not finish within its {ctx.case.spec.deadline:g}s deadline", dump_stacks()
+        )
     if "error" in box:
         raise box["error"]
 
@@ -139,8 +142,10 @@ def _teardown(ctx: Context) -> Hang | None:
             handle.close(timeout=max(2.0, min(5.0, ctx.time_left() + 2.0)))
         except Hang as exc:
             hang = hang or exc
-        except Exception as exc:  # noqa: BLE001 - the implementation's fault
-            ctx.fail("teardown.server_close", f"closing the server raised {type(exc).__name__}: {exc}")
+        except Exception as exc:
+            ctx.fail(
+                "teardown.server_close", f"closing the server raised {type(exc).__name__}: {exc}"
+            )
     return hang
 
 
@@ -148,8 +153,10 @@ def _post_checks(ctx: Context) -> None:
     for name in ctx.case.spec.checks:
         try:
             POST_CHECKS[name](ctx)
-        except Exception as exc:  # noqa: BLE001 - a broken check is a harness error
-            ctx.fail("harness.check_error", f"post-check {name!r} raised {type(exc).__name__}: {exc}")
+        except Exception as exc:
+            ctx.fail(
+                "harness.check_error", f"post-check {name!r} raised {type(exc).__name__}: {exc}"
+            )
 
 
 def _resource_checks(ctx: Context, baseline: Any, apply: bool) -> bool:
@@ -176,7 +183,9 @@ def _judge_exception(ctx: Context, exc: BaseException) -> tuple[Verdict, str]:
         ctx.fail("implementation.raised", f"the implementation raised {text}", observed=text)
         return Verdict.FAIL, f"implementation raised {text}"
     if isinstance(exc, OSError):
-        ctx.fail("clients.io", f"a client saw {text}", expected="the exchange completes", observed=text)
+        ctx.fail(
+            "clients.io", f"a client saw {text}", expected="the exchange completes", observed=text
+        )
         return Verdict.FAIL, f"client saw {text}"
     return Verdict.ERROR, f"scenario raised {text}"
 

@@ -40,7 +40,7 @@ class HandlerSpec:
     attrs: Mapping[str, Any] = field(default_factory=dict)
 
 
-def build_handler(base: type, spec: HandlerSpec) -> type:
+def build_handler(base: Any, spec: HandlerSpec) -> type:
     """A subclass of ``base`` running the behaviours of ``spec``."""
     namespace: dict[str, Any] = dict(spec.attrs)
     handle = spec.handle or echo

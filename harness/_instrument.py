@@ -66,7 +66,7 @@ def instrument_server(base: type, log: EventLog) -> type:
     return type(f"Instrumented{base.__name__}", (base,), namespace)
 
 
-def instrument_handler(base: type, log: EventLog) -> type:
+def instrument_handler(base: Any, log: EventLog) -> type:
     """A subclass of handler class ``base`` that records construction and its hooks."""
 
     def __init__(self: Any, request: Any, client_address: Any, server: Any) -> None:
@@ -170,9 +170,9 @@ def _wrap_handler_hook(name: str, method: Callable[..., Any], log: EventLog) -> 
 
 
 def _call_detail(name: str, args: tuple[Any, ...]) -> dict[str, Any]:
-    if name in ("verify_request", "process_request", "finish_request", "handle_error"):
-        if len(args) > 1:
-            return {"client_address": _addr(args[1])}
+    with_address = ("verify_request", "process_request", "finish_request", "handle_error")
+    if name in with_address and len(args) > 1:
+        return {"client_address": _addr(args[1])}
     if name in ("serve_forever", "handle_request"):
         return {"pid": os.getpid()}
     return {}

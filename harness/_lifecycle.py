@@ -19,6 +19,7 @@ renders observed events as one-line transcripts.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Sequence
 
 from ._records import LifecycleEvent
@@ -70,17 +71,51 @@ def entries(events: Sequence[LifecycleEvent]) -> list[LifecycleEvent]:
     return [e for e in events if e.name in ORDERED_HOOKS and is_entry(e)]
 
 
-def transcript(conn: int, events: Sequence[LifecycleEvent], missing: Sequence[str] = ()) -> str:
-    """``conn#17 get_request → ... → handle raised ValueError → finish MISSING``."""
-    steps: list[str] = []
-    for event in events:
-        if event.phase == "call" and event.name != "get_request":
-            raised = _raise_of(event, events)
-            steps.append(f"{event.name} raised {raised}" if raised else event.name)
-        elif is_entry(event):
-            steps.append(event.name)
-    steps.extend(f"{name} MISSING" for name in missing)
-    return f"conn#{conn} " + " → ".join(steps)
+def transcript(
+    conn: int, events: Sequence[LifecycleEvent], expected: Sequence[str] | None = None
+) -> str:
+    """``conn#17 get_request → … → handle raised ValueError → finish MISSING``.
+
+    With ``expected`` the observed hooks are aligned to the expected path and
+    each hook that never ran is shown as ``MISSING`` where it should have been;
+    hooks that ran but were not expected are marked ``UNEXPECTED``.
+    """
+    steps = [e for e in events if _is_step(e)]
+    labels = [_label(e, events) for e in steps]
+    if expected is not None:
+        labels = _align(steps, labels, list(expected))
+    return f"conn#{conn} " + " → ".join(labels)
+
+
+def _is_step(event: LifecycleEvent) -> bool:
+    return is_entry(event) and (event.name in ORDERED_HOOKS or event.name == "handle_error")
+
+
+def _label(event: LifecycleEvent, events: Sequence[LifecycleEvent]) -> str:
+    raised = _raise_of(event, events) if event.phase == "call" else None
+    return f"{event.name} raised {raised}" if raised else event.name
+
+
+def _align(steps: list[LifecycleEvent], labels: list[str], expected: list[str]) -> list[str]:
+    ordered = [i for i, e in enumerate(steps) if e.name in ORDERED_HOOKS]
+    matcher = difflib.SequenceMatcher(
+        a=[steps[i].name for i in ordered], b=expected, autojunk=False
+    )
+    after: dict[int, list[str]] = {}
+    out = list(labels)
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag in ("replace", "delete"):
+            for k in range(i1, i2):
+                out[ordered[k]] = f"{labels[ordered[k]]} UNEXPECTED"
+        if tag in ("replace", "insert"):
+            # Show the gap right after the last hook that did run before it.
+            anchor = ordered[i1 - 1] if i1 > 0 else -1
+            after.setdefault(anchor, []).extend(f"{n} MISSING" for n in expected[j1:j2])
+    result = list(after.get(-1, []))
+    for index, label in enumerate(out):
+        result.append(label)
+        result.extend(after.get(index, []))
+    return result
 
 
 def _raise_of(call: LifecycleEvent, events: Sequence[LifecycleEvent]) -> str | None:

@@ -75,7 +75,7 @@ class Implementation:
     def get(self, name: str) -> type:
         """Return the class ``name`` of the implementation (features say if it exists)."""
         value = getattr(self.module, name)
-        return value  # type: ignore[no-any-return]
+        return value
 
     def missing(self, features: tuple[str, ...] | frozenset[str]) -> list[str]:
         """Those of ``features`` this implementation lacks."""
@@ -152,7 +152,9 @@ def _import_path(path: Path, spec: str) -> ModuleType:
         loader_spec.loader.exec_module(module)
     except BaseException as exc:
         del sys.modules[private]
-        raise LoadError(f"implementation file {spec!r} failed to import: {_one_line(exc)}") from None
+        raise LoadError(
+            f"implementation file {spec!r} failed to import: {_one_line(exc)}"
+        ) from None
     return module
 
 

@@ -131,6 +131,12 @@ class Finding:
         return asdict(self)
 
 
+def replay_command(result: CaseResult) -> str:
+    """The one command that runs exactly this case again."""
+    base = result.evidence.get("base_seed", 0)
+    return f"python -m harness run --impl {result.impl} --select '{result.id}' --seed {base}"
+
+
 @dataclass(frozen=True)
 class CaseResult:
     """The record of one case run against one implementation."""

@@ -80,7 +80,9 @@ class Leaks:
         return bool(self.fds or self.threads or self.children)
 
 
-def diff(before: ResourceSnapshot, after: ResourceSnapshot, ignore_fds: Iterable[int] = ()) -> Leaks:
+def diff(
+    before: ResourceSnapshot, after: ResourceSnapshot, ignore_fds: Iterable[int] = ()
+) -> Leaks:
     """Resources present in ``after`` that were not in ``before``."""
     ignored = set(ignore_fds)
     fds = {

@@ -116,7 +116,9 @@ def read_results(path: Path) -> tuple[dict[str, Any], list[CaseResult]]:
         path = path / "results.json"
     document = json.loads(path.read_text())
     if document.get("schema") != SCHEMA:
-        raise ValueError(f"{str(path)!r} is not a {SCHEMA} file (schema {document.get('schema')!r})")
+        raise ValueError(
+            f"{str(path)!r} is not a {SCHEMA} file (schema {document.get('schema')!r})"
+        )
     return document, [CaseResult.from_json(r) for r in document["results"]]
 
 

@@ -83,7 +83,9 @@ def plan(settings: Settings) -> tuple[list[Implementation], list[Case]]:
     return impls, cases
 
 
-def run(settings: Settings, argv: Sequence[str] = (), progress: Progress | None = None) -> RunOutcome:
+def run(
+    settings: Settings, argv: Sequence[str] = (), progress: Progress | None = None
+) -> RunOutcome:
     """Run every selected case against every implementation and write results.json."""
     started = now()
     impls, cases = plan(settings)
@@ -121,7 +123,11 @@ def run(settings: Settings, argv: Sequence[str] = (), progress: Progress | None 
         partial=partial,
         exit_status=status,
         implementations=tuple(
-            {"spec": i.spec, "features": sorted(i.features), "file": getattr(i.module, "__file__", None)}
+            {
+                "spec": i.spec,
+                "features": sorted(i.features),
+                "file": getattr(i.module, "__file__", None),
+            }
             for i in impls
         ),
     )
@@ -137,7 +143,12 @@ def _dispatch(work: list[tuple[Implementation, Case]], settings: Settings, recor
         pending.put(item)
     stop = threading.Event()
     slots = [
-        threading.Thread(target=_slot, args=(pending, settings, record, stop), name=f"sockspec-slot{n}", daemon=True)
+        threading.Thread(
+            target=_slot,
+            args=(pending, settings, record, stop),
+            name=f"sockspec-slot{n}",
+            daemon=True,
+        )
         for n in range(min(settings.jobs, len(work)) or 1)
     ]
     for slot in slots:
@@ -153,7 +164,12 @@ def _dispatch(work: list[tuple[Implementation, Case]], settings: Settings, recor
         raise
 
 
-def _slot(pending: queue.Queue[tuple[Implementation, Case]], settings: Settings, record: object, stop: threading.Event) -> None:
+def _slot(
+    pending: queue.Queue[tuple[Implementation, Case]],
+    settings: Settings,
+    record: object,
+    stop: threading.Event,
+) -> None:
     worker: Worker | None = None
     dirs = [str(d) for d in settings.scenario_dirs]
     try:

@@ -147,7 +147,9 @@ def _invariant(value: str | None, func: Callable[..., Any], where: str) -> str:
     return " ".join(text.split())
 
 
-def _names(value: str | Iterable[str], known: Mapping[str, Any], what: str, where: str) -> tuple[str, ...]:
+def _names(
+    value: str | Iterable[str], known: Mapping[str, Any], what: str, where: str
+) -> tuple[str, ...]:
     names = tuple(known) if value == ALL else ((value,) if isinstance(value, str) else tuple(value))
     for name in names:
         if name not in known:
@@ -159,7 +161,9 @@ def _names(value: str | Iterable[str], known: Mapping[str, Any], what: str, wher
     return names
 
 
-def _params(params: Mapping[str, Sequence[Any]], func: Callable[..., Any], where: str) -> dict[str, tuple[Any, ...]]:
+def _params(
+    params: Mapping[str, Sequence[Any]], func: Callable[..., Any], where: str
+) -> dict[str, tuple[Any, ...]]:
     accepted = list(inspect.signature(func).parameters)[1:]
     for name in params:
         if name not in accepted:
@@ -209,8 +213,9 @@ def _checks(value: Iterable[str], where: str) -> tuple[str, ...]:
     names = tuple(value)
     for name in names:
         if name not in POST_CHECKS:
+            known = ", ".join(POST_CHECKS)
             raise ScenarioDefinitionError(
-                f"scenario {where}: unknown check {name!r}; expected one of {', '.join(POST_CHECKS)}"
+                f"scenario {where}: unknown check {name!r}; expected one of {known}"
             )
     return names
 

@@ -55,7 +55,7 @@ class ServerHandle:
         def run() -> None:
             try:
                 self.server.serve_forever(poll_interval)
-            except BaseException as exc:  # noqa: BLE001 - kept as evidence
+            except BaseException as exc:
                 self._serve_error = exc
 
         self._thread = threading.Thread(
@@ -75,7 +75,9 @@ class ServerHandle:
 
     def handle_request(self, timeout: float | None = None) -> None:
         """One ``handle_request()`` with a deadline."""
-        call_with_deadline(self.server.handle_request, timeout or self.call_timeout, "handle_request()")
+        call_with_deadline(
+            self.server.handle_request, timeout or self.call_timeout, "handle_request()"
+        )
 
     def close(self, timeout: float | None = None) -> None:
         """Stop serving if needed, then ``server_close()`` (once) with a deadline."""

@@ -38,7 +38,9 @@ def run(ctx, clients):
 def write_skeleton(name: str, directory: Path) -> Path:
     """Write ``<directory>/<last part of name>.py``; refuses to overwrite."""
     if not re.match(r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)+$", name):
-        raise UsageError(f"scenario name {name!r} must be a dotted lower-case id like 'mine.echo.twice'")
+        raise UsageError(
+            f"scenario name {name!r} must be a dotted lower-case id like 'mine.echo.twice'"
+        )
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{name.split('.')[-1]}.py"
     if path.exists():

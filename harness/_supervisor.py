@@ -31,7 +31,9 @@ HARD_DEADLINE_MARGIN = 15.0
 class Worker:
     """One worker process bound to one implementation."""
 
-    def __init__(self, impl: str, seed: int, deadline_scale: float, scenario_dirs: list[str]) -> None:
+    def __init__(
+        self, impl: str, seed: int, deadline_scale: float, scenario_dirs: list[str]
+    ) -> None:
         self.impl = impl
         self.workdir = Path(tempfile.mkdtemp(prefix="sockspec-worker-"))
         read_fd, write_fd = os.pipe()
@@ -70,7 +72,9 @@ class Worker:
         try:
             self._command({"id": case.id})
         except OSError:
-            return _result(case, self.impl, Verdict.CRASH, started, "worker died before the case"), False
+            return _result(
+                case, self.impl, Verdict.CRASH, started, "worker died before the case"
+            ), False
         limit = case.spec.deadline * self.scale + HARD_DEADLINE_MARGIN
         deadline = started + limit
         while True:
@@ -94,10 +98,16 @@ class Worker:
                 code = None
         output = _read_tail(self.workdir / "case.out")
         if code is not None:
-            how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exited with status {code}"
+            how = (
+                f"killed by {signal.Signals(-code).name}"
+                if code < 0
+                else f"exited with status {code}"
+            )
             evidence = {"output": output} if output else {}
             self.kill()
-            return _result(case, self.impl, Verdict.CRASH, started, f"worker process {how}", evidence)
+            return _result(
+                case, self.impl, Verdict.CRASH, started, f"worker process {how}", evidence
+            )
         stacks = self._dump_stacks()
         self.kill()
         evidence = {"stacks": stacks, **({"output": output} if output else {})}
@@ -146,7 +156,7 @@ class Worker:
                     return None
                 self._buffer += chunk
         line, self._buffer = self._buffer.split(b"\n", 1)
-        return json.loads(line)  # type: ignore[no-any-return]
+        return json.loads(line)
 
     def alive(self) -> bool:
         """True while the worker process runs."""
@@ -204,7 +214,12 @@ def _remove_tree(path: Path) -> None:
 
 
 def _result(
-    case: Case, impl: str, verdict: Verdict, started: float, reason: str, evidence: dict[str, Any] | None = None
+    case: Case,
+    impl: str,
+    verdict: Verdict,
+    started: float,
+    reason: str,
+    evidence: dict[str, Any] | None = None,
 ) -> CaseResult:
     return CaseResult(
         id=case.id,

@@ -8,6 +8,7 @@ raise for a violation, so one case reports all it finds.
 
 from __future__ import annotations
 
+import itertools
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -41,7 +42,9 @@ def _raised(events: Sequence[LifecycleEvent], name: str) -> LifecycleEvent | Non
 
 
 def _accepted(events: Sequence[LifecycleEvent]) -> bool:
-    verdicts = [e.detail.get("result") for e in events if e.name == "verify_request" and e.phase == "return"]
+    verdicts = [
+        e.detail.get("result") for e in events if e.name == "verify_request" and e.phase == "return"
+    ]
     return not verdicts or bool(verdicts[0])
 
 
@@ -69,14 +72,14 @@ def lifecycle(ctx: Context, kind: str | None = None) -> bool:
             got = observed[role]
             if tuple(got) != want:
                 ok = False
-                missing = [n for n in want if n not in got]
+                mine = [e for e in events if (e.pid == owner) == (role == "server")]
                 ctx.fail(
                     "lifecycle.order",
                     f"conn#{conn}: {role} hooks out of order, missing or repeated",
                     expected=" → ".join(want),
                     observed=" → ".join(got) or "(nothing)",
                     conn=conn,
-                    transcript=transcript(conn, events, missing),
+                    transcript=transcript(conn, mine, want),
                 )
         if kind != "forking" and observed["child"]:
             ok = False
@@ -118,7 +121,11 @@ def errors_handled(ctx: Context) -> bool:
                 conn=conn,
                 transcript=transcript(conn, events),
             )
-        accepted = [e.detail.get("client_address") for e in events if e.name == "get_request" and e.phase == "return"]
+        accepted = [
+            e.detail.get("client_address")
+            for e in events
+            if e.name == "get_request" and e.phase == "return"
+        ]
         for call in calls:
             address = call.detail.get("client_address")
             if accepted and address != accepted[0]:
@@ -152,7 +159,11 @@ def concurrency_placement(ctx: Context, kind: str | None = None) -> bool:
     kind = kind or ctx.kind
     ok = True
     handles = [e for e in ctx.events("handle") if e.phase == "call"]
-    serving = {(e.pid, e.thread_id) for e in ctx.events() if e.name in ("serve_forever", "handle_request") and e.phase == "call"}
+    serving = {
+        (e.pid, e.thread_id)
+        for e in ctx.events()
+        if e.name in ("serve_forever", "handle_request") and e.phase == "call"
+    }
     where = [(e.pid, e.thread_id, e.thread_name) for e in handles]
     if kind == "sync":
         strays = [h for h in handles if (h.pid, h.thread_id) not in serving]
@@ -167,7 +178,8 @@ def concurrency_placement(ctx: Context, kind: str | None = None) -> bool:
     elif kind == "threading":
         names = [w[2] for w in where]
         ok &= ctx.expect(
-            len(set(names)) == len(names) and not any((h.pid, h.thread_id) in serving for h in handles),
+            len(set(names)) == len(names)
+            and not any((h.pid, h.thread_id) in serving for h in handles),
             "concurrency.thread_per_request",
             "handlers did not each get a new thread",
             expected=f"{len(names)} distinct handler threads",
@@ -189,11 +201,13 @@ def _no_overlap(ctx: Context) -> bool:
     spans = []
     for conn, events in _by_conn(ctx.events()).items():
         start = next((e.t for e in events if e.name == "handle" and e.phase == "call"), None)
-        end = next((e.t for e in events if e.name == "handle" and e.phase in ("return", "raise")), None)
+        end = next(
+            (e.t for e in events if e.name == "handle" and e.phase in ("return", "raise")), None
+        )
         if start is not None and end is not None:
             spans.append((start, end, conn))
     spans.sort()
-    for (s1, e1, c1), (s2, _e2, c2) in zip(spans, spans[1:]):
+    for (_s1, e1, c1), (s2, _e2, c2) in itertools.pairwise(spans):
         if s2 < e1:
             ctx.fail(
                 "concurrency.sync_overlap",
@@ -225,10 +239,11 @@ def echoed(ctx: Context, results: Sequence[ClientResult], expected: Sequence[byt
     wrong = [r for r in results if r.received != expected[r.index]]
     if wrong:
         first = wrong[0]
+        want = expected[first.index]
         ctx.fail(
             "replies.echo",
             f"{len(wrong)} of {len(results)} client(s) did not get exactly their own bytes back",
-            expected=f"client {first.index}: {len(expected[first.index])} bytes {_peek(expected[first.index])}",
+            expected=f"client {first.index}: {len(want)} bytes {_peek(want)}",
             observed=f"{len(first.received)} bytes {_peek(first.received)}"
             + (f" ({first.error_type}: {first.error})" if first.error else ""),
             clients=[r.index for r in wrong[:50]],

@@ -17,26 +17,41 @@ from typing import Any
 
 import pytest
 
+from ._adhoc import AdhocSession
 from ._discovery import discover, select_cases
 from ._execute import execute
 from ._loading import Implementation, load_implementation
-from ._records import CaseResult, Verdict
+from ._records import CaseResult, Verdict, replay_command
 from ._scenario import Case
 from ._serverhandle import ServerHandle
-from ._adhoc import AdhocSession
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     """Register the ``--sockspec-*`` options."""
     group = parser.getgroup("sockspec", "socketserver conformance (sockspec)")
-    group.addoption("--sockspec-impl", action="append", default=[], metavar="SPEC",
-                    help="run the sockspec catalogue against SPEC (repeatable)")
-    group.addoption("--sockspec-select", action="append", default=[], metavar="GLOB",
-                    help="only cases whose id matches GLOB")
+    group.addoption(
+        "--sockspec-impl",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="run the sockspec catalogue against SPEC (repeatable)",
+    )
+    group.addoption(
+        "--sockspec-select",
+        action="append",
+        default=[],
+        metavar="GLOB",
+        help="only cases whose id matches GLOB",
+    )
     group.addoption("--sockspec-profile", default="default", help="smoke, default, full or stress")
     group.addoption("--sockspec-seed", type=int, default=0, help="base seed of the cases")
-    group.addoption("--sockspec-scenarios", action="append", default=[], metavar="DIR",
-                    help="extra directory of scenario modules")
+    group.addoption(
+        "--sockspec-scenarios",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="extra directory of scenario modules",
+    )
 
 
 class CaseItem(pytest.Item):
@@ -94,7 +109,7 @@ def describe(result: CaseResult) -> str:
         lines.append(f"  … and {len(result.findings) - 10} more finding(s)")
     if "stacks" in result.evidence:
         lines.append("  stacks:\n" + str(result.evidence["stacks"])[-3000:])
-    lines.append(f"  replay: python -m harness run --impl {result.impl} --select '{result.id}' --seed {result.seed}")
+    lines.append(f"  replay: {replay_command(result)}")
     return "\n".join(lines)
 
 
@@ -105,17 +120,25 @@ class CatalogueCollector(pytest.Collector):
         """One ``CaseItem`` per implementation × case."""
         config = self.config
         specs = discover([Path(d) for d in config.getoption("sockspec_scenarios")])
-        cases = select_cases(specs, tuple(config.getoption("sockspec_select")), config.getoption("sockspec_profile"))
+        cases = select_cases(
+            specs, tuple(config.getoption("sockspec_select")), config.getoption("sockspec_profile")
+        )
         seed = config.getoption("sockspec_seed")
         items: list[pytest.Item] = []
         for impl in config.getoption("sockspec_impl"):
             load_implementation(impl)  # a bad spec fails collection with its one-line error
             for case in cases:
-                items.append(CaseItem.from_parent(self, name=f"{impl}::{case.id}", impl_spec=impl, case=case, seed=seed))
+                items.append(
+                    CaseItem.from_parent(
+                        self, name=f"{impl}::{case.id}", impl_spec=impl, case=case, seed=seed
+                    )
+                )
         return items
 
 
-def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(
+    session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+) -> None:
     """Append the catalogue's items when ``--sockspec-impl`` is given."""
     if not config.getoption("sockspec_impl"):
         return

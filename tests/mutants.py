@@ -43,9 +43,12 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         "handle_error_not_called",
-        "            except Exception:\n                self.handle_error(request, client_address)\n"
-        "                self.shutdown_request(request)\n            except:",
-        "            except Exception:\n                self.shutdown_request(request)\n            except:",
+        "            except Exception:\n"
+        "                self.handle_error(request, client_address)\n"
+        "                self.shutdown_request(request)\n"
+        "            except:",
+        "            except Exception:\n                self.shutdown_request(request)\n"
+        "            except:",
         "lifecycle.handler.order[tcp-sync-fault=handle-*",
     ),
     Mutant(

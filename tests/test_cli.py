@@ -7,7 +7,6 @@ from pathlib import Path
 
 import psutil
 import pytest
-
 from conftest import CliRun
 from mutants import by_name
 
@@ -31,7 +30,15 @@ def test_select_matching_nothing_exits_2(cli: Cli) -> None:
 
 
 def test_passing_run_exits_0_and_writes_results(cli: Cli) -> None:
-    run = cli("run", "--impl", "stdlib", "--impl", "reference", "--select", "lifecycle.handler.order[tcp-*")
+    run = cli(
+        "run",
+        "--impl",
+        "stdlib",
+        "--impl",
+        "reference",
+        "--select",
+        "lifecycle.handler.order[tcp-*",
+    )
     assert run.status == 0, run.stderr
     doc = run.results()
     assert doc["schema"] == "sockspec-results/1"
@@ -45,8 +52,12 @@ def test_skipped_finish_exits_1(cli: Cli, tmp_path: Path) -> None:
     run = cli("run", "--impl", str(path), "--select", "lifecycle.handler.order[tcp-*")
     assert run.status == 1
     verdicts = run.verdicts()
-    assert verdicts[(str(path), "lifecycle.handler.order[tcp-sync-fault=handle-clients=20]")] == "fail"
-    assert verdicts[(str(path), "lifecycle.handler.order[tcp-sync-fault=none-clients=20]")] == "pass"
+    assert (
+        verdicts[(str(path), "lifecycle.handler.order[tcp-sync-fault=handle-clients=20]")] == "fail"
+    )
+    assert (
+        verdicts[(str(path), "lifecycle.handler.order[tcp-sync-fault=none-clients=20]")] == "pass"
+    )
 
 
 @pytest.mark.slow
@@ -54,7 +65,17 @@ def test_hang_and_crash_are_verdicts_and_the_run_goes_on(cli: Cli, tmp_path: Pat
     hang = by_name("shutdown_never_returns").write(tmp_path)
     crash = by_name("finish_request_exits_process").write(tmp_path)
     before = {p.pid for p in psutil.Process().children(recursive=True)}
-    run = cli("run", "--impl", str(hang), "--impl", str(crash), "--select", "echo.concurrent[tcp-*", "--jobs", "2")
+    run = cli(
+        "run",
+        "--impl",
+        str(hang),
+        "--impl",
+        str(crash),
+        "--select",
+        "echo.concurrent[tcp-*",
+        "--jobs",
+        "2",
+    )
     assert run.status == 1
     verdicts = run.verdicts()
     assert verdicts[(str(hang), "echo.concurrent[tcp-sync-clients=100]")] == "hang"
@@ -80,7 +101,9 @@ def test_list_and_catalogue(cli: Cli) -> None:
 def test_new_writes_a_skeleton_that_runs(cli: Cli, tmp_path: Path) -> None:
     made = cli("new", "mine.echo.twice", "--dir", str(tmp_path / "mine"))
     assert made.status == 0, made.stderr
-    run = cli("run", "--impl", "stdlib", "--scenarios", str(tmp_path / "mine"), "--select", "mine.*")
+    run = cli(
+        "run", "--impl", "stdlib", "--scenarios", str(tmp_path / "mine"), "--select", "mine.*"
+    )
     assert run.status == 0, run.stderr
     assert len(run.results()["results"]) == 4
 
@@ -100,7 +123,9 @@ def test_scenario_that_raises_is_error_not_fail(cli: Cli, tmp_path: Path) -> Non
         "@scenario('mine.oops', title='oops', transports=['tcp'], kinds=['sync'])\n"
         "def oops(ctx):\n    'nothing holds'\n    ctx.server()\n    return 1 / 0\n"
     )
-    run = cli("run", "--impl", "stdlib", "--scenarios", str(tmp_path / "user"), "--select", "mine.*")
+    run = cli(
+        "run", "--impl", "stdlib", "--scenarios", str(tmp_path / "user"), "--select", "mine.*"
+    )
     assert run.status == 2
     (record,) = run.results()["results"]
     assert record["verdict"] == "error" and "ZeroDivisionError" in record["reason"]

@@ -5,13 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from mutants import by_name
 
 from harness import Verdict, load_implementation
 from harness._discovery import discover, select_cases
 from harness._execute import execute
 from harness._resources import take_snapshot
 from harness._scenario import Case
-from mutants import by_name
 
 
 def _case(case_id: str) -> Case:
@@ -25,7 +25,9 @@ HANDLE_RAISES = "lifecycle.handler.order[{}-{}-fault=handle-clients=20]"
 @pytest.mark.parametrize("transport", ["tcp", "udp", "unix_stream"])
 @pytest.mark.parametrize("kind", ["sync", "threading", "forking"])
 def test_reference_passes_handler_lifecycle_when_handle_raises(transport: str, kind: str) -> None:
-    outcome = execute(load_implementation("reference"), _case(HANDLE_RAISES.format(transport, kind)))
+    outcome = execute(
+        load_implementation("reference"), _case(HANDLE_RAISES.format(transport, kind))
+    )
     assert outcome.result.verdict is Verdict.PASS, outcome.result.findings
     assert not outcome.tainted
 
@@ -57,10 +59,14 @@ def test_shutdown_that_never_returns_is_a_hang_with_stacks(tmp_path: Path) -> No
 
 def test_a_case_leaves_no_descriptor_thread_or_child_behind() -> None:
     before = take_snapshot()
-    execute(load_implementation("reference"), _case("echo.concurrent[unix_stream-forking-clients=100]"))
+    execute(
+        load_implementation("reference"), _case("echo.concurrent[unix_stream-forking-clients=100]")
+    )
     after = take_snapshot()
     assert set(after.fds) <= set(before.fds)
-    assert set(after.threads) <= set(before.threads) | {i for i, n in after.threads.items() if n.startswith("sockspec-")}
+    assert set(after.threads) <= set(before.threads) | {
+        i for i, n in after.threads.items() if n.startswith("sockspec-")
+    }
     assert set(after.children) <= set(before.children)
 
 
@@ -68,8 +74,11 @@ def test_missing_feature_is_unsupported_not_fail(tmp_path: Path) -> None:
     path = tmp_path / "nounix.py"
     path.write_text(
         "from socketserver import BaseServer, TCPServer, UDPServer, ThreadingMixIn, ForkingMixIn\n"
-        "from socketserver import BaseRequestHandler, StreamRequestHandler, DatagramRequestHandler\n"
+        "from socketserver import BaseRequestHandler, StreamRequestHandler\n"
+        "from socketserver import DatagramRequestHandler\n"
     )
-    result = execute(load_implementation(str(path)), _case("echo.concurrent[unix_stream-sync-clients=100]")).result
+    result = execute(
+        load_implementation(str(path)), _case("echo.concurrent[unix_stream-sync-clients=100]")
+    ).result
     assert result.verdict is Verdict.UNSUPPORTED
     assert "UnixStreamServer" in result.reason

@@ -22,7 +22,9 @@ def test_stdlib_and_reference_load_with_their_features() -> None:
 
 
 def test_unknown_module_names_the_closest_match() -> None:
-    with pytest.raises(LoadError, match=r"unknown implementation 'socketserverr'.*did you mean 'socketserver'"):
+    with pytest.raises(
+        LoadError, match=r"unknown implementation 'socketserverr'.*did you mean 'socketserver'"
+    ):
         load_implementation("socketserverr")
 
 

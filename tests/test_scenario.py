@@ -16,7 +16,12 @@ def test_cases_expand_transports_kinds_and_params() -> None:
 
     spec = spec_of(body)
     assert spec is not None
-    assert [c.id for c in spec.cases()] == ["t.x[tcp-sync-n=1]", "t.x[tcp-sync-n=2]", "t.x[udp-sync-n=1]", "t.x[udp-sync-n=2]"]
+    assert [c.id for c in spec.cases()] == [
+        "t.x[tcp-sync-n=1]",
+        "t.x[tcp-sync-n=2]",
+        "t.x[udp-sync-n=1]",
+        "t.x[udp-sync-n=2]",
+    ]
 
 
 @pytest.mark.parametrize(

@@ -280,9 +280,7 @@ def test_silent_server_times_out_within_deadline_without_leaking() -> None:
     deadline = 0.5
     start = time.monotonic()
     try:
-        results = run_swarm(
-            server.endpoint, [echo_script(b"hello?", True)] * 50, timeout=deadline
-        )
+        results = run_swarm(server.endpoint, [echo_script(b"hello?", True)] * 50, timeout=deadline)
     finally:
         elapsed = time.monotonic() - start
         server.close()
@@ -430,7 +428,9 @@ def test_datagram_recv_n_and_close() -> None:
     sock.bind(("127.0.0.1", 0))
     server = Server(sock)
     try:
-        result = run_one(server, (Send(b"0123456789"), Recv(4), Send(b"z"), RecvDatagram(), Close()))
+        result = run_one(
+            server, (Send(b"0123456789"), Recv(4), Send(b"z"), RecvDatagram(), Close())
+        )
     finally:
         server.close()
     assert result.ok, result
@@ -479,7 +479,9 @@ def test_run_swarm_from_a_thread_and_from_async_code() -> None:
     scripts = [echo_script(b"t%d" % i, True) for i in range(20)]
     try:
         with ThreadPoolExecutor(2) as pool:
-            futures = [pool.submit(run_swarm, server.endpoint, scripts, timeout=T) for _ in range(2)]
+            futures = [
+                pool.submit(run_swarm, server.endpoint, scripts, timeout=T) for _ in range(2)
+            ]
             from_threads = [f.result(timeout=30) for f in futures]
 
         async def inside_a_loop() -> list[ClientResult]:

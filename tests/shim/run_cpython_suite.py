@@ -26,8 +26,9 @@ _EXPECTED_FILE = os.path.join(_REPO, "servers", "__init__.py")
 
 
 def _verify() -> str:
-    import servers
     import socketserver
+
+    import servers
 
     problems = []
     if socketserver is not servers:
