@@ -54,7 +54,7 @@ def execute(
     """Run ``case`` against ``impl`` and judge it."""
     started = time.monotonic()
     base_seed, seed = seed, case_seed(seed, case.id)
-    reason = _unsupported_reason(impl, case)
+    reason = unsupported_reason(impl, case)
     if reason:
         return CaseOutcome(_result(impl, case, Verdict.UNSUPPORTED, started, seed, reason=reason))
     tmpdir = tempfile.mkdtemp(prefix="sockspec-")  # mkdtemp makes it 0700
@@ -73,7 +73,8 @@ def execute(
     )
 
 
-def _unsupported_reason(impl: Implementation, case: Case) -> str:
+def unsupported_reason(impl: Implementation, case: Case) -> str:
+    """Why ``case`` cannot run on ``impl`` here (missing feature or host support), or ""."""
     missing = impl.missing(case.spec.requires)
     if missing:
         return f"implementation {impl.spec!r} lacks {', '.join(missing)}"

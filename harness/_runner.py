@@ -12,7 +12,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -20,14 +20,13 @@ from typing import Protocol
 
 from ._discovery import discover, select_cases
 from ._errors import LoadError, UsageError
-from ._execute import case_seed
+from ._execute import case_seed, unsupported_reason
 from ._loading import Implementation, load_implementation
 from ._records import CaseResult, Verdict
 from ._results import RunInfo, append_line, now, write_results
 from ._scenario import Case
 from ._settings import Settings
 from ._supervisor import Worker, _result
-from ._variants import host_supports
 
 EXIT_OK, EXIT_FAILED, EXIT_UNUSABLE = 0, 1, 2
 
@@ -106,7 +105,7 @@ def run(
 
     partial = False
     try:
-        _dispatch(work, settings, record)
+        _Pool(settings, record).run(work)
     except KeyboardInterrupt:
         partial = True
     order = {(i.spec, c.id): n for n, (i, c) in enumerate(work)}
@@ -136,74 +135,92 @@ def run(
     return RunOutcome(tuple(results), report_dir, status, partial)
 
 
-def _dispatch(work: list[tuple[Implementation, Case]], settings: Settings, record: object) -> None:
-    """Run the work over ``settings.jobs`` worker slots; Ctrl-C stops it."""
-    pending: queue.Queue[tuple[Implementation, Case]] = queue.Queue()
-    for item in work:
-        pending.put(item)
-    stop = threading.Event()
-    slots = [
-        threading.Thread(
-            target=_slot,
-            args=(pending, settings, record, stop),
-            name=f"sockspec-slot{n}",
-            daemon=True,
-        )
-        for n in range(min(settings.jobs, len(work)) or 1)
-    ]
-    for slot in slots:
-        slot.start()
-    try:
-        while any(s.is_alive() for s in slots):
-            for slot in slots:
-                slot.join(0.2)
-    except KeyboardInterrupt:
-        stop.set()
+class _Pool:
+    """``jobs`` worker slots draining one queue of (implementation, case) pairs.
+
+    On Ctrl-C the pool kills every worker at once; the cases they were running
+    are dropped (not judged), and the run is marked partial.
+    """
+
+    def __init__(self, settings: Settings, record: Callable[[CaseResult], None]) -> None:
+        self.settings = settings
+        self.record = record
+        self.pending: queue.Queue[tuple[Implementation, Case]] = queue.Queue()
+        self.stop = threading.Event()
+        self._active: dict[int, Worker] = {}
+        self._lock = threading.Lock()
+
+    def run(self, work: list[tuple[Implementation, Case]]) -> None:
+        """Run all ``work``; re-raises KeyboardInterrupt after stopping the workers."""
+        for item in work:
+            self.pending.put(item)
+        count = max(1, min(self.settings.jobs, len(work)))
+        slots = [
+            threading.Thread(target=self._slot, args=(n,), name=f"sockspec-slot{n}", daemon=True)
+            for n in range(count)
+        ]
         for slot in slots:
-            slot.join(30.0)
-        raise
-
-
-def _slot(
-    pending: queue.Queue[tuple[Implementation, Case]],
-    settings: Settings,
-    record: object,
-    stop: threading.Event,
-) -> None:
-    worker: Worker | None = None
-    dirs = [str(d) for d in settings.scenario_dirs]
-    try:
-        while not stop.is_set():
-            try:
-                impl, case = pending.get_nowait()
-            except queue.Empty:
-                return
-            started = time.monotonic()
-            reason = impl.missing(case.spec.requires)
-            why = (f"implementation {impl.spec!r} lacks {', '.join(reason)}" if reason else "") or (
-                host_supports(case.transport, case.kind) or ""
-            )
-            if why:
-                record(_result(case, impl.spec, Verdict.UNSUPPORTED, started, why))  # type: ignore[operator]
-                continue
-            if worker is not None and (worker.impl != impl.spec or not worker.alive()):
-                worker.close()
-                worker = None
-            try:
-                if worker is None:
-                    worker = Worker(impl.spec, settings.seed, settings.deadline_scale, dirs)
-                result, usable = worker.run(case)
-            except LoadError as exc:
-                result, usable = _result(case, impl.spec, Verdict.ERROR, started, str(exc)), False
-            if not result.seed:
-                result = _with_seed(result, case_seed(settings.seed, case.id))
-            record(result)  # type: ignore[operator]
-            if not usable and worker is not None:
+            slot.start()
+        try:
+            while any(s.is_alive() for s in slots):
+                for slot in slots:
+                    slot.join(0.2)
+        except KeyboardInterrupt:
+            self.stop.set()
+            with self._lock:
+                workers = list(self._active.values())
+            for worker in workers:
                 worker.kill()
-                worker = None
-    finally:
-        if worker is not None:
+            for slot in slots:
+                slot.join(10.0)
+            raise
+
+    def _slot(self, n: int) -> None:
+        worker: Worker | None = None
+        try:
+            while not self.stop.is_set():
+                try:
+                    impl, case = self.pending.get_nowait()
+                except queue.Empty:
+                    return
+                worker, result = self._one(n, worker, impl, case)
+                if self.stop.is_set():
+                    return  # interrupted: the case was not judged
+                self.record(result)
+        finally:
+            if worker is not None:
+                worker.close()
+
+    def _one(
+        self, n: int, worker: Worker | None, impl: Implementation, case: Case
+    ) -> tuple[Worker | None, CaseResult]:
+        started = time.monotonic()
+        why = unsupported_reason(impl, case)
+        if why:
+            return worker, _result(case, impl.spec, Verdict.UNSUPPORTED, started, why)
+        if worker is not None and (worker.impl != impl.spec or not worker.alive()):
             worker.close()
+            worker = None
+        usable = False
+        try:
+            if worker is None:
+                worker = self._start(n, impl.spec)
+            result, usable = worker.run(case)
+        except LoadError as exc:
+            result = _result(case, impl.spec, Verdict.ERROR, started, str(exc))
+        if not result.seed:
+            result = _with_seed(result, case_seed(self.settings.seed, case.id))
+        if not usable and worker is not None:
+            worker.kill()
+            worker = None
+        return worker, result
+
+    def _start(self, n: int, spec: str) -> Worker:
+        s = self.settings
+        worker = Worker(spec, s.seed, s.deadline_scale, [str(d) for d in s.scenario_dirs])
+        with self._lock:
+            self._active[n] = worker
+        return worker
 
 
 def _with_seed(result: CaseResult, seed: int) -> CaseResult:

@@ -129,3 +129,51 @@ def test_scenario_that_raises_is_error_not_fail(cli: Cli, tmp_path: Path) -> Non
     assert run.status == 2
     (record,) = run.results()["results"]
     assert record["verdict"] == "error" and "ZeroDivisionError" in record["reason"]
+
+
+def test_ctrl_c_writes_partial_results(tmp_path: Path) -> None:
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import ROOT
+
+    report = tmp_path / "report"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "harness",
+            "run",
+            "--impl",
+            "reference",
+            "--report-dir",
+            str(report),
+        ],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        stream = report / "results.jsonl"
+        while not (stream.exists() and stream.read_text().count("\n") >= 3):
+            assert time.monotonic() < deadline, "no case finished within 60 s"
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        status = proc.wait(60)
+    finally:
+        proc.kill()
+        proc.wait(10)
+        if proc.stderr:
+            proc.stderr.close()
+    doc = json.loads((report / "results.json").read_text())
+    assert doc["run"]["partial"] is True
+    assert status == doc["run"]["exit_status"] != 0
+    assert 3 <= len(doc["results"]) < 90

@@ -723,7 +723,7 @@ def test_udp_get_request_shape_and_noop_close() -> None:
 def test_datagram_handler_replies_even_when_nothing_written() -> None:
     class Silent(servers.DatagramRequestHandler):
         def handle(self) -> None:
-            assert self.packet == b"q" and self.socket is self.server.socket  # type: ignore[attr-defined]
+            assert self.packet == b"q" and self.socket is self.server.socket
 
     with servers.UDPServer((HOST, 0), Silent) as server:
         server.timeout = TIMEOUT
@@ -861,6 +861,9 @@ def test_threading_errors_handled_in_thread_and_exits_propagate(
             raise self.server.exc  # type: ignore[attr-defined]
 
     class Server(servers.ThreadingTCPServer):
+        exc: type[BaseException] = ValueError
+        errors: list[tuple[threading.Thread, type[BaseException] | None]]
+
         def handle_error(self, request: Any, client_address: Any) -> None:
             self.errors.append((threading.current_thread(), sys.exc_info()[0]))
 
@@ -872,14 +875,14 @@ def test_threading_errors_handled_in_thread_and_exits_propagate(
         done.clear()
         hook_calls.clear()
         server = make_tcp(Server, Handler)
-        server.exc = exc  # type: ignore[attr-defined]
-        server.errors = []  # type: ignore[attr-defined]
+        server.exc = exc
+        server.errors = []
         with connect(server.server_address) as client:
             server.handle_request()
             assert done.wait(TIMEOUT)
             assert recv_all(client) == b""
         server.server_close()  # joins the handler thread
-        errors = server.errors  # type: ignore[attr-defined]
+        errors = server.errors
         if handled:
             assert len(errors) == 1 and errors[0][1] is ValueError
             assert errors[0][0] is not threading.current_thread()
@@ -889,10 +892,8 @@ def test_threading_errors_handled_in_thread_and_exits_propagate(
             assert hook_calls == [SystemExit]
 
 
-@pytest.mark.parametrize("cls_name", ["ThreadingUDPServer"])
-def test_threading_udp(cls_name: str) -> None:
-    cls = getattr(servers, cls_name)
-    with cls((HOST, 0), DgramEcho) as server:
+def test_threading_udp() -> None:
+    with servers.ThreadingUDPServer((HOST, 0), DgramEcho) as server:
         server.timeout = TIMEOUT
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
             client.settimeout(TIMEOUT)
@@ -940,7 +941,7 @@ def test_forking_server_reaps_children_and_leaves_no_zombies(
     server = make_tcp(servers.ForkingTCPServer)
     try:
         assert server.active_children is None
-        pids = set()
+        pids: set[int] = set()
         for i in range(3):
             with connect(server.server_address) as client:
                 client.sendall(b"fork %d\n" % i)
