@@ -79,6 +79,14 @@ class Context:
         """Describe a handler; ``handle`` defaults to echo."""
         return HandlerSpec(handle, after_setup, before_finish, base, attrs)
 
+    def server_class(self, transport: str | None = None, kind: str | None = None) -> type:
+        """The implementation's own (uninstrumented) server class for a variant.
+
+        Useful for overrides passed to ``server(**attrs)`` that must call the
+        implementation's version: ``ctx.server_class().get_request(self)``.
+        """
+        return resolve_server_class(self.impl, transport or self.case.transport, kind or self.kind)
+
     def server(
         self,
         handler: HandlerSpec | Behaviour | None = None,

@@ -5,10 +5,14 @@ interpreter's own ``socketserver.py``, written to a temporary ``.py`` file and
 loaded with ``--impl PATH``.  ``MUTANTS`` is the project's measure of the
 harness's power: every mutant must be caught by the case named in ``caught_by``.
 Mutation at test time keeps CPython's text out of the repository.
+
+The table is the union of ``MUTANTS`` here and in every ``tests/mutants_*.py``
+(one per behaviour family), so adding a mutant touches one family file only.
 """
 
 from __future__ import annotations
 
+import importlib
 import socketserver
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +38,7 @@ class Mutant:
         return path
 
 
-MUTANTS: tuple[Mutant, ...] = (
+CORE: tuple[Mutant, ...] = (
     Mutant(
         "finish_skipped_when_handle_raises",
         "        try:\n            self.handle()\n        finally:\n            self.finish()",
@@ -66,6 +70,16 @@ MUTANTS: tuple[Mutant, ...] = (
         verdict="crash",
     ),
 )
+
+
+def _family_tables() -> tuple[Mutant, ...]:
+    found: list[Mutant] = []
+    for path in sorted(Path(__file__).parent.glob("mutants_*.py")):
+        found.extend(importlib.import_module(path.stem).MUTANTS)
+    return tuple(found)
+
+
+MUTANTS: tuple[Mutant, ...] = CORE + _family_tables()
 
 
 def by_name(name: str) -> Mutant:

@@ -1,0 +1,35 @@
+"""Detection power: every deliberately broken implementation is caught by its named case.
+
+This is the project's own measure of the harness's power (see ``mutants.py``).
+Each mutant runs through the real CLI, supervised, so hangs and crashes are
+judged exactly as in a user's run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from conftest import CliRun
+from mutants import MUTANTS, Mutant
+
+
+def test_mutant_names_are_unique() -> None:
+    names = [m.name for m in MUTANTS]
+    assert len(names) == len(set(names))
+
+
+@pytest.mark.parametrize("mutant", MUTANTS, ids=lambda m: m.name)
+def test_mutant_is_caught_by_its_case(
+    mutant: Mutant, cli: Callable[..., CliRun], tmp_path: Path
+) -> None:
+    path = mutant.write(tmp_path)
+    run = cli("run", "--impl", str(path), "--select", mutant.caught_by, "--profile", "full")
+    assert run.status == 1, run.stderr
+    verdicts = {r["id"]: r["verdict"] for r in run.results()["results"]}
+    caught = [case for case, verdict in verdicts.items() if verdict == mutant.verdict]
+    assert caught, (
+        f"{mutant.name}: no case of {mutant.caught_by!r} gave {mutant.verdict}: {verdicts}"
+    )
