@@ -52,6 +52,15 @@ def build_parser() -> argparse.ArgumentParser:
     run_p.add_argument("--jobs", type=int, default=1)
     run_p.add_argument("--report-dir", type=Path, default=None)
     run_p.add_argument("--scenarios", action="append", type=Path, default=[], metavar="DIR")
+    run_p.add_argument(
+        "--expect",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="FILE",
+        help="TOML file of known failures: they become xfail (repeatable)",
+    )
+    run_p.add_argument("--strict", action="store_true", help="an xpass fails the run")
     run_p.add_argument("--quiet", action="store_true", help="no progress output")
     list_p = sub.add_parser("list", help="list cases or render the catalogue")
     list_p.add_argument("--select", action="append", metavar="GLOB", default=[])
@@ -91,6 +100,8 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
         jobs=args.jobs,
         report_dir=args.report_dir,
         scenario_dirs=tuple(args.scenarios),
+        expect_files=tuple(args.expect),
+        strict=args.strict or None,
     )
     progress = None if args.quiet else make_progress(sys.stderr)
     outcome = run(settings, ["sockspec", *argv], progress)

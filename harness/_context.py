@@ -26,6 +26,7 @@ from ._records import ClientResult, Finding, LifecycleEvent
 from ._scenario import Case
 from ._serverhandle import ServerHandle
 from ._swarm import Script, run_swarm
+from ._wirelog import wire_entries
 from ._variants import TRANSPORTS, bind_address, resolve_handler_base, resolve_server_class
 
 T = TypeVar("T")
@@ -56,6 +57,7 @@ class Context:
         self._clients: list[StreamClient | DatagramClient] = []
         self._gates: list[threading.Event] = []
         self._addresses = 0
+        self.wire: list[dict[str, Any]] = []  # client-side wire log of every swarm
 
     # -- time ---------------------------------------------------------------
     def time_left(self) -> float:
@@ -145,12 +147,14 @@ class Context:
         self, scripts: Sequence[Script], server: ServerHandle | None = None, timeout: float = 15.0
     ) -> list[ClientResult]:
         """Run one client per script, all started together; returns their results."""
-        return run_swarm(
+        results = run_swarm(
             self._target(server).endpoint,
             scripts,
             timeout=self.timeout(timeout),
             bind_dir=self.tmpdir,
         )
+        self.wire.extend(wire_entries(len(self.wire), scripts, results, self.started))
+        return results
 
     # -- helpers ------------------------------------------------------------
     def payload(self, size: int) -> bytes:

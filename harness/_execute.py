@@ -28,6 +28,7 @@ from ._records import CaseResult, Finding, Verdict
 from ._resources import leak_findings, reap_and_kill, settle, take_snapshot
 from ._scenario import Case
 from ._variants import host_supports
+from ._wirelog import timeline
 
 #: How long leftovers may take to wind down after teardown before they are leaks.
 LEAK_GRACE = 2.0
@@ -107,9 +108,12 @@ def _run_and_check(ctx: Context, baseline: Any) -> tuple[Verdict, str, dict[str,
         _post_checks(ctx)
     tainted |= _resource_checks(ctx, baseline, apply="resources" in ctx.case.spec.checks)
     ctx.log.sync()
-    evidence["events"] = len(ctx.log.events())
+    events = ctx.log.events()
+    evidence["events"] = len(events)
+    evidence["timeline"] = timeline(events, ctx.started)
     if ctx.findings or verdict not in (Verdict.PASS, Verdict.UNSUPPORTED):
-        evidence["event_log"] = [e.to_json() for e in ctx.log.events()[:2000]]
+        evidence["event_log"] = [e.to_json() for e in events[:2000]]
+        evidence["wire"] = ctx.wire
     return verdict, reason, evidence, tainted
 
 

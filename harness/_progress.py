@@ -18,6 +18,8 @@ _MARK = {
     Verdict.CRASH: "C",
     Verdict.UNSUPPORTED: "u",
     Verdict.ERROR: "E",
+    Verdict.XFAIL: "x",
+    Verdict.XPASS: "X",
 }
 
 

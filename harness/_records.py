@@ -22,6 +22,8 @@ class Verdict(str, enum.Enum):
     CRASH = "crash"
     UNSUPPORTED = "unsupported"
     ERROR = "error"
+    XFAIL = "xfail"  # failed, hung or crashed as an expectation file says it would
+    XPASS = "xpass"  # passed although an expectation file says it fails
 
 
 class Strictness(str, enum.Enum):
@@ -155,7 +157,7 @@ class CaseResult:
 
     @property
     def counts_as_failure(self) -> bool:
-        """True when this result makes the run fail (exit status 1)."""
+        """True when this result makes the run fail (exit status 1), ``--strict`` aside."""
         bad = self.verdict in (Verdict.FAIL, Verdict.HANG, Verdict.CRASH)
         return bad and self.strictness is Strictness.MUST
 

@@ -21,6 +21,7 @@ from typing import Protocol
 from ._discovery import discover, select_cases
 from ._errors import LoadError, UsageError
 from ._execute import case_seed, unsupported_reason
+from ._expectations import apply_expectations, load_expectations
 from ._loading import Implementation, load_implementation
 from ._records import CaseResult, Verdict
 from ._results import RunInfo, append_line, now, write_results
@@ -51,11 +52,14 @@ class RunOutcome:
     partial: bool
 
 
-def exit_status(results: Sequence[CaseResult]) -> int:
-    """0 all must-cases pass; 1 a must-case failed, hung or crashed; 2 a case errored."""
+def exit_status(results: Sequence[CaseResult], strict: bool = False) -> int:
+    """0 all must-cases pass; 1 a must-case failed, hung or crashed (or, with
+    ``strict``, passed against expectations); 2 a case errored."""
     if any(r.verdict is Verdict.ERROR for r in results):
         return EXIT_UNUSABLE
     if any(r.counts_as_failure for r in results):
+        return EXIT_FAILED
+    if strict and any(r.verdict is Verdict.XPASS for r in results):
         return EXIT_FAILED
     return EXIT_OK
 
@@ -88,6 +92,7 @@ def run(
     """Run every selected case against every implementation and write results.json."""
     started = now()
     impls, cases = plan(settings)
+    expectations = load_expectations(settings.expect_files)
     report_dir = settings.report_dir or default_report_dir()
     report_dir.mkdir(parents=True, exist_ok=True)
     work: list[tuple[Implementation, Case]] = [(i, c) for i in impls for c in cases]
@@ -110,7 +115,10 @@ def run(
         partial = True
     order = {(i.spec, c.id): n for n, (i, c) in enumerate(work)}
     results.sort(key=lambda r: order.get((r.impl, r.id), 0))
-    status = exit_status(results) if not partial else max(exit_status(results), EXIT_FAILED)
+    results = apply_expectations(results, expectations)
+    status = exit_status(results, settings.strict)
+    if partial:
+        status = max(status, EXIT_FAILED)
     info = RunInfo(
         started=started,
         finished=now(),
