@@ -26,8 +26,8 @@ from ._records import ClientResult, Finding, LifecycleEvent
 from ._scenario import Case
 from ._serverhandle import ServerHandle
 from ._swarm import Script, run_swarm
-from ._wirelog import wire_entries
 from ._variants import TRANSPORTS, bind_address, resolve_handler_base, resolve_server_class
+from ._wirelog import wire_entries
 
 T = TypeVar("T")
 
