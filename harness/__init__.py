@@ -27,7 +27,7 @@ from ._records import (
     Strictness,
     Verdict,
 )
-from ._scenario import ALL, Case, ScenarioSpec, scenario
+from ._scenario import ALL, Case, Param, ScenarioSpec, param, scenario
 from ._serverhandle import ServerHandle
 from ._settings import PROFILES, Settings
 from ._swarm import (
@@ -68,6 +68,7 @@ __all__ = [
     "InjectedError",
     "LifecycleEvent",
     "LoadError",
+    "Param",
     "Pause",
     "Recv",
     "RecvAll",
@@ -93,6 +94,7 @@ __all__ = [
     "echo_script",
     "gated",
     "load_implementation",
+    "param",
     "probe_features",
     "raising",
     "scenario",

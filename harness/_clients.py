@@ -42,6 +42,13 @@ DEFAULT_READ_LIMIT = 16 * 1024 * 1024
 # close() discard unsent data and send RST instead of FIN (TCP only; harmless elsewhere).
 _LINGER_RESET = struct.pack("ii", 1, 0)
 
+#: Back-off (first and longest wait, seconds) between connect() attempts to a Unix
+#: listener whose backlog is full. Unix-domain connect() with a timeout set
+#: fails at once with EAGAIN there instead of waiting, and no readiness event
+#: announces room, so the only way to wait is to retry.
+UNIX_RETRY_FIRST = 0.0005
+UNIX_RETRY_MAX = 0.02
+
 # Unique suffixes for Unix datagram bind paths within one process.
 _bind_counter = itertools.count()
 
@@ -147,13 +154,20 @@ class StreamClient:
         if endpoint.socktype != socket.SOCK_STREAM:
             raise ValueError(f"StreamClient needs a stream endpoint, got {endpoint.transport}")
         sock = socket.socket(endpoint.family, socket.SOCK_STREAM)
+        deadline = _Deadline(f"connect to {endpoint.address!r}", timeout)
+        delay = UNIX_RETRY_FIRST
         try:
-            sock.settimeout(timeout)
-            try:
-                sock.connect(endpoint.address)
-            except TimeoutError:
-                raise ClientTimeout(f"connect to {endpoint.address!r}", timeout) from None
-            return cls(sock, timeout)
+            while True:
+                sock.settimeout(deadline.remaining())
+                try:
+                    sock.connect(endpoint.address)
+                    return cls(sock, timeout)
+                except TimeoutError:
+                    raise deadline.expired() from None
+                except BlockingIOError:
+                    # EAGAIN from a Unix listener with a full backlog (see UNIX_RETRY_FIRST).
+                    time.sleep(min(delay, deadline.remaining()))
+                    delay = min(delay * 2, UNIX_RETRY_MAX)
         except BaseException:
             sock.close()
             raise

@@ -148,6 +148,8 @@ def select_cases(
         if profile_rank(spec.profile) > rank:
             continue
         for case in spec.cases():
+            if profile_rank(case.profile) > rank:
+                continue
             if not patterns or any(p.match(case.id) or p.match(spec.id) for p in patterns):
                 out.append(case)
     return out

@@ -55,7 +55,13 @@ class ScenarioSpec:
         for transport in self.transports:
             for kind in self.kinds:
                 for combo in combos:
-                    out.append(Case(self, transport, kind, dict(zip(names, combo, strict=True))))
+                    values = {
+                        n: v.value if isinstance(v, Param) else v
+                        for n, v in zip(names, combo, strict=True)
+                    }
+                    profiles = [self.profile, *(v.profile for v in combo if isinstance(v, Param))]
+                    profile = max(profiles, key=profile_rank)
+                    out.append(Case(self, transport, kind, values, profile))
         return out
 
 
@@ -67,12 +73,28 @@ class Case:
     transport: str
     kind: str
     params: dict[str, Any] = field(default_factory=dict)
+    profile: str = "default"  # the spec's profile, raised by any ``param(..., profile=)``
 
     @property
     def id(self) -> str:
         """Stable case id: ``<scenario>[<transport>-<kind>(-<name>=<value>)*]``."""
         parts = [self.transport, self.kind, *(f"{k}={_fmt(v)}" for k, v in self.params.items())]
         return f"{self.spec.id}[{'-'.join(parts)}]"
+
+
+@dataclass(frozen=True)
+class Param:
+    """A parameter value that only runs in a larger profile (see ``param``)."""
+
+    value: Any
+    profile: str
+
+
+def param(value: Any, *, profile: str) -> Param:
+    """Mark a parameter value as belonging to ``profile`` (e.g. a 1,000-client variant
+    of a scenario that runs with 100 clients in ``smoke``)."""
+    profile_rank(profile)
+    return Param(value, profile)
 
 
 def _fmt(value: Any) -> str:

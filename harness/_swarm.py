@@ -32,6 +32,8 @@ from dataclasses import dataclass
 from typing import Any, TypeAlias, TypeVar
 
 from harness._clients import (
+    UNIX_RETRY_FIRST,
+    UNIX_RETRY_MAX,
     ClientTimeout,
     enable_reset_on_close,
     make_bind_path,
@@ -187,13 +189,6 @@ LINE_LIMIT = 1024 * 1024
 #: ``request_queue_size`` for swarm scenarios. ``max_connecting=None`` disables.
 DEFAULT_MAX_CONNECTING = 64
 
-# Unix-domain connect() on a full backlog fails with EAGAIN instead of
-# waiting, and there is no readiness event to wait for, so it is retried on a
-# short, growing back-off (asyncio's sock_connect mistakes EAGAIN for
-# "in progress" and reports success on an unconnected socket, hence our own).
-_UNIX_RETRY_FIRST = 0.0005
-_UNIX_RETRY_MAX = 0.02
-
 # Spare descriptors on top of the swarm's own (stdio, selector, server sockets...).
 _FD_HEADROOM = 64
 
@@ -266,22 +261,27 @@ class ScriptError(Exception):
 
 
 async def _connect_stream(sock: socket.socket, address: Any, timeout: float) -> None:
-    """Non-blocking connect of ``sock`` within ``timeout`` seconds, raising ClientTimeout."""
+    """Non-blocking connect of ``sock`` within ``timeout`` seconds, raising ClientTimeout.
+
+    Not ``loop.sock_connect``: on a Unix listener with a full backlog it takes
+    EAGAIN for "in progress" and reports success on an unconnected socket.
+    """
     loop = asyncio.get_running_loop()
     deadline = time.monotonic() + timeout
-    delay = _UNIX_RETRY_FIRST
+    delay = UNIX_RETRY_FIRST
     while True:
         try:
             sock.connect(address)
             return
         except BlockingIOError as exc:
             if exc.errno != errno.EINPROGRESS:
-                # EAGAIN: Unix listener backlog full; nothing to wait on but time.
+                # EAGAIN: Unix listener backlog full; nothing to wait on but time
+                # (see UNIX_RETRY_FIRST).
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise ClientTimeout(f"connect to {address!r}", timeout) from None
                 await asyncio.sleep(min(delay, left))
-                delay = min(delay * 2, _UNIX_RETRY_MAX)
+                delay = min(delay * 2, UNIX_RETRY_MAX)
                 continue
         break
     # EINPROGRESS (TCP). Over loopback the handshake has usually completed

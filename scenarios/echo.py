@@ -5,13 +5,13 @@ from another client — on every transport and server kind, and every request
 passes through the full lifecycle once.
 """
 
-from harness import Context, checks, echo_script, scenario
+from harness import Context, checks, echo_script, param, scenario
 
 
 @scenario(
     "echo.concurrent",
     title="Concurrent echo: every client gets exactly its own bytes",
-    params={"clients": [100]},
+    params={"clients": [100, param(1000, profile="full")]},
     profile="smoke",
     checks=("lifecycle", "resources"),
     deadline=30.0,
