@@ -343,6 +343,54 @@ def test_unix_stream_round_trip(unix_dir: str) -> None:
                 assert _elapsed(lambda: client.recv(timeout=SHORT)) < TOLERANCE
 
 
+def _full_unix_listener(path: str) -> tuple[socket.socket, socket.socket]:
+    """A Unix listener whose backlog is full (proved by an EAGAIN), and the filler."""
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen(0)
+    fillers = []
+    for _ in range(8):
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        probe.setblocking(False)
+        try:
+            probe.connect(path)
+        except BlockingIOError:
+            probe.close()
+            break
+        fillers.append(probe)
+    else:
+        pytest.fail("the Unix backlog never filled")
+    filler = fillers.pop()
+    for f in fillers:
+        f.close()
+    return listener, filler
+
+
+def test_unix_connect_retries_full_backlog_until_timeout(unix_dir: str) -> None:
+    path = os.path.join(unix_dir, "full")
+    listener, filler = _full_unix_listener(path)
+    with listener, filler:
+        endpoint = Endpoint("unix_stream", socket.AF_UNIX, socket.SOCK_STREAM, path)
+        # Without retrying, connect() would fail at once with BlockingIOError.
+        assert _elapsed(lambda: StreamClient.connect(endpoint, timeout=0.2)) >= 0.2
+
+
+def test_unix_connect_waits_for_room_in_backlog(unix_dir: str) -> None:
+    path = os.path.join(unix_dir, "full")
+    listener, filler = _full_unix_listener(path)
+    listener.settimeout(T)
+    accepted: list[socket.socket] = []
+    thread = threading.Thread(target=lambda: accepted.append(listener.accept()[0]), daemon=True)
+    with listener, filler:
+        endpoint = Endpoint("unix_stream", socket.AF_UNIX, socket.SOCK_STREAM, path)
+        thread.start()  # makes room, whether before or during the client's retries
+        with StreamClient.connect(endpoint, timeout=T) as client:
+            client.send(b"in")
+        thread.join(T)
+        for conn in accepted:
+            conn.close()
+
+
 # --- DatagramClient -----------------------------------------------------------------------------
 
 

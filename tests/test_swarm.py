@@ -53,7 +53,9 @@ class Server:
     deadlocks (and times out) instead of passing.
     """
 
-    def __init__(self, sock: socket.socket, mode: str = "echo", expected: int = 0) -> None:
+    def __init__(
+        self, sock: socket.socket, mode: str = "echo", expected: int = 0, backlog: int = BACKLOG
+    ) -> None:
         self.sock = sock
         self.mode = mode
         self.expected = expected
@@ -66,7 +68,7 @@ class Server:
         self._wake_r, self._wake_w = socket.socketpair()
         sock.setblocking(False)
         if self.stream:
-            sock.listen(BACKLOG)
+            sock.listen(backlog)
         self._sel.register(sock, selectors.EVENT_READ, "listener")
         self._sel.register(self._wake_r, selectors.EVENT_READ, "wake")
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -227,6 +229,19 @@ def test_unix_stream_swarm(unix_dir: str) -> None:
     try:
         sent = payloads(BIG)
         results = run_swarm(server.endpoint, [echo_script(p, True) for p in sent], timeout=60)
+    finally:
+        server.close()
+    assert_echoed(results, sent)
+
+
+def test_unix_stream_swarm_against_tiny_backlog(unix_dir: str) -> None:
+    # Unix connect() fails with EAGAIN on a full backlog; the swarm must retry.
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.bind(os.path.join(unix_dir, "srv"))
+    server = Server(sock, backlog=1)
+    try:
+        sent = payloads(300)
+        results = run_swarm(server.endpoint, [echo_script(p, True) for p in sent], timeout=30)
     finally:
         server.close()
     assert_echoed(results, sent)
@@ -511,6 +526,9 @@ def test_summarise() -> None:
     assert stats.error_types == (("ConnectionResetError", 1), ("TimeoutError", 2))
     assert stats.connect_p50 == pytest.approx(0.50)
     assert stats.connect_p99 == pytest.approx(0.99)
+    assert stats.connect_max == pytest.approx(1.00)
+    assert stats.duration_p50 == pytest.approx(1.52)  # nearest rank: 52nd of 103
+    assert stats.duration_max == pytest.approx(5.0)
     assert stats.wall == pytest.approx(5.0)
     assert stats.to_json()["error_types"] == {"ConnectionResetError": 1, "TimeoutError": 2}
 
