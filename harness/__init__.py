@@ -16,7 +16,16 @@ from ._errors import (
     Unsupported,
     UsageError,
 )
-from ._handlers import HandlerSpec, InjectedError, echo, echo_lines, gated, raising, sequence
+from ._handlers import (
+    Behaviour,
+    HandlerSpec,
+    InjectedError,
+    echo,
+    echo_lines,
+    gated,
+    raising,
+    sequence,
+)
 from ._loading import Implementation, load_implementation, probe_features
 from ._records import (
     CaseResult,
@@ -54,6 +63,7 @@ __all__ = [
     "STREAM_TRANSPORTS",
     "TRANSPORTS",
     "Abort",
+    "Behaviour",
     "Case",
     "CaseResult",
     "ClientResult",

@@ -468,8 +468,14 @@ async def _swarm(
         try:
             if endpoint.socktype == socket.SOCK_STREAM:
                 await _run_stream(c, endpoint, script, connect_timeout, gate)
-            else:
+            elif gate is None:
                 await _run_datagram(c, endpoint, script, bind_dir)
+            else:
+                # UDP has no flow control: bound the datagrams in flight so that
+                # drops in the server's receive buffer are not blamed on it.
+                async with gate:
+                    c.started = time.monotonic()
+                    await _run_datagram(c, endpoint, script, bind_dir)
             c.ok = graceful = True
         except asyncio.CancelledError:
             # The deadline passed; the runner records the timeout.
