@@ -61,6 +61,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="TOML file of known failures: they become xfail (repeatable)",
     )
     run_p.add_argument("--strict", action="store_true", help="an xpass fails the run")
+    run_p.add_argument(
+        "--capture",
+        action="store_true",
+        help="record each case's loopback traffic into a pcap in the report",
+    )
+    run_p.add_argument(
+        "--fuzz-budget",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="time budget of each fuzz case (default: by profile)",
+    )
     run_p.add_argument("--quiet", action="store_true", help="no progress output")
     list_p = sub.add_parser("list", help="list cases or render the catalogue")
     list_p.add_argument("--select", action="append", metavar="GLOB", default=[])
@@ -102,6 +114,8 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
         scenario_dirs=tuple(args.scenarios),
         expect_files=tuple(args.expect),
         strict=args.strict or None,
+        capture=args.capture or None,
+        fuzz_budget=args.fuzz_budget,
     )
     progress = None if args.quiet else make_progress(sys.stderr)
     outcome = run(settings, ["sockspec", *argv], progress)

@@ -25,6 +25,7 @@ from ._loading import Implementation
 from ._records import ClientResult, Finding, LifecycleEvent
 from ._scenario import Case
 from ._serverhandle import ServerHandle
+from ._settings import CaseOptions
 from ._swarm import Script, run_swarm
 from ._variants import TRANSPORTS, bind_address, resolve_handler_base, resolve_server_class
 from ._wirelog import wire_entries
@@ -45,6 +46,7 @@ class Context:
         self.params = dict(case.params)
         self.seed = seed
         self.base_seed = 0  # the run's seed this case's seed was derived from
+        self.options = CaseOptions(seed=seed, deadline_scale=deadline_scale)
         self.rng = random.Random(seed)
         self.tmpdir = tmpdir
         self.scale = deadline_scale

@@ -27,6 +27,7 @@ from ._postchecks import POST_CHECKS
 from ._records import CaseResult, Finding, Verdict
 from ._resources import leak_findings, reap_and_kill, settle, take_snapshot
 from ._scenario import Case
+from ._settings import CaseOptions
 from ._variants import host_supports
 from ._wirelog import timeline
 
@@ -49,18 +50,18 @@ def case_seed(base_seed: int, case_id: str) -> int:
     return (base_seed * 1_000_003 + zlib.crc32(case_id.encode())) & 0xFFFFFFFF
 
 
-def execute(
-    impl: Implementation, case: Case, seed: int = 0, deadline_scale: float = 1.0
-) -> CaseOutcome:
+def execute(impl: Implementation, case: Case, options: CaseOptions | None = None) -> CaseOutcome:
     """Run ``case`` against ``impl`` and judge it."""
+    options = options or CaseOptions()
     started = time.monotonic()
-    base_seed, seed = seed, case_seed(seed, case.id)
+    base_seed, seed = options.seed, case_seed(options.seed, case.id)
     reason = unsupported_reason(impl, case)
     if reason:
         return CaseOutcome(_result(impl, case, Verdict.UNSUPPORTED, started, seed, reason=reason))
     tmpdir = tempfile.mkdtemp(prefix="sockspec-")  # mkdtemp makes it 0700
-    ctx = Context(impl, case, seed, tmpdir, deadline_scale)
+    ctx = Context(impl, case, seed, tmpdir, options.deadline_scale)
     ctx.base_seed = base_seed
+    ctx.options = options
     baseline = take_snapshot()
     try:
         verdict, reason, evidence, tainted = _run_and_check(ctx, baseline)

@@ -110,7 +110,7 @@ def run(
 
     partial = False
     try:
-        _Pool(settings, record).run(work)
+        _Pool(settings, record, report_dir).run(work)
     except KeyboardInterrupt:
         partial = True
     order = {(i.spec, c.id): n for n, (i, c) in enumerate(work)}
@@ -150,8 +150,11 @@ class _Pool:
     are dropped (not judged), and the run is marked partial.
     """
 
-    def __init__(self, settings: Settings, record: Callable[[CaseResult], None]) -> None:
+    def __init__(
+        self, settings: Settings, record: Callable[[CaseResult], None], report_dir: Path
+    ) -> None:
         self.settings = settings
+        self.report_dir = report_dir
         self.record = record
         self.pending: queue.Queue[tuple[Implementation, Case]] = queue.Queue()
         self.stop = threading.Event()
@@ -225,7 +228,8 @@ class _Pool:
 
     def _start(self, n: int, spec: str) -> Worker:
         s = self.settings
-        worker = Worker(spec, s.seed, s.deadline_scale, [str(d) for d in s.scenario_dirs])
+        options = s.case_options(self.report_dir)
+        worker = Worker(spec, options, [str(d) for d in s.scenario_dirs])
         with self._lock:
             self._active[n] = worker
         return worker

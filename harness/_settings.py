@@ -28,6 +28,21 @@ def profile_rank(name: str) -> int:
 
 
 @dataclass(frozen=True)
+class CaseOptions:
+    """What a single case needs from the run's settings (crosses into worker processes)."""
+
+    seed: int = 0
+    deadline_scale: float = 1.0
+    fuzz_budget: float | None = None  # seconds per fuzz case; None: the profile's default
+    capture: bool = False  # record each case's loopback traffic into a pcap
+    artifacts_dir: str | None = None  # where a case may write files (pcaps), the report dir
+
+    def to_json(self) -> dict[str, object]:
+        """A JSON-ready dict (for the worker's command line)."""
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything a run needs to know, fixed before the first case starts."""
 
@@ -41,6 +56,8 @@ class Settings:
     deadline_scale: float = 1.0
     expect_files: tuple[Path, ...] = ()
     strict: bool = False
+    fuzz_budget: float | None = None
+    capture: bool = False
     extra: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -49,6 +66,16 @@ class Settings:
             raise UsageError(f"--jobs must be at least 1, got {self.jobs!r}")
         if self.deadline_scale <= 0:
             raise UsageError(f"deadline scale must be positive, got {self.deadline_scale!r}")
+
+    def case_options(self, artifacts_dir: Path | None = None) -> CaseOptions:
+        """The per-case slice of these settings."""
+        return CaseOptions(
+            seed=self.seed,
+            deadline_scale=self.deadline_scale,
+            fuzz_budget=self.fuzz_budget,
+            capture=self.capture,
+            artifacts_dir=None if artifacts_dir is None else str(artifacts_dir),
+        )
 
     def with_(self, **changes: object) -> Settings:
         """Return a copy with some fields changed."""
@@ -69,6 +96,8 @@ class Settings:
             values["seed"] = int(_number(env, "SOCKSPEC_SEED"))
         if "SOCKSPEC_PROFILE" in env:
             values["profile"] = env["SOCKSPEC_PROFILE"]
+        if "SOCKSPEC_FUZZ_BUDGET" in env:
+            values["fuzz_budget"] = _number(env, "SOCKSPEC_FUZZ_BUDGET")
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
 

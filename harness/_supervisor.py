@@ -23,6 +23,7 @@ from typing import Any
 from ._errors import LoadError
 from ._records import CaseResult, Verdict
 from ._scenario import Case
+from ._settings import CaseOptions
 
 #: Extra time the supervisor allows beyond a case's own deadline (teardown, leak grace).
 HARD_DEADLINE_MARGIN = 15.0
@@ -31,16 +32,13 @@ HARD_DEADLINE_MARGIN = 15.0
 class Worker:
     """One worker process bound to one implementation."""
 
-    def __init__(
-        self, impl: str, seed: int, deadline_scale: float, scenario_dirs: list[str]
-    ) -> None:
+    def __init__(self, impl: str, options: CaseOptions, scenario_dirs: list[str]) -> None:
         self.impl = impl
         self.workdir = Path(tempfile.mkdtemp(prefix="sockspec-worker-"))
         read_fd, write_fd = os.pipe()
         config = {
             "impl": impl,
-            "seed": seed,
-            "deadline_scale": deadline_scale,
+            "options": options.to_json(),
             "scenario_dirs": scenario_dirs,
             "result_fd": write_fd,
             "workdir": str(self.workdir),
@@ -59,7 +57,7 @@ class Worker:
         self._reader = os.fdopen(read_fd, "rb", buffering=0)
         self._buffer = b""
         self._eof = False
-        self.scale = deadline_scale
+        self.scale = options.deadline_scale
         ready = self._receive(60.0)
         if ready is None or ready.get("type") != "ready":
             error = (ready or {}).get("error") or self._stderr_tail() or "worker did not start"

@@ -22,6 +22,7 @@ from ._discovery import discover, select_cases
 from ._errors import SockspecError
 from ._execute import execute
 from ._loading import load_implementation
+from ._settings import CaseOptions
 
 STDERR_TAIL = 20_000
 
@@ -69,6 +70,7 @@ def main(argv: list[str]) -> int:
         _send(out, {"type": "fatal", "error": str(exc)})
         return 2
     cases = {c.id: c for c in select_cases(specs, (), "stress")}
+    options = CaseOptions(**config["options"])
     _send(out, {"type": "ready", "pid": os.getpid()})
     for line in sys.stdin:
         request = json.loads(line)
@@ -79,7 +81,7 @@ def main(argv: list[str]) -> int:
         capture = workdir / "case.out"
         _redirect_output(capture)
         _send(out, {"type": "start", "id": case.id})
-        outcome = execute(impl, case, int(config["seed"]), float(config["deadline_scale"]))
+        outcome = execute(impl, case, options)
         if os.getpid() != config["pid"]:
             os._exit(70)  # a forked child must never report as the worker
         record = outcome.result.to_json()

@@ -24,6 +24,7 @@ from ._loading import Implementation, load_implementation
 from ._records import CaseResult, Verdict, replay_command
 from ._scenario import Case
 from ._serverhandle import ServerHandle
+from ._settings import CaseOptions
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -66,7 +67,8 @@ class CaseItem(pytest.Item):
 
     def runtest(self) -> None:
         """Run the case in this process and turn its verdict into a pytest outcome."""
-        self.result = execute(load_implementation(self.impl_spec), self.case, self.seed).result
+        options = CaseOptions(seed=self.seed)
+        self.result = execute(load_implementation(self.impl_spec), self.case, options).result
         if self.result.verdict is Verdict.UNSUPPORTED:
             pytest.skip(self.result.reason)
         if self.result.verdict is not Verdict.PASS:
