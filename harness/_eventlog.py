@@ -37,6 +37,7 @@ class EventLog:
         self._lock = threading.Lock()
         self._events: list[LifecycleEvent] = []
         self._seq = itertools.count()
+        self._conns = itertools.count(1)
         self._rx, self._tx = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
         # Large buffers: a burst of children must not block on a full queue.
         for sock in (self._rx, self._tx):
@@ -61,6 +62,11 @@ class EventLog:
     def fds(self) -> tuple[int, int]:
         """The descriptors the log holds (excluded from leak accounting)."""
         return self._rx.fileno(), self._tx.fileno()
+
+    def new_conn(self) -> int:
+        """A connection id unique within this log (across all servers of a case)."""
+        with self._lock:
+            return next(self._conns)
 
     def emit(
         self,

@@ -51,7 +51,6 @@ def instrument_server(base: type, log: EventLog) -> type:
     """A subclass of server class ``base`` that records its hooks into ``log``."""
     namespace: dict[str, Any] = {
         "_sockspec_log": log,
-        "_sockspec_conn_ids": itertools.count(1),
         "_sockspec_server_id": next(_server_ids),
     }
     for name, request_arg in SERVER_HOOKS.items():
@@ -108,7 +107,7 @@ def _register(server: Any, result: Any) -> int | None:
     except (TypeError, IndexError, KeyError):
         return None
     table = server.__dict__.setdefault("_sockspec_conns", {})
-    conn = next(server._sockspec_conn_ids)
+    conn = server._sockspec_log.new_conn()
     # Holding the request keeps its id() unique for the life of the server.
     table[id(request)] = (conn, request)
     return conn
