@@ -365,7 +365,7 @@ def _reply_then_close(handler: Any) -> None:
     transports=("tcp", "tcp6"),
     kinds=("sync",),
     params={"clients": [4]},
-    checks=("resources",),  # two servers: conn ids of both start at 1
+    checks=("lifecycle", "resources"),
 )
 def reuse_address(ctx: Context, clients: int) -> None:
     """A server with allow_reuse_address that closed connections itself (leaving them in
@@ -388,7 +388,7 @@ def reuse_address(ctx: Context, clients: int) -> None:
     kinds=("sync",),
     params={"clients": [16]},
     requires=("allow_reuse_port",),
-    checks=("resources",),  # two servers: conn ids of both start at 1
+    checks=("lifecycle", "resources"),
 )
 def reuse_port(ctx: Context, clients: int) -> None:
     """Two servers with allow_reuse_port bind the same address; together they serve
