@@ -60,6 +60,7 @@ class Context:
         self._gates: list[threading.Event] = []
         self._addresses = 0
         self.wire: list[dict[str, Any]] = []  # client-side wire log of every swarm
+        self.notes: dict[str, Any] = {}  # observations kept as evidence, pass or fail
 
     # -- time ---------------------------------------------------------------
     def time_left(self) -> float:
@@ -220,6 +221,13 @@ class Context:
     ) -> None:
         """Record a finding: the check failed, with expected vs observed."""
         self.findings.append(Finding(check, message, expected, observed, conn, evidence))
+
+    def note(self, key: str, value: Any) -> None:
+        """Keep an observation as evidence of the case (JSON-ready values), even on pass.
+
+        For ``info`` cases that document behaviour rather than judge it.
+        """
+        self.notes[key] = value
 
     def expect(self, condition: bool, check: str, message: str, **kw: Any) -> bool:
         """Record a finding unless ``condition`` holds; returns ``condition``."""

@@ -112,6 +112,8 @@ def _run_and_check(ctx: Context, baseline: Any) -> tuple[Verdict, str, dict[str,
     events = ctx.log.events()
     evidence["events"] = len(events)
     evidence["timeline"] = timeline(events, ctx.started)
+    if ctx.notes:
+        evidence["notes"] = ctx.notes
     if ctx.findings or verdict not in (Verdict.PASS, Verdict.UNSUPPORTED):
         evidence["event_log"] = [e.to_json() for e in events[:2000]]
         evidence["wire"] = ctx.wire
