@@ -1,0 +1,291 @@
+"""Stream clients talk to handlers through ``rfile``/``wfile``: lines, binary frames,
+huge replies read slowly, buffered output, half-closes, resets and idle clients.
+
+Invariant: ``rfile`` yields exactly the bytes the client sent, and EOF (for good)
+after its half-close; ``wfile.write`` sends every byte it is given however slowly
+the client reads; with ``wbufsize > 0`` whatever was written is flushed before the
+connection is shut down; ``disable_nagle_algorithm`` sets ``TCP_NODELAY``;
+``timeout`` bounds a blocked read; the client sees EOF when its request ends even
+if the handler left a file object open on the connection; a client that resets
+mid-request does not stop the server, and its request is still shut down and closed.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from typing import Any
+
+from harness import (
+    Context,
+    ExpectEOF,
+    Pause,
+    Recv,
+    RecvAll,
+    RecvLine,
+    Reset,
+    Send,
+    ShutdownWrite,
+    checks,
+    echo_lines,
+    scenario,
+)
+
+#: The handler code does not depend on the address family: tcp6 only where it might (nodelay).
+STREAMS = ("tcp", "unix_stream")
+FULL_CHECKS = ("lifecycle", "concurrency", "resources")
+
+
+def _line(ctx: Context, longest: int) -> bytes:
+    """Seeded random bytes (NUL, CR and all) with no newline inside."""
+    return ctx.payload(ctx.rng.randint(0, longest)).replace(b"\n", b"\r")
+
+
+@scenario(
+    "stream.lines",
+    title="rfile.readline / wfile.write echo lines intact and in order",
+    transports=STREAMS,
+    params={"clients": [8]},
+    checks=FULL_CHECKS,
+)
+def lines(ctx: Context, clients: int) -> None:
+    """Every line comes back intact and in order, a last line without newline at EOF;
+    with the default unbuffered wfile each reply arrives before the next line is sent
+    (odd clients wait for it, even ones send all their lines at once)."""
+    ctx.server(ctx.handler(echo_lines), request_queue_size=clients)
+    scripts = []
+    for i in range(clients):
+        body = [_line(ctx, 200) + b"\n" for _ in range(ctx.rng.randint(1, 12))]
+        tail = (Send(_line(ctx, 50)), ShutdownWrite(), RecvAll())
+        if i % 2:
+            scripts.append((*[op for one in body for op in (Send(one), RecvLine())], *tail))
+        else:
+            scripts.append((Send(b"".join(body)), *tail))
+    results = ctx.swarm(scripts, timeout=5.0)
+    checks.clients_ok(ctx, results)
+    checks.echoed(ctx, results, checks.scripts_expected(scripts))
+
+
+@scenario(
+    "stream.binary_frames",
+    title="rfile.read(n) returns exactly n bytes of binary data, NULs included",
+    transports=STREAMS,
+    params={"sizes": [(0, 1, 256, 70_000, 1 << 20)]},
+    checks=FULL_CHECKS,
+)
+def binary_frames(ctx: Context, sizes: tuple[int, ...]) -> None:
+    """A length-prefixed frame sent in pieces is read with rfile.read(n) and written back
+    with wfile.write byte-exact: NUL bytes and every other byte value survive."""
+
+    def handle(h: Any) -> None:
+        size = int.from_bytes(h.rfile.read(8), "big")
+        h.wfile.write(h.rfile.read(size))
+
+    ctx.server(ctx.handler(handle), request_queue_size=len(sizes))
+    frames = [(b"\0\0\0" + bytes(range(256)) + ctx.payload(n))[:n] for n in sizes]
+    scripts = [
+        (
+            Send(len(f).to_bytes(8, "big") + f[:1]),
+            Pause(0.01),
+            Send(f[1:]),
+            Recv(len(f)),
+            ExpectEOF(),
+        )
+        for f in frames
+    ]
+    results = ctx.swarm(scripts, timeout=10.0)
+    checks.clients_ok(ctx, results)
+    checks.echoed(ctx, results, frames)
+
+
+@scenario(
+    "stream.large_reply",
+    title="wfile.write sends all of a multi-megabyte reply to a slow reader",
+    transports=("tcp", "unix_stream"),
+    params={"size": [8 << 20], "timeout": [None, 10.0], "clients": [1]},
+    checks=FULL_CHECKS,
+    deadline=40.0,
+)
+def large_reply(ctx: Context, size: int, timeout: float | None, clients: int) -> None:
+    """One wfile.write() of a multi-megabyte reply delivers every byte to a client that
+    starts reading late and reads in small chunks, with or without a socket timeout."""
+    replies = [ctx.payload(size) for _ in range(clients)]
+
+    def handle(h: Any) -> None:
+        h.wfile.write(replies[int(h.rfile.readline())])
+
+    ctx.server(ctx.handler(handle, timeout=timeout))
+    chunk = 256 << 10
+    slow = [op for _ in range(size // chunk) for op in (Recv(chunk), Pause(0.001))]
+    scripts = [
+        (Send(b"%d\n" % i), ShutdownWrite(), Pause(0.05), *slow, Recv(size % chunk), ExpectEOF())
+        for i in range(clients)
+    ]
+    results = ctx.swarm(scripts, timeout=25.0)
+    checks.clients_ok(ctx, results)
+    checks.echoed(ctx, results, replies)
+
+
+@scenario(
+    "stream.buffered_flush",
+    title="Buffered wfile output is flushed before the connection is shut down",
+    transports=STREAMS,
+    params={"wbufsize": [1 << 16]},
+    checks=FULL_CHECKS,
+)
+def buffered_flush(ctx: Context, wbufsize: int) -> None:
+    """With wbufsize > 0 the client receives everything the handler wrote without ever
+    calling flush(): finish() flushes before the server shuts the connection down."""
+    kept: list[Any] = []  # handlers stay referenced: garbage collection cannot flush for them
+    sizes = (1, 1000, wbufsize - 1, wbufsize + 1, 3 * wbufsize)
+    replies = [ctx.payload(n) for n in sizes]
+
+    def handle(h: Any) -> None:
+        kept.append(h)
+        reply = replies[int(h.rfile.readline())]
+        for start in range(0, len(reply), 1000):
+            h.wfile.write(reply[start : start + 1000])
+
+    ctx.server(ctx.handler(handle, wbufsize=wbufsize), request_queue_size=len(sizes))
+    results = ctx.swarm([(Send(b"%d\n" % i), RecvAll()) for i in range(len(sizes))])
+    checks.clients_ok(ctx, results)
+    checks.echoed(ctx, results, replies)
+
+
+@scenario(
+    "stream.nodelay",
+    title="disable_nagle_algorithm sets TCP_NODELAY on the request socket",
+    transports=("tcp", "tcp6"),
+    params={"disable": [True, False]},
+    checks=FULL_CHECKS,
+)
+def nodelay(ctx: Context, disable: bool) -> None:
+    """Inside handle(), TCP_NODELAY on h.request is set exactly when the handler's
+    disable_nagle_algorithm is true."""
+
+    def handle(h: Any) -> None:
+        flag = h.request.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+        h.wfile.write(b"%d" % bool(flag))
+
+    ctx.server(ctx.handler(handle, disable_nagle_algorithm=disable))
+    results = ctx.swarm([(RecvAll(),)] * 2)
+    checks.clients_ok(ctx, results)
+    seen = sorted({r.received for r in results})
+    ctx.expect(
+        seen == [b"%d" % disable],
+        "stream.nodelay",
+        "TCP_NODELAY on the request socket does not follow disable_nagle_algorithm",
+        expected=f"TCP_NODELAY {'set' if disable else 'clear'} (b'{int(disable)}')",
+        observed=", ".join(map(repr, seen)),
+    )
+
+
+@scenario(
+    "stream.half_close",
+    title="After the client's SHUT_WR the handler reads EOF and can still reply",
+    transports=STREAMS,
+    params={"sizes": [(0, 1, 5000, 300_000)]},
+    checks=FULL_CHECKS,
+)
+def half_close(ctx: Context, sizes: tuple[int, ...]) -> None:
+    """A client's half-close gives rfile EOF after exactly the bytes sent, EOF stays EOF,
+    and the handler's reply written afterwards reaches the client in full."""
+
+    def handle(h: Any) -> None:
+        data, again = h.rfile.read(), h.rfile.read()
+        h.wfile.write(b"%d %d\n" % (len(data), len(again)))
+        h.wfile.write(data[::-1])
+
+    ctx.server(ctx.handler(handle), request_queue_size=len(sizes))
+    payloads = [ctx.payload(n) for n in sizes]
+    results = ctx.swarm([(Send(p), ShutdownWrite(), RecvAll()) for p in payloads])
+    checks.clients_ok(ctx, results)
+    checks.echoed(ctx, results, [b"%d 0\n" % len(p) + p[::-1] for p in payloads])
+
+
+@scenario(
+    "stream.reset_mid_request",
+    title="A client resetting mid-request does not stop the server",
+    transports=STREAMS,
+    # Not forking: children inherit the harness's in-process client sockets, so a
+    # client's close never reaches a forked handler while a sibling holds a copy.
+    kinds=("sync", "threading"),
+    params={"resets": [4]},
+    checks=FULL_CHECKS,
+)
+def reset_mid_request(ctx: Context, resets: int) -> None:
+    """Clients that reset with half a request sent leave a server that still shuts down
+    and closes each of their requests and then serves the next client."""
+    ctx.server(ctx.handler(echo_lines), request_queue_size=resets + 1)
+    aborted = [(Send(_line(ctx, 100) + b"x"), Pause(0.02), Reset()) for _ in range(resets)]
+    ctx.swarm(aborted)
+    ctx.expect(
+        ctx.wait_events("shutdown_request", resets),
+        "stream.reset_request_closed",
+        "not every reset client's request reached shutdown_request",
+        expected=f"{resets} shutdown_request calls",
+        observed=f"{len([e for e in ctx.events('shutdown_request') if e.phase == 'call'])}",
+    )
+    later = [(Send(b"still serving\n"), RecvLine(), ShutdownWrite(), ExpectEOF())]
+    results = ctx.swarm(later, timeout=5.0)
+    checks.clients_ok(ctx, results)
+    checks.echoed(ctx, results, [b"still serving\n"])
+
+
+@scenario(
+    "stream.eof_with_held_file",
+    title="The client sees EOF at the end of its request despite a file left open on it",
+    transports=STREAMS,
+    params={"clients": [3]},
+    checks=FULL_CHECKS,
+)
+def eof_with_held_file(ctx: Context, clients: int) -> None:
+    """When a handler leaves a makefile() of the connection open, the client still sees
+    EOF as soon as its request ends: shutdown_request half-closes before closing."""
+    held: list[Any] = []
+
+    def handle(h: Any) -> None:
+        held.append(h.request.makefile("rb"))  # forgotten, as careless handlers do
+        h.wfile.write(h.rfile.readline())
+
+    ctx.server(ctx.handler(handle), request_queue_size=clients)
+    lines_sent = [_line(ctx, 100) + b"\n" for _ in range(clients)]
+    results = ctx.swarm([(Send(x), RecvLine(), ExpectEOF()) for x in lines_sent], timeout=4.0)
+    for stray in held:
+        stray.close()
+    checks.clients_ok(ctx, results)
+    checks.echoed(ctx, results, lines_sent)
+
+
+@scenario(
+    "stream.read_timeout",
+    title="A read timed out by the handler's timeout raises, and the handler can still reply",
+    transports=STREAMS,
+    params={"timeout": [0.05], "clients": [2]},
+    checks=FULL_CHECKS,
+)
+def read_timeout(ctx: Context, timeout: float, clients: int) -> None:
+    """With a handler timeout, an rfile read from a client that sends nothing raises
+    TimeoutError after about that long (>= 0.9 x timeout, < timeout + 1.5 s), and the
+    handler can still write its reply on the same connection."""
+
+    def handle(h: Any) -> None:
+        started, outcome = time.monotonic(), b"data"
+        try:
+            h.rfile.readline()
+        except TimeoutError:
+            outcome = b"timeout"
+        h.wfile.write(b"%s %.4f\n" % (outcome, time.monotonic() - started))
+
+    ctx.server(ctx.handler(handle, timeout=timeout), request_queue_size=clients)
+    results = ctx.swarm([(RecvLine(), ExpectEOF())] * clients, timeout=timeout + 4.0)
+    checks.clients_ok(ctx, results)
+    for r in results:
+        outcome, _, elapsed = r.received.partition(b" ")
+        ctx.expect(
+            outcome == b"timeout" and 0.9 * timeout <= float(elapsed or 0) < timeout + 1.5,
+            "stream.read_timeout",
+            f"client {r.index}: the read did not time out after about {timeout:g}s",
+            expected=f"TimeoutError after {0.9 * timeout:g}..{timeout + 1.5:g}s",
+            observed=repr(r.received) if r.ok else f"no reply ({r.error})",
+        )
