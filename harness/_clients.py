@@ -21,6 +21,7 @@ import time
 from types import TracebackType
 from typing import Any
 
+from harness._forksafe import forget, track
 from harness._records import Endpoint
 
 __all__ = [
@@ -154,6 +155,7 @@ class StreamClient:
         if endpoint.socktype != socket.SOCK_STREAM:
             raise ValueError(f"StreamClient needs a stream endpoint, got {endpoint.transport}")
         sock = socket.socket(endpoint.family, socket.SOCK_STREAM)
+        track(sock)
         deadline = _Deadline(f"connect to {endpoint.address!r}", timeout)
         delay = UNIX_RETRY_FIRST
         try:
@@ -294,6 +296,7 @@ class StreamClient:
     def close(self) -> None:
         """Close the socket (idempotent)."""
         self._closed = True
+        forget([self._sock.fileno()])
         self._sock.close()
 
     def __enter__(self) -> StreamClient:
@@ -353,6 +356,7 @@ class DatagramClient:
         if endpoint.socktype != socket.SOCK_DGRAM:
             raise ValueError(f"DatagramClient needs a datagram endpoint, got {endpoint.transport}")
         sock = socket.socket(endpoint.family, socket.SOCK_DGRAM)
+        track(sock)
         bind_path: str | None = None
         owned_dir: str | None = None
         try:
@@ -415,6 +419,7 @@ class DatagramClient:
         if self._closed:
             return
         self._closed = True
+        forget([self._sock.fileno()])
         self._sock.close()
         _remove_bind_files(self._bind_path, self._owned_dir)
 

@@ -39,6 +39,7 @@ from harness._clients import (
     make_bind_path,
     normalise_address,
 )
+from harness._forksafe import forget, track
 from harness._limits import count_open_fds, raise_open_files_limit
 from harness._records import ClientResult, Endpoint
 
@@ -206,6 +207,7 @@ class _Client:
         "connected",
         "error",
         "error_type",
+        "fd",
         "finished",
         "index",
         "local",
@@ -219,6 +221,7 @@ class _Client:
 
     def __init__(self, index: int) -> None:
         self.index = index
+        self.fd = -1
         self.ok = False
         self.received = bytearray()
         self.error: str | None = None
@@ -331,6 +334,7 @@ async def _run_stream(
     gate: asyncio.Semaphore | None,
 ) -> None:
     sock = c.sock = socket.socket(endpoint.family, socket.SOCK_STREAM)
+    c.fd = track(sock)
     sock.setblocking(False)
     if gate is None:
         await _connect_stream(sock, endpoint.address, connect_timeout)
@@ -400,6 +404,7 @@ async def _read_to_eof(c: _Client, reader: asyncio.StreamReader) -> None:
 async def _run_datagram(c: _Client, endpoint: Endpoint, script: Script, bind_dir: str) -> None:
     loop = asyncio.get_running_loop()
     sock = c.sock = socket.socket(endpoint.family, socket.SOCK_DGRAM)
+    c.fd = track(sock)
     sock.setblocking(False)
     if endpoint.family == socket.AF_UNIX:
         # A Unix datagram server can only answer a bound socket.
@@ -511,6 +516,7 @@ async def _swarm(
     for c in clients:
         if c.sock is not None:
             c.sock.close()
+    forget(c.fd for c in clients)
     return [c.result() for c in clients]
 
 

@@ -159,14 +159,15 @@ def concurrency_placement(ctx: Context, kind: str | None = None) -> bool:
     kind = kind or ctx.kind
     ok = True
     handles = [e for e in ctx.events("handle") if e.phase == "call"]
+    # Thread idents are reused by the OS: the name tells threads apart for sure.
     serving = {
-        (e.pid, e.thread_id)
+        (e.pid, e.thread_id, e.thread_name)
         for e in ctx.events()
         if e.name in ("serve_forever", "handle_request") and e.phase == "call"
     }
     where = [(e.pid, e.thread_id, e.thread_name) for e in handles]
     if kind == "sync":
-        strays = [h for h in handles if (h.pid, h.thread_id) not in serving]
+        strays = [h for h in handles if (h.pid, h.thread_id, h.thread_name) not in serving]
         ok &= ctx.expect(
             not strays,
             "concurrency.sync_thread",
@@ -179,7 +180,7 @@ def concurrency_placement(ctx: Context, kind: str | None = None) -> bool:
         names = [w[2] for w in where]
         ok &= ctx.expect(
             len(set(names)) == len(names)
-            and not any((h.pid, h.thread_id) in serving for h in handles),
+            and not any((h.pid, h.thread_id, h.thread_name) in serving for h in handles),
             "concurrency.thread_per_request",
             "handlers did not each get a new thread",
             expected=f"{len(names)} distinct handler threads",

@@ -54,9 +54,7 @@ def _serve(ctx: Context, selector: selectors.BaseSelector, runs: Sequence[Future
     # The transports come from ``mix``; the case's own transport only names the variant.
     transports=("tcp",),
     params={"mix": MIXES, "clients": [4]},
-    # No "lifecycle": connection ids restart at 1 for every server of a case, and the
-    # lifecycle check groups events by id alone, so it would merge the servers' requests.
-    checks=("concurrency", "resources"),
+    checks=("lifecycle", "concurrency", "resources"),
 )
 def shared_selector(ctx: Context, mix: str, clients: int) -> None:
     """fileno() lets one thread multiplex servers of several transports with a selector:

@@ -207,9 +207,6 @@ def half_close(ctx: Context, sizes: tuple[int, ...]) -> None:
     "stream.reset_mid_request",
     title="A client resetting mid-request does not stop the server",
     transports=STREAMS,
-    # Not forking: children inherit the harness's in-process client sockets, so a
-    # client's close never reaches a forked handler while a sibling holds a copy.
-    kinds=("sync", "threading"),
     params={"resets": [4]},
     checks=FULL_CHECKS,
 )
