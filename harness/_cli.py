@@ -14,9 +14,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ._catalogue import render_catalogue
+from ._compare import compare, load_document, render_comparison
 from ._discovery import discover, select_cases
 from ._errors import SockspecError, UsageError
 from ._progress import make_progress
+from ._reports import write_reports
 from ._runner import EXIT_UNUSABLE, run
 from ._settings import PROFILES, Settings
 from ._skeleton import write_skeleton
@@ -79,6 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
     list_p.add_argument("--profile", choices=PROFILES, default="stress")
     list_p.add_argument("--scenarios", action="append", type=Path, default=[], metavar="DIR")
     list_p.add_argument("--format", choices=("text", "md"), default="text")
+    cmp_p = sub.add_parser("compare", help="what got fixed, regressed, new or gone between runs")
+    cmp_p.add_argument("old", type=Path, help="results.json, report directory or results.jsonl")
+    cmp_p.add_argument("new", type=Path)
+    sub.add_parser("bench", help="benchmarks (see `sockspec bench --help`)", add_help=False)
     new_p = sub.add_parser("new", help="write a commented skeleton for a new scenario")
     new_p.add_argument("name", help="scenario id, e.g. mine.echo.twice")
     new_p.add_argument("--dir", type=Path, default=Path("."), help="where to write the module")
@@ -89,11 +95,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status."""
     args_list = list(sys.argv[1:] if argv is None else argv)
     try:
+        if args_list[:1] == ["bench"]:
+            from ._bench import bench_main  # heavy and optional: imported on demand
+
+            return bench_main(args_list[1:])
         args = build_parser().parse_args(args_list)
         if args.command == "run":
             return _run(args, args_list)
         if args.command == "list":
             return _list(args)
+        if args.command == "compare":
+            return _compare(args)
         return _new(args)
     except SockspecError as exc:
         print(f"sockspec: error: {exc}", file=sys.stderr)
@@ -119,9 +131,16 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     )
     progress = None if args.quiet else make_progress(sys.stderr)
     outcome = run(settings, ["sockspec", *argv], progress)
+    write_reports(outcome.report_dir, sys.stderr)
     if progress is not None:
         progress.finish(outcome)
     return outcome.exit_status
+
+
+def _compare(args: argparse.Namespace) -> int:
+    comparison = compare(load_document(args.old), load_document(args.new))
+    print(render_comparison(comparison, str(args.old), str(args.new)))
+    return comparison.exit_status
 
 
 def _list(args: argparse.Namespace) -> int:

@@ -24,7 +24,7 @@ from ._errors import Abort, Hang, Unsupported
 from ._eventlog import HARNESS_THREAD_PREFIX
 from ._loading import Implementation
 from ._postchecks import POST_CHECKS
-from ._records import CaseResult, Finding, Verdict
+from ._records import CaseResult, Finding, LifecycleEvent, Verdict
 from ._resources import leak_findings, reap_and_kill, settle, take_snapshot
 from ._scenario import Case
 from ._settings import CaseOptions
@@ -112,10 +112,11 @@ def _run_and_check(ctx: Context, baseline: Any) -> tuple[Verdict, str, dict[str,
     events = ctx.log.events()
     evidence["events"] = len(events)
     evidence["timeline"] = timeline(events, ctx.started)
+    evidence["t0"] = ctx.started  # event-log times are monotonic; timeline/wire are t - t0
     if ctx.notes:
         evidence["notes"] = ctx.notes
     if ctx.findings or verdict not in (Verdict.PASS, Verdict.UNSUPPORTED):
-        evidence["event_log"] = [e.to_json() for e in events[:2000]]
+        evidence["event_log"] = [_compact(e) for e in events[:2000]]
         evidence["wire"] = ctx.wire
     return verdict, reason, evidence, tainted
 
@@ -206,6 +207,16 @@ def _impl_paths(impl: Implementation) -> tuple[str, ...]:
     return (os.path.realpath(file),) if file else ()
 
 
+def _compact(event: LifecycleEvent) -> dict[str, Any]:
+    """An event for the evidence log: tracebacks cut to their last lines."""
+    data = event.to_json()
+    if data.get("exc"):
+        data["exc"] = data["exc"][-800:]
+    if isinstance(data.get("detail"), dict) and data["detail"].get("error"):
+        data["detail"] = {**data["detail"], "error": str(data["detail"]["error"])[-800:]}
+    return data
+
+
 def _format(exc: BaseException) -> str:
     return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))[-8000:]
 
@@ -220,16 +231,13 @@ def _result(
     evidence: dict[str, Any] | None = None,
     reason: str = "",
 ) -> CaseResult:
-    return CaseResult(
-        id=case.id,
-        scenario=case.spec.id,
-        impl=impl.spec,
-        verdict=verdict,
-        strictness=case.spec.strictness,
-        duration=time.monotonic() - started,
-        params={"transport": case.transport, "kind": case.kind, **case.params},
-        findings=tuple(findings or ()),
-        evidence=evidence or {},
+    duration = time.monotonic() - started
+    return case.record(
+        impl.spec,
+        verdict,
+        duration,
+        findings=findings or (),
+        evidence=evidence,
         reason=reason,
         seed=seed,
     )

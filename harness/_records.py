@@ -134,9 +134,17 @@ class Finding:
 
 
 def replay_command(result: CaseResult) -> str:
-    """The one command that runs exactly this case again."""
+    """The one command that runs exactly this case again (as the runner recorded it)."""
+    recorded = result.evidence.get("replay")
+    if isinstance(recorded, str):
+        return recorded
+    import shlex
+
     base = result.evidence.get("base_seed", 0)
-    return f"python -m harness run --impl {result.impl} --select '{result.id}' --seed {base}"
+    return (
+        f"python -m harness run --impl {shlex.quote(result.impl)} "
+        f"--select {shlex.quote(result.id)} --seed {base} --profile stress"
+    )
 
 
 @dataclass(frozen=True)
@@ -154,6 +162,8 @@ class CaseResult:
     evidence: dict[str, Any] = field(default_factory=dict)
     reason: str = ""
     seed: int = 0
+    title: str = ""
+    invariant: str = ""
 
     @property
     def counts_as_failure(self) -> bool:
@@ -175,6 +185,8 @@ class CaseResult:
             "evidence": self.evidence,
             "reason": self.reason,
             "seed": self.seed,
+            "title": self.title,
+            "invariant": self.invariant,
         }
 
     @classmethod
@@ -192,4 +204,6 @@ class CaseResult:
             evidence=dict(data.get("evidence", {})),
             reason=data.get("reason", ""),
             seed=int(data.get("seed", 0)),
+            title=data.get("title", ""),
+            invariant=data.get("invariant", ""),
         )

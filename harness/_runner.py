@@ -10,10 +10,11 @@ written at the end — also after Ctrl-C, then marked partial.
 from __future__ import annotations
 
 import queue
+import shlex
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Protocol
@@ -219,8 +220,7 @@ class _Pool:
             result, usable = worker.run(case)
         except LoadError as exc:
             result = _result(case, impl.spec, Verdict.ERROR, started, str(exc))
-        if not result.seed:
-            result = _with_seed(result, case_seed(self.settings.seed, case.id))
+        result = _with_replay(result, self.settings, case)
         if not usable and worker is not None:
             worker.kill()
             worker = None
@@ -235,10 +235,26 @@ class _Pool:
         return worker
 
 
-def _with_seed(result: CaseResult, seed: int) -> CaseResult:
-    from dataclasses import replace
+def replay_line(settings: Settings, impl: str, case: Case) -> str:
+    """The one command that runs exactly ``case`` against ``impl`` again."""
+    parts = [
+        "python -m harness run",
+        f"--impl {shlex.quote(impl)}",
+        f"--select {shlex.quote(case.id)}",
+    ]
+    parts += [f"--seed {settings.seed}", f"--profile {case.profile}"]
+    parts += [f"--scenarios {shlex.quote(str(d))}" for d in settings.scenario_dirs]
+    return " ".join(parts)
 
-    return replace(result, seed=seed)
+
+def _with_replay(result: CaseResult, settings: Settings, case: Case) -> CaseResult:
+    evidence = {
+        **result.evidence,
+        "base_seed": settings.seed,
+        "replay": replay_line(settings, result.impl, case),
+    }
+    seed = result.seed or case_seed(settings.seed, case.id)
+    return replace(result, evidence=evidence, seed=seed)
 
 
 def _point_latest(report_dir: Path) -> None:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from ._errors import ScenarioDefinitionError
-from ._records import Strictness
+from ._records import CaseResult, Finding, Strictness, Verdict
 from ._settings import PROFILES, profile_rank
 from ._variants import KINDS, TRANSPORTS
 
@@ -74,6 +74,34 @@ class Case:
     kind: str
     params: dict[str, Any] = field(default_factory=dict)
     profile: str = "default"  # the spec's profile, raised by any ``param(..., profile=)``
+
+    def record(
+        self,
+        impl: str,
+        verdict: Verdict,
+        duration: float,
+        *,
+        findings: Sequence[Finding] = (),
+        evidence: dict[str, Any] | None = None,
+        reason: str = "",
+        seed: int = 0,
+    ) -> CaseResult:
+        """The ``CaseResult`` of this case against ``impl``."""
+        return CaseResult(
+            id=self.id,
+            scenario=self.spec.id,
+            impl=impl,
+            verdict=verdict,
+            strictness=self.spec.strictness,
+            duration=duration,
+            params={"transport": self.transport, "kind": self.kind, **self.params},
+            findings=tuple(findings),
+            evidence=evidence or {},
+            reason=reason,
+            seed=seed,
+            title=self.spec.title,
+            invariant=self.spec.invariant,
+        )
 
     @property
     def id(self) -> str:

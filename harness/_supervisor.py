@@ -219,14 +219,4 @@ def _result(
     reason: str,
     evidence: dict[str, Any] | None = None,
 ) -> CaseResult:
-    return CaseResult(
-        id=case.id,
-        scenario=case.spec.id,
-        impl=impl,
-        verdict=verdict,
-        strictness=case.spec.strictness,
-        duration=time.monotonic() - started,
-        params={"transport": case.transport, "kind": case.kind, **case.params},
-        evidence=evidence or {},
-        reason=reason,
-    )
+    return case.record(impl, verdict, time.monotonic() - started, evidence=evidence, reason=reason)

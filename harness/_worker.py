@@ -86,8 +86,10 @@ def main(argv: list[str]) -> int:
             os._exit(70)  # a forked child must never report as the worker
         record = outcome.result.to_json()
         output = _tail(capture)
-        if output:
+        if output and record["verdict"] != "pass":
             record["evidence"]["output"] = output
+        elif output:  # a passing case's output is mostly the injected errors' reports
+            record["evidence"]["output_bytes"] = capture.stat().st_size
         _send(out, {"type": "result", "result": record, "tainted": outcome.tainted})
         if outcome.tainted:
             return 0
