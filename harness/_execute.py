@@ -105,9 +105,20 @@ def _run_and_check(ctx: Context, baseline: Any) -> tuple[Verdict, str, dict[str,
             verdict, reason = Verdict.HANG, teardown_hang.reason
             evidence["stacks"] = teardown_hang.stacks
         tainted = True
+    # Settle first: daemon handler threads and children may still be finishing
+    # their requests, and the lifecycle checks must see the complete story.
+    leaks = settle(baseline, LEAK_GRACE, ignore_fds=ctx.log.fds())
+    ctx.log.sync()
+    rogue = _rogue_children(ctx)
+    if rogue:
+        verdict, reason = Verdict.CRASH, rogue
     if verdict in (Verdict.PASS, Verdict.FAIL):
         _post_checks(ctx)
-    tainted |= _resource_checks(ctx, baseline, apply="resources" in ctx.case.spec.checks)
+    if "resources" in ctx.case.spec.checks and verdict is not Verdict.CRASH:
+        ctx.findings.extend(leak_findings(leaks))
+    if leaks.children:
+        reap_and_kill(leaks.children)
+    tainted |= bool(leaks.threads)  # stuck threads cannot be stopped: retire the process
     ctx.log.sync()
     events = ctx.log.events()
     evidence["events"] = len(events)
@@ -168,14 +179,17 @@ def _post_checks(ctx: Context) -> None:
             )
 
 
-def _resource_checks(ctx: Context, baseline: Any, apply: bool) -> bool:
-    leaks = settle(baseline, LEAK_GRACE, ignore_fds=ctx.log.fds())
-    if apply:
-        ctx.findings.extend(leak_findings(leaks))
-    if leaks.children:
-        reap_and_kill(leaks.children)
-    # Stuck threads cannot be stopped: the process must not run more cases.
-    return bool(leaks.threads)
+#: Hooks only the serving process may run: seen in a child, the child returned into the loop.
+_LOOP_HOOKS = frozenset(("get_request", "serve_forever", "handle_request", "service_actions"))
+
+
+def _rogue_children(ctx: Context) -> str:
+    """Why the case crashed because a forked child kept running the server loop, or ""."""
+    owner = ctx.log.owner_pid
+    pids = sorted({e.pid for e in ctx.log.events() if e.pid != owner and e.name in _LOOP_HOOKS})
+    if not pids:
+        return ""
+    return f"forked child process(es) {', '.join(map(str, pids))} returned into the server loop"
 
 
 def _judge_exception(ctx: Context, exc: BaseException) -> tuple[Verdict, str]:

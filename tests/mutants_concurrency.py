@@ -77,15 +77,14 @@ MUTANTS: tuple[Mutant, ...] = (
         "self.collect_children()",
         "concurrency.close.waits[tcp-forking-*",
     ),
-    # The child falls back into serve_forever() and serves on forever: the case
-    # records get_request() in children, but its verdict is ``hang`` because the
-    # default server_close() then waits for children that never exit.
+    # The child falls back into serve_forever() and serves on: the harness sees
+    # get_request() in a child process and judges the case ``crash``.
     Mutant(
         "forking_child_returns_to_loop",
         "                    finally:\n                        os._exit(status)",
         "                    finally:\n                        pass",
         "concurrency.accept_in_server[tcp-forking-*",
-        verdict="hang",
+        verdict="crash",
     ),
     Mutant(
         "forking_parent_shuts_down_request",
