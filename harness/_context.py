@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
+from ._capture import CaseCapture, case_capture
 from ._clients import DatagramClient, StreamClient
 from ._deadline import call_with_deadline
 from ._errors import Abort, Unsupported
@@ -60,6 +61,7 @@ class Context:
         self._gates: list[threading.Event] = []
         self._addresses = 0
         self.wire: list[dict[str, Any]] = []  # client-side wire log of every swarm
+        self.capture: CaseCapture | None = None  # --capture: started with the first server
         self.notes: dict[str, Any] = {}  # observations kept as evidence, pass or fail
 
     # -- time ---------------------------------------------------------------
@@ -120,6 +122,9 @@ class Context:
         instance = server_cls(address, handler_cls, bind_and_activate)
         handle = ServerHandle(instance, transport, call_timeout=self.timeout(5.0))
         self.servers.append(handle)
+        if self.options.capture:
+            self.capture = self.capture or case_capture(self)
+            self.capture.watch(handle)
         if serve:
             handle.serve(poll_interval)
         return handle

@@ -100,6 +100,8 @@ def _run_and_check(ctx: Context, baseline: Any) -> tuple[Verdict, str, dict[str,
         verdict, reason = _judge_exception(ctx, exc)
         evidence["traceback"] = _format(exc)
     teardown_hang = _teardown(ctx)
+    if ctx.capture is not None:
+        evidence.update(ctx.capture.finish())
     if teardown_hang is not None:
         if verdict is not Verdict.HANG:
             verdict, reason = Verdict.HANG, teardown_hang.reason
