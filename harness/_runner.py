@@ -24,6 +24,7 @@ from ._errors import LoadError, UsageError
 from ._execute import case_seed, unsupported_reason
 from ._expectations import apply_expectations, load_expectations
 from ._loading import Implementation, load_implementation
+from ._packets import remove_stale_tables
 from ._records import CaseResult, Verdict
 from ._results import RunInfo, append_line, now, write_results
 from ._scenario import Case
@@ -141,6 +142,8 @@ def run(
     )
     write_results(report_dir, info, results)
     _point_latest(report_dir)
+    # A worker killed on a hang skips its atexit cleanup: sweep firewall tables it left.
+    remove_stale_tables()
     return RunOutcome(tuple(results), report_dir, status, partial)
 
 
