@@ -13,6 +13,8 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from ._checks_lifecycle import expect_silence, handle_error_context, nesting
+from ._checks_timing import in_order, within
 from ._lifecycle import entries, expected_paths, transcript
 from ._records import ClientResult, LifecycleEvent
 
@@ -25,7 +27,12 @@ __all__ = [
     "concurrency_placement",
     "echoed",
     "errors_handled",
+    "expect_silence",
+    "handle_error_context",
+    "in_order",
     "lifecycle",
+    "nesting",
+    "within",
 ]
 
 

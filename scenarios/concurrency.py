@@ -33,7 +33,7 @@ from harness import (
     param,
     scenario,
 )
-from harness._checks_concurrency import (
+from harness.support import (
     BackgroundClose,
     child_states,
     handle_spans,

@@ -18,13 +18,8 @@ import os
 from typing import Any
 
 from harness import ALL, STREAM_TRANSPORTS, Context, checks, echo_script, scenario
-from harness._checks_lifecycle import (
-    FAIL_TAG,
-    connect_starved,
-    fail_then_serve,
-    handle_error_context,
-    tagged_handler,
-)
+from harness.checks import handle_error_context
+from harness.support import FAIL_TAG, connect_starved, fail_then_serve, tagged_handler
 
 INTERRUPTS: dict[str, type[BaseException]] = {
     "SystemExit": SystemExit,

@@ -25,8 +25,7 @@ from harness import (
     raising,
     scenario,
 )
-from harness._checks_lifecycle import fail_then_serve, tagged_handler
-from harness._handlers import Behaviour
+from harness.support import Behaviour, fail_then_serve, tagged_handler
 
 FAULTS = ("none", "setup", "handle", "finish")
 

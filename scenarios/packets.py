@@ -29,10 +29,10 @@ from harness import (
     param,
     scenario,
 )
-from harness._capture import capture_servers
-from harness._packets import (
+from harness.packets import (
     RawSender,
     Segment,
+    capture_servers,
     drop_kernel_resets,
     fragments,
     require_firewall,

@@ -26,7 +26,7 @@ from harness import (
     echo_script,
     scenario,
 )
-from harness._checks_lifecycle import expect_silence, nesting
+from harness.checks import expect_silence, nesting
 
 GREETING = b"hello from the handler\n"
 

@@ -14,7 +14,7 @@ import stat
 from typing import Any
 
 from harness import ALL, STREAM_TRANSPORTS, Context, scenario
-from harness._checks_lifecycle import descriptor_count, socket_descriptors
+from harness.support import descriptor_count, socket_descriptors
 
 UNIX = ("unix_stream", "unix_dgram")
 

@@ -31,7 +31,8 @@ from harness import (
     gated,
     scenario,
 )
-from harness._checks_timing import Background, in_order, slack, within
+from harness.checks import in_order, within
+from harness.support import Background, slack
 
 
 def _calls(ctx: Context, name: str, phase: str = "call") -> int:

@@ -13,7 +13,8 @@ close, and the server goes on to the next client.
 from __future__ import annotations
 
 from harness import Context, ServerHandle, checks, echo_script, scenario
-from harness._checks_timing import Background, first_event, slack, within
+from harness.checks import within
+from harness.support import Background, first_event, slack
 
 #: A listening-socket timeout long enough that honouring it instead of the
 #: smaller one can never pass for honouring the smaller one.

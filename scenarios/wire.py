@@ -14,8 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from harness import Context, Unsupported, echo, scenario
-from harness._capture import Capture, capture_servers
-from harness._packets import Segment
+from harness.packets import Capture, Segment, capture_servers
 
 TCP = ("tcp", "tcp6")
 #: Bytes sent after the request line but never read: far beyond rfile's 8 KiB buffer.
