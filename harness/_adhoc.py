@@ -68,6 +68,7 @@ class AdhocSession:
         from . import checks
 
         ctx = self._owner(server)
+        ctx.wait_requests_done()
         checks.lifecycle(ctx)
         checks.errors_handled(ctx)
         return list(ctx.findings)

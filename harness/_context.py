@@ -203,6 +203,22 @@ class Context:
                 return False
             time.sleep(0.005)
 
+    def wait_requests_done(self, timeout: float = 5.0) -> bool:
+        """Wait until every accepted request has been shut down (``shutdown_request``
+        returned); False on timeout.  A client that got its reply can be ahead of the
+        server, which still has ``finish``/``shutdown_request`` to run."""
+        deadline = time.monotonic() + self.timeout(timeout)
+        while True:
+            self.log.sync()
+            events = self.log.events()
+            accepted = {e.conn for e in events if e.name == "get_request" and e.phase == "return"}
+            done = {e.conn for e in events if e.name == "shutdown_request" and e.phase != "call"}
+            if accepted <= done:
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.005)
+
     def require(self, *features: str) -> None:
         """End the case as ``unsupported`` unless the implementation has ``features``."""
         missing = self.impl.missing(features)
