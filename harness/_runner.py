@@ -17,8 +17,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
+from types import ModuleType
 from typing import Protocol
 
+from ._agents import parse_spec
 from ._discovery import discover, select_cases
 from ._errors import LoadError, UsageError
 from ._execute import case_seed, unsupported_reason
@@ -79,13 +81,25 @@ def default_report_dir(base: Path = Path("reports")) -> Path:
 
 def plan(settings: Settings) -> tuple[list[Implementation], list[Case]]:
     """Load the implementations and select the cases; raises the errors of exit 2."""
-    impls = [load_implementation(spec) for spec in settings.impls]
+    impls = [_load(spec, settings) for spec in settings.impls]
     specs = discover(settings.scenario_dirs)
     cases = select_cases(specs, settings.select, settings.profile)
     if not cases:
         wanted = ", ".join(settings.select) or "(all)"
         raise UsageError(f"no case matches --select {wanted} in profile {settings.profile!r}")
     return impls, cases
+
+
+def _load(spec: str, settings: Settings) -> Implementation:
+    """Load in-process, or probe an out-of-process implementation through a worker."""
+    parsed = parse_spec(spec)
+    if parsed.in_process:
+        return load_implementation(spec)
+    worker = Worker(spec, settings.case_options(), [str(d) for d in settings.scenario_dirs])
+    try:
+        return Implementation(spec, ModuleType(f"<{spec} in a worker>"), worker.features)
+    finally:
+        worker.close()
 
 
 def run(

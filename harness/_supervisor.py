@@ -14,12 +14,12 @@ import os
 import selectors
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+from ._agents import parse_spec, worker_command
 from ._errors import LoadError
 from ._records import CaseResult, Verdict
 from ._scenario import Case
@@ -34,17 +34,20 @@ class Worker:
 
     def __init__(self, impl: str, options: CaseOptions, scenario_dirs: list[str]) -> None:
         self.impl = impl
+        spec = parse_spec(impl)
+        command = worker_command(spec)
         self.workdir = Path(tempfile.mkdtemp(prefix="sockspec-worker-"))
         read_fd, write_fd = os.pipe()
         config = {
-            "impl": impl,
+            "impl": spec.module,
+            "label": impl,
             "options": options.to_json(),
             "scenario_dirs": scenario_dirs,
             "result_fd": write_fd,
             "workdir": str(self.workdir),
         }
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "harness._worker", json.dumps(config)],
+            [*command, json.dumps(config)],
             stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             stderr=open(self.workdir / "worker.err", "wb"),  # noqa: SIM115 - owned by the child
@@ -63,6 +66,7 @@ class Worker:
             error = (ready or {}).get("error") or self._stderr_tail() or "worker did not start"
             self.kill()
             raise LoadError(error.strip().splitlines()[-1])
+        self.features = frozenset(ready.get("features", ()))
 
     def run(self, case: Case) -> tuple[CaseResult, bool]:
         """Run one case; returns the result and whether the worker is still usable."""

@@ -15,6 +15,7 @@ import json
 import os
 import signal
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -64,14 +65,16 @@ def main(argv: list[str]) -> int:
     sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115
     sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
     try:
-        impl = load_implementation(config["impl"])
+        impl = replace(
+            load_implementation(config["impl"]), spec=config.get("label", config["impl"])
+        )
         specs = discover([Path(d) for d in config["scenario_dirs"]])
     except SockspecError as exc:
         _send(out, {"type": "fatal", "error": str(exc)})
         return 2
     cases = {c.id: c for c in select_cases(specs, (), "stress")}
     options = CaseOptions(**config["options"])
-    _send(out, {"type": "ready", "pid": os.getpid()})
+    _send(out, {"type": "ready", "pid": os.getpid(), "features": sorted(impl.features)})
     for line in sys.stdin:
         request = json.loads(line)
         case = cases.get(request["id"])
