@@ -17,6 +17,7 @@ from ._catalogue import render_catalogue
 from ._compare import compare, load_document, render_comparison
 from ._discovery import discover, select_cases
 from ._errors import SockspecError, UsageError
+from ._history import history_argv
 from ._progress import make_progress
 from ._reports import write_reports
 from ._runner import EXIT_UNUSABLE, run
@@ -85,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_p.add_argument("old", type=Path, help="results.json, report directory or results.jsonl")
     cmp_p.add_argument("new", type=Path)
     sub.add_parser("bench", help="benchmarks (see `sockspec bench --help`)", add_help=False)
+    sub.add_parser("history", help="CPython's socketserver through the versions", add_help=False)
     new_p = sub.add_parser("new", help="write a commented skeleton for a new scenario")
     new_p.add_argument("name", help="scenario id, e.g. mine.echo.twice")
     new_p.add_argument("--dir", type=Path, default=Path("."), help="where to write the module")
@@ -95,6 +97,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status."""
     args_list = list(sys.argv[1:] if argv is None else argv)
     try:
+        if args_list[:1] == ["history"]:
+            args_list = history_argv(args_list[1:])
         if args_list[:1] == ["bench"]:
             from ._bench import bench_main  # heavy and optional: imported on demand
 
