@@ -16,13 +16,12 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
-from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from ._clients import DatagramClient, StreamClient
 from ._handlers import Behaviour, HandlerSpec, InjectedError
-from ._lifecycle import HANDLER_PATH, transcript
+from ._lifecycle import HANDLER_PATH, by_conn, transcript
 from ._records import LifecycleEvent
 from ._swarm import ExpectEOF, Script, Send, ShutdownWrite, echo_script
 
@@ -154,14 +153,6 @@ def expect_silence(ctx: Context, client: DatagramClient, check: str, wait: float
 # --- checks ---------------------------------------------------------------------
 
 
-def _by_conn(events: Sequence[LifecycleEvent]) -> dict[int, list[LifecycleEvent]]:
-    grouped: dict[int, list[LifecycleEvent]] = defaultdict(list)
-    for event in events:
-        if event.conn is not None:
-            grouped[event.conn].append(event)
-    return grouped
-
-
 def _spans(events: list[LifecycleEvent], name: str) -> list[tuple[int, int, int, int]]:
     """(start, end, pid, thread) index spans of each call of ``name`` (end: past the last event
     when it never ended)."""
@@ -196,7 +187,7 @@ def nesting(ctx: Context) -> bool:
     makes exactly one ``close_request`` call before returning.
     """
     ok = True
-    for conn, events in _by_conn(ctx.events()).items():
+    for conn, events in by_conn(ctx.events()).items():
         finishing = _spans(events, "finish_request")
         stray = [
             e.name
@@ -242,7 +233,7 @@ def handle_error_context(ctx: Context) -> bool:
     handler's exception) and the request is shut down only after it returns.
     """
     ok = True
-    for conn, events in _by_conn(ctx.events()).items():
+    for conn, events in by_conn(ctx.events()).items():
         raised = next((e for e in events if e.phase == "raise" and e.name in FAULT_HOOKS), None)
         for index, call in enumerate(events):
             if call.name != "handle_error" or call.phase != "call":

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from types import ModuleType
 
-from ._errors import ScenarioDefinitionError, ScenarioImportError
+from ._errors import ScenarioDefinitionError, ScenarioImportError, one_line
 from ._scenario import Case, ScenarioSpec, spec_of
 from ._settings import profile_rank
 
@@ -58,7 +58,7 @@ def _package_modules(package: str) -> list[ModuleType]:
         pkg = importlib.import_module(package)
     except Exception as exc:
         raise ScenarioImportError(
-            f"scenario package {package!r} failed to import: {_one_line(exc)}"
+            f"scenario package {package!r} failed to import: {one_line(exc)}"
         ) from None
     out = []
     for info in pkgutil.walk_packages(pkg.__path__, prefix=f"{package}."):
@@ -73,7 +73,7 @@ def _import(name: str) -> ModuleType:
         raise
     except BaseException as exc:
         raise ScenarioImportError(
-            f"scenario module {name!r} failed to import: {_one_line(exc)}"
+            f"scenario module {name!r} failed to import: {one_line(exc)}"
         ) from None
 
 
@@ -101,7 +101,7 @@ def _directory_modules(directory: Path) -> list[ModuleType]:
         except BaseException as exc:
             del sys.modules[name]
             raise ScenarioImportError(
-                f"scenario file {str(path)!r} failed to import: {_one_line(exc)}"
+                f"scenario file {str(path)!r} failed to import: {one_line(exc)}"
             ) from None
         out.append(module)
     return out
@@ -114,22 +114,11 @@ def _entry_point_modules() -> list[ModuleType]:
             loaded = ep.load()
         except BaseException as exc:
             raise ScenarioImportError(
-                f"scenario entry point {ep.name!r} failed to load: {_one_line(exc)}"
+                f"scenario entry point {ep.name!r} failed to load: {one_line(exc)}"
             ) from None
         if isinstance(loaded, ModuleType):
             out.append(loaded)
     return out
-
-
-def _one_line(exc: BaseException) -> str:
-    if isinstance(exc, SyntaxError):
-        return f"SyntaxError: {exc.msg} ({Path(exc.filename or '?').name}, line {exc.lineno})"
-    tb = exc.__traceback__
-    line = ""
-    while tb is not None:
-        line = f" (line {tb.tb_lineno} of {Path(tb.tb_frame.f_code.co_filename).name})"
-        tb = tb.tb_next
-    return f"{type(exc).__name__}: {exc}{line}".splitlines()[0]
 
 
 def select_cases(

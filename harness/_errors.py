@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 
 class SockspecError(Exception):
     """Base class of every error the harness raises on purpose."""
@@ -52,3 +54,16 @@ class Hang(CaseSignal):
 
 class Abort(CaseSignal):
     """A check failed so badly that the scenario cannot go on (findings are kept)."""
+
+
+def one_line(exc: BaseException, where: bool = True) -> str:
+    """``Type: message`` on one line; with ``where``, the file and line it came from."""
+    if isinstance(exc, SyntaxError):
+        return f"SyntaxError: {exc.msg} ({Path(exc.filename or '?').name}, line {exc.lineno})"
+    location = ""
+    tb = exc.__traceback__
+    while where and tb is not None:
+        location = f" (line {tb.tb_lineno} of {Path(tb.tb_frame.f_code.co_filename).name})"
+        tb = tb.tb_next
+    text = f"{type(exc).__name__}: {exc}".strip().splitlines()[0]
+    return text + location

@@ -20,6 +20,7 @@ renders observed events as one-line transcripts.
 from __future__ import annotations
 
 import difflib
+from collections import defaultdict
 from collections.abc import Sequence
 
 from ._records import LifecycleEvent
@@ -53,6 +54,15 @@ def expected_paths(
             "child": ("finish_request", *handler, *REQUEST_TAIL),
         }
     return {"server": (*REQUEST_HEAD, "process_request", "finish_request", *handler, *REQUEST_TAIL)}
+
+
+def by_conn(events: Sequence[LifecycleEvent]) -> dict[int, list[LifecycleEvent]]:
+    """Events grouped by connection id (events without one are left out), in order."""
+    grouped: dict[int, list[LifecycleEvent]] = defaultdict(list)
+    for event in events:
+        if event.conn is not None:
+            grouped[event.conn].append(event)
+    return grouped
 
 
 def is_entry(event: LifecycleEvent) -> bool:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
-from ._errors import LoadError
+from ._errors import LoadError, one_line
 
 ENTRY_POINT_GROUP = "sockspec.implementations"
 
@@ -131,9 +131,9 @@ def _import_module(name: str, spec: str) -> ModuleType:
                 f"unknown implementation {spec!r}; expected 'stdlib', 'reference', a dotted "
                 f"module or a .py path{_did_you_mean(spec, choices)}"
             ) from None
-        raise LoadError(f"implementation {spec!r} failed to import: {_one_line(exc)}") from None
+        raise LoadError(f"implementation {spec!r} failed to import: {one_line(exc)}") from None
     except Exception as exc:
-        raise LoadError(f"implementation {spec!r} failed to import: {_one_line(exc)}") from None
+        raise LoadError(f"implementation {spec!r} failed to import: {one_line(exc)}") from None
 
 
 def _import_path(path: Path, spec: str) -> ModuleType:
@@ -152,9 +152,7 @@ def _import_path(path: Path, spec: str) -> ModuleType:
         loader_spec.loader.exec_module(module)
     except BaseException as exc:
         del sys.modules[private]
-        raise LoadError(
-            f"implementation file {spec!r} failed to import: {_one_line(exc)}"
-        ) from None
+        raise LoadError(f"implementation file {spec!r} failed to import: {one_line(exc)}") from None
     return module
 
 
@@ -165,7 +163,7 @@ def _entry_point(name: str) -> ModuleType | None:
                 loaded = ep.load()
             except Exception as exc:
                 raise LoadError(
-                    f"entry point {name!r} of {ENTRY_POINT_GROUP} failed to load: {_one_line(exc)}"
+                    f"entry point {name!r} of {ENTRY_POINT_GROUP} failed to load: {one_line(exc)}"
                 ) from None
             if isinstance(loaded, ModuleType):
                 return loaded
@@ -184,10 +182,3 @@ def _known_modules() -> list[str]:
 def _did_you_mean(word: str, choices: list[str]) -> str:
     close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
     return f" — did you mean {close[0]!r}?" if close else ""
-
-
-def _one_line(exc: BaseException) -> str:
-    text = f"{type(exc).__name__}: {exc}".strip()
-    if isinstance(exc, SyntaxError) and exc.lineno:
-        text = f"SyntaxError: {exc.msg} (line {exc.lineno})"
-    return text.splitlines()[0] if text else type(exc).__name__

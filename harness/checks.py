@@ -9,13 +9,12 @@ raise for a violation, so one case reports all it finds.
 from __future__ import annotations
 
 import itertools
-from collections import defaultdict
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ._checks_lifecycle import expect_silence, handle_error_context, nesting
 from ._checks_timing import in_order, within
-from ._lifecycle import entries, expected_paths, transcript
+from ._lifecycle import by_conn, entries, expected_paths, transcript
 from ._records import ClientResult, LifecycleEvent
 
 if TYPE_CHECKING:
@@ -34,14 +33,6 @@ __all__ = [
     "nesting",
     "within",
 ]
-
-
-def _by_conn(events: Sequence[LifecycleEvent]) -> dict[int, list[LifecycleEvent]]:
-    grouped: dict[int, list[LifecycleEvent]] = defaultdict(list)
-    for event in events:
-        if event.conn is not None:
-            grouped[event.conn].append(event)
-    return grouped
 
 
 def _raised(events: Sequence[LifecycleEvent], name: str) -> LifecycleEvent | None:
@@ -65,7 +56,7 @@ def lifecycle(ctx: Context, kind: str | None = None) -> bool:
     kind = kind or ctx.kind
     owner = ctx.log.owner_pid
     ok = True
-    for conn, events in _by_conn(ctx.events()).items():
+    for conn, events in by_conn(ctx.events()).items():
         if not any(e.name == "get_request" for e in events):
             continue  # not a request (e.g. a connection id from elsewhere)
         setup_raised = _raised(events, "setup") is not None
@@ -109,7 +100,7 @@ def errors_handled(ctx: Context) -> bool:
     scenario declared it with ``ctx.expect_error``).
     """
     ok = True
-    for conn, events in _by_conn(ctx.events()).items():
+    for conn, events in by_conn(ctx.events()).items():
         raised = [
             e
             for e in events
@@ -207,7 +198,7 @@ def concurrency_placement(ctx: Context, kind: str | None = None) -> bool:
 
 def _no_overlap(ctx: Context) -> bool:
     spans = []
-    for conn, events in _by_conn(ctx.events()).items():
+    for conn, events in by_conn(ctx.events()).items():
         start = next((e.t for e in events if e.name == "handle" and e.phase == "call"), None)
         end = next(
             (e.t for e in events if e.name == "handle" and e.phase in ("return", "raise")), None
