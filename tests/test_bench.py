@@ -1,0 +1,188 @@
+"""Tests for the benchmark command (harness._bench and its _bench_* modules).
+
+The figures themselves are never asserted -- timing goals are what the
+benchmark *reports*; a test that depended on them would fail on a loaded
+machine.  What is checked is the shape of bench.json, that every ratio is a
+positive number, and the pure helpers (statistics, plot, parsing).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+import xml.dom.minidom
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness._bench import SECTIONS, parse_options, plot
+from harness._bench_echo import Row, all_rows
+from harness._bench_fuzz import _steps, find_number
+from harness._bench_plot import Panel, render
+from harness._bench_stats import interleaved, paired_ratio, percentile, worst
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = "import sys; from harness._bench import bench_main; sys.exit(bench_main(sys.argv[1:]))"
+
+
+def run_bench(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], Path]:
+    """``bench ARGS --report-dir tmp`` in a subprocess (it raises rlimits, forks servers)."""
+    report = tmp_path / "bench"
+    proc = subprocess.run(
+        [sys.executable, "-c", BENCH, *args, "--report-dir", str(report)],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    return proc, report
+
+
+def positive(value: Any) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value) and value > 0
+
+
+def check_ratio(ratio: dict[str, Any], reps: int) -> None:
+    assert set(ratio) >= {"median", "min", "max", "samples", "goal", "verdict", "p_below"}
+    assert positive(ratio["median"]) and positive(ratio["min"]) and positive(ratio["max"])
+    assert ratio["min"] <= ratio["median"] <= ratio["max"]
+    assert 1 <= len(ratio["samples"]) <= reps
+    assert all(positive(s) for s in ratio["samples"])
+    assert ratio["verdict"] in ("ok", "noise", "below")
+
+
+def check_echo_section(section: dict[str, Any], sides: tuple[str, str], reps: int) -> None:
+    assert section["reps"] == reps and section["rows"]
+    for row in section["rows"]:
+        assert {"row", "transport", "kind", "mode", "concurrency"} <= set(row)
+        if "unsupported" in row:
+            continue
+        for side in sides:
+            assert positive(row[side]["throughput"]) and positive(row[side]["p50"])
+            assert len(row[side]["reps"]) == reps
+        for ratio in row["ratios"].values():
+            check_ratio(ratio, reps)
+        assert row["verdict"] in ("ok", "noise", "below")
+
+
+def check_goals(goals: list[dict[str, Any]]) -> None:
+    for goal in goals:
+        assert set(goal) == {"section", "name", "value", "op", "limit", "unit", "met", "note"}
+        assert goal["op"] in ("<=", ">=") and goal["met"] in (True, False, None)
+
+
+@pytest.mark.slow
+def test_quick_echo_and_load_sections_write_json_and_svg(tmp_path: Path) -> None:
+    proc, report = run_bench(
+        tmp_path, "--quick", "--only", "reference-vs-stdlib,instrumentation,load"
+    )
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads((report / "bench.json").read_text())
+    assert doc["schema"] == "sockspec-bench/1"
+    assert list(doc["sections"]) == ["reference-vs-stdlib", "instrumentation", "load"]
+    reps = doc["options"]["reps"]
+    check_echo_section(doc["sections"]["reference-vs-stdlib"], ("stdlib", "reference"), reps)
+    check_echo_section(doc["sections"]["instrumentation"], ("plain", "instrumented"), reps)
+    for run in doc["sections"]["load"]["runs"]:
+        assert run["clients"] == doc["options"]["clients"]
+        assert run["ok"] + run["errors"] == run["clients"]
+        assert positive(run["driver_cpu_per_request"]) and positive(run["connect_p50"])
+        assert run["roundtrip_p50"] is None or positive(run["roundtrip_p50"])
+    check_goals(doc["goals"])
+    assert {g["section"] for g in doc["goals"]} == set(doc["sections"])
+    xml.dom.minidom.parse(str(report / "bench.svg"))
+    assert "== goals ==" in proc.stdout
+
+
+@pytest.mark.slow
+def test_quick_suite_and_fuzz_sections(tmp_path: Path) -> None:
+    proc, report = run_bench(tmp_path, "--quick", "--only", "suite,fuzz")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads((report / "bench.json").read_text())
+    suite = doc["sections"]["suite"]
+    for jobs in ("jobs1", "jobs2"):
+        assert positive(suite["speed"][jobs]["wall"]) and suite["speed"][jobs]["cases"] > 0
+    for name in ("empty", "server", "serving"):
+        assert positive(suite["overhead"][name]["median_ms"])
+        assert suite["overhead"][name]["verdicts"] == ["pass"]
+    assert doc["sections"]["fuzz"]["status"] in ("ok", "pending")
+    check_goals(doc["goals"])
+
+
+def test_unknown_section_is_a_usage_error(tmp_path: Path) -> None:
+    proc, report = run_bench(tmp_path, "--only", "lod")
+    assert proc.returncode == 2
+    assert "unknown section 'lod'" in proc.stderr
+    assert not report.exists()
+
+
+def test_options_default_and_quick() -> None:
+    full = parse_options([])
+    assert full.only == SECTIONS and full.reps == 9 and full.clients == 10_000
+    assert full.report_dir.name.startswith("bench-")
+    quick = parse_options(["--quick", "--only", "load,suite", "--reps", "2"])
+    assert quick.only == ("load", "suite") and quick.reps == 2 and quick.clients == 200
+    with pytest.raises(ValueError, match="must be positive"):
+        parse_options(["--reps", "0"])
+
+
+def test_rows_cover_every_transport_kind_and_mode() -> None:
+    rows = all_rows()
+    assert Row("tcp", "sync", "persistent") in rows
+    assert Row("unix_stream", "forking", "per-request") in rows
+    assert Row("udp", "threading", "datagram") in rows
+    assert len(rows) == 3 * 3 * 2 + 3 * 3  # stream transports in two modes, datagram in one
+    assert Row("tcp", "sync", "persistent").concurrency == 1
+
+
+def test_percentile_is_nearest_rank() -> None:
+    assert percentile([], 50) is None
+    assert percentile([3.0, 1.0, 2.0], 50) == 2.0
+    assert percentile([float(i) for i in range(1, 101)], 99) == 99.0
+
+
+def test_interleaving_alternates_the_order() -> None:
+    assert list(interleaved(["a", "b"], 3)) == [
+        (0, "a"),
+        (0, "b"),
+        (1, "b"),
+        (1, "a"),
+        (2, "a"),
+        (2, "b"),
+    ]
+
+
+def test_paired_ratio_verdicts_follow_a_sign_test() -> None:
+    assert paired_ratio([1.1] * 5, [1.0] * 5).verdict == "ok"
+    consistent = paired_ratio([0.95] * 9, [1.0] * 9)
+    assert consistent.verdict == "below" and consistent.p_below == 2**-9
+    mixed = paired_ratio([0.9] * 5 + [1.2] * 4, [1.0] * 9)
+    assert mixed.verdict == "noise" and mixed.median == pytest.approx(0.9)
+    assert paired_ratio([None, 2.0], [1.0, None]).verdict == "n/a"
+    assert worst(["ok", "noise", "n/a"]) == "noise" and worst(["n/a"]) == "n/a"
+
+
+def test_plot_renders_panels_as_valid_svg() -> None:
+    ratio = paired_ratio([1.2, 0.9, 1.1], [1.0, 1.0, 1.0]).to_json()
+    svg = render([Panel("t & <x>", ("throughput",), (("tcp/sync/persistent", (ratio,)),))], "T")
+    dom = xml.dom.minidom.parseString(svg)
+    assert dom.documentElement.tagName == "svg"
+    assert "tcp/sync/persistent" in svg and "&amp; &lt;x&gt;" in svg
+
+
+def test_plot_of_a_document_without_sections() -> None:
+    doc = {"started": "now", "sections": {}, "goals": []}
+    xml.dom.minidom.parseString(plot(doc))
+
+
+def test_fuzz_steps_come_from_the_printed_summary_else_evidence() -> None:
+    output = "fuzz: 12 examples, 340 steps in 2.00s (170 steps/s)\n"
+    assert _steps({"output": output}, budget=3.0) == (340.0, 2.0)
+    assert _steps({"stats": {"steps": 50}}, budget=3.0) == (50.0, 3.0)
+    assert _steps({"events": 10}, budget=3.0)[0] is None
+    assert find_number([{"a": True}, {"steps": 7}], ("steps",)) == 7.0
