@@ -99,7 +99,7 @@ class Context:
         handler: HandlerSpec | Behaviour | None = None,
         *,
         serve: bool = True,
-        poll_interval: float = 0.05,
+        poll_interval: float = 0.02,
         bind_and_activate: bool = True,
         transport: str | None = None,
         kind: str | None = None,

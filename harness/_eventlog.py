@@ -18,6 +18,7 @@ import threading
 import time
 import traceback
 from collections.abc import Iterable
+from dataclasses import fields
 from typing import Any
 
 from ._records import LifecycleEvent
@@ -35,7 +36,8 @@ class EventLog:
     def __init__(self) -> None:
         self._owner = os.getpid()
         self._lock = threading.Lock()
-        self._events: list[LifecycleEvent] = []
+        self._events: list[LifecycleEvent] = []  # built from _rows on demand
+        self._rows: list[tuple[Any, ...]] = []
         self._seq = itertools.count()
         self._conns = itertools.count(1)
         self._rx, self._tx = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -78,27 +80,32 @@ class EventLog:
         exc: BaseException | None = None,
         detail: dict[str, Any] | None = None,
     ) -> None:
-        """Record that hook ``name`` reached ``phase`` (call/return/raise/point)."""
+        """Record that hook ``name`` reached ``phase`` (call/return/raise/point).
+
+        This is on every hook's path, so the owner process only appends a plain
+        tuple (list.append and next() are atomic under the GIL); records are
+        built when someone reads the log.
+        """
         thread = threading.current_thread()
-        event = LifecycleEvent(
-            seq=-1,
-            name=name,
-            phase=phase,
-            conn=conn,
-            t=time.monotonic(),
-            pid=os.getpid(),
-            thread_id=threading.get_ident(),
-            thread_name=thread.name,
-            daemon=thread.daemon,
-            server=server,
-            exc_type=None if exc is None else type(exc).__name__,
-            exc=None if exc is None else _exc_text(exc),
-            detail=detail or {},
+        row = (
+            next(self._seq),
+            name,
+            phase,
+            conn,
+            time.monotonic(),
+            os.getpid(),
+            thread.ident or 0,
+            thread.name,
+            thread.daemon,
+            server,
+            None if exc is None else type(exc).__name__,
+            None if exc is None else _exc_text(exc),
+            detail or {},
         )
-        if event.pid == self._owner:
-            self._append(event)
+        if row[5] == self._owner:
+            self._rows.append(row)
         else:
-            self._send(pickle.dumps(event))
+            self._send(pickle.dumps(row))
 
     def _send(self, payload: bytes) -> None:
         try:
@@ -108,8 +115,7 @@ class EventLog:
             self._tx.send(payload[:60000] if len(payload) <= 60000 else _truncated(payload))
 
     def _append(self, event: LifecycleEvent) -> None:
-        with self._lock:
-            self._events.append(_with_seq(event, next(self._seq)))
+        self._rows.append((next(self._seq), *astuple_shallow(event)[1:]))
 
     def _read_loop(self) -> None:
         while True:
@@ -125,11 +131,12 @@ class EventLog:
                     self._synced.notify_all()
                 continue
             try:
-                event = pickle.loads(data)
+                row = pickle.loads(data)
             except Exception:
                 continue
-            if isinstance(event, LifecycleEvent):
-                self._append(event)
+            if isinstance(row, tuple) and len(row) == _FIELDS:
+                # Children number from their copy of the counter: renumber on arrival.
+                self._rows.append((next(self._seq), *row[1:]))
 
     def sync(self, timeout: float = 5.0) -> bool:
         """Wait until every event sent by any process so far is in the log."""
@@ -144,6 +151,8 @@ class EventLog:
     def events(self, name: str | None = None, conn: int | None = None) -> list[LifecycleEvent]:
         """A snapshot of the events so far in time order, optionally filtered."""
         with self._lock:
+            built = len(self._events)
+            self._events.extend(LifecycleEvent(*row) for row in self._rows[built:])
             events = sorted(self._events, key=lambda e: (e.t, e.seq))
         return [
             e
@@ -178,10 +187,12 @@ class EventLog:
         self._tx.close()
 
 
-def _with_seq(event: LifecycleEvent, seq: int) -> LifecycleEvent:
-    from dataclasses import replace
+_FIELDS = len(fields(LifecycleEvent))
 
-    return replace(event, seq=seq)
+
+def astuple_shallow(event: LifecycleEvent) -> tuple[Any, ...]:
+    """The event's field values in order (no deep copy, unlike dataclasses.astuple)."""
+    return tuple(getattr(event, f.name) for f in fields(LifecycleEvent))
 
 
 def _exc_text(exc: BaseException) -> str:
@@ -189,7 +200,6 @@ def _exc_text(exc: BaseException) -> str:
 
 
 def _truncated(payload: bytes) -> bytes:
-    event = pickle.loads(payload)
-    from dataclasses import replace
-
-    return pickle.dumps(replace(event, exc=(event.exc or "")[-1000:], detail={}))
+    row = list(pickle.loads(payload))
+    row[11], row[12] = (row[11] or "")[-1000:], {}  # exc text, detail
+    return pickle.dumps(tuple(row))
