@@ -261,6 +261,8 @@ def replay_line(settings: Settings, impl: str, case: Case) -> str:
     ]
     parts += [f"--seed {settings.seed}", f"--profile {case.profile}"]
     parts += [f"--scenarios {shlex.quote(str(d))}" for d in settings.scenario_dirs]
+    if settings.fuzz_budget is not None:
+        parts.append(f"--fuzz-budget {settings.fuzz_budget:g}")
     return " ".join(parts)
 
 

@@ -14,7 +14,8 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "close_with_linger_zero_sends_rst",
         "            request.shutdown(socket.SHUT_WR)\n        except OSError:",
-        "            request.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b'\\1\\0\\0\\0\\0\\0\\0\\0')\n"
+        "            request.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,"
+        " b'\\1\\0\\0\\0\\0\\0\\0\\0')\n"
         "        except OSError:",
         "wire.close.fin[tcp-sync-*",
     ),

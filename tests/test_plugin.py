@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from mutants import by_name
 
 SELECT = "lifecycle.handler.order[tcp-sync-*"

@@ -1,0 +1,21 @@
+"""Fuzzing tools for scenarios: Hypothesis state machines and payload generators.
+
+``plan(ctx)`` turns the case's budget and seed into a deterministic run;
+``FuzzRun`` drives a machine and turns a falsifying example into findings with
+a readable transcript and a replay command.  The machines are the ones the
+built-in ``fuzz.*`` cases use.
+"""
+
+from ._fuzz import FuzzRun, plan
+from ._fuzz_datagram import DatagramMachine
+from ._fuzz_payload import DatagramPayloadMachine, StreamPayloadMachine
+from ._fuzz_stream import StreamMachine
+
+__all__ = [
+    "DatagramMachine",
+    "DatagramPayloadMachine",
+    "FuzzRun",
+    "StreamMachine",
+    "StreamPayloadMachine",
+    "plan",
+]

@@ -1,0 +1,175 @@
+"""The fuzz suite: short-budget cases pass; the fuzz-only mutant is found, shrunk and replayed."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Callable
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from conftest import CliRun
+from mutants import by_name
+
+from harness._discovery import discover
+from harness._fuzz import WALL_FACTOR, plan
+from harness._fuzz_model import Blob, HandlerModel, chunked, judge_reply
+from harness._fuzz_payload import STREAM_BUCKETS, bucket_size
+from harness._settings import CaseOptions
+
+MUTANT = by_name("serve_forever_leaves_socket_nonblocking")
+
+#: Limits of the short (CI) budget: each case, and all fuzz cases of one CI run.
+CASE_SECONDS = 10.0
+RUN_SECONDS = 60.0
+
+
+def _ctx(budget: float | None, time_left: float = 1800.0) -> Any:
+    return SimpleNamespace(options=CaseOptions(fuzz_budget=budget), time_left=lambda: time_left)
+
+
+# --- plans, payloads, replies -------------------------------------------------------
+
+
+def test_plan_turns_the_budget_into_a_fixed_number_of_examples() -> None:
+    default = plan(_ctx(None), default_budget=1.2, example_cost=0.1, steps=12)
+    assert (default.budget, default.examples, default.steps) == (1.2, 12, 12)
+    assert default.wall_limit == pytest.approx(1.2 * WALL_FACTOR + 2.0)
+    given = plan(_ctx(30.0), default_budget=1.2, example_cost=0.1, steps=12)
+    assert (given.budget, given.examples) == (30.0, 300)
+    assert plan(_ctx(30.0), 1.2, 0.1, 12) == given  # same budget, same run
+
+
+def test_plan_for_an_input_count_ignores_the_clock() -> None:
+    soak = plan(_ctx(None), default_budget=0.5, example_cost=0.1, steps=25, inputs=1000)
+    assert soak.inputs == 1000
+    assert soak.examples * soak.steps >= 1000
+
+
+def test_plan_rejects_a_nonpositive_budget() -> None:
+    with pytest.raises(ValueError, match="fuzz budget must be positive"):
+        plan(_ctx(-1.0), 1.0, 0.1, 12)
+
+
+def test_blobs_are_reproducible_and_lines_have_bounded_length() -> None:
+    blob = Blob(5000, seed=7, line=40)
+    assert blob.data() == Blob(5000, seed=7, line=40).data()
+    assert len(blob.data()) == 5000
+    lines = blob.data().split(b"\n")
+    assert all(len(line) <= 40 for line in lines[:-1])
+    assert Blob(0, seed=1).data() == b""
+
+
+def test_chunking_keeps_every_byte_in_order() -> None:
+    data = Blob(1000, seed=3).data()
+    chunks = chunked(data, [999, 10, 10, 2000, 0])
+    assert b"".join(chunks) == data
+    assert [len(c) for c in chunks] == [10, 989, 1]
+    assert chunked(b"", [5]) == [b""]
+
+
+def test_stream_sizes_reach_several_mib_in_the_last_bucket() -> None:
+    assert bucket_size(0, 0) == 0
+    assert bucket_size(99, 1000) == STREAM_BUCKETS[-1][1] == 4 << 20
+
+
+@pytest.mark.parametrize(
+    ("handler", "sent", "received", "clean", "raised", "ok"),
+    [
+        ("echo", b"abc", b"abc", True, False, True),
+        ("echo", b"abc", b"ab", True, False, False),  # stopped early without reason
+        ("echo", b"abc", b"ab", True, True, True),  # the handler timed out
+        ("echo", b"abc", b"abd", False, True, False),  # never anything but a prefix
+        ("partial", b"abcdef", b"ab", True, False, True),
+        ("raise_handle", b"abc", b"", True, False, True),
+    ],
+)
+def test_replies_are_judged_by_the_handler_model(
+    handler: str, sent: bytes, received: bytes, clean: bool, raised: bool, ok: bool
+) -> None:
+    model = HandlerModel(handler, n=2)
+    assert (judge_reply(model, sent, received, clean, raised) is None) is ok
+
+
+# --- the suite against real implementations -------------------------------------------
+
+
+def _fuzz_results(run: CliRun) -> list[dict[str, Any]]:
+    return [r for r in run.results()["results"] if r["id"].startswith("fuzz.")]
+
+
+@pytest.mark.slow
+def test_fuzz_cases_pass_against_stdlib_and_reference_within_the_ci_budget(
+    cli: Callable[..., CliRun],
+) -> None:
+    run = cli("run", "--impl", "stdlib", "--impl", "reference", "--select", "fuzz.*", "--jobs", "2")
+    results = _fuzz_results(run)
+    assert results and run.status == 0, run.stderr
+    assert {r["verdict"] for r in results} == {"pass"}
+    slow = {r["id"]: r["duration"] for r in results if r["duration"] > CASE_SECONDS}
+    assert not slow, f"fuzz cases over {CASE_SECONDS}s: {slow}"
+    assert sum(r["duration"] for r in results) < RUN_SECONDS
+    assert all(r["evidence"]["notes"]["fuzz"]["steps"] > 0 for r in results)
+
+
+def _normalised(transcript: str) -> str:
+    """A transcript without what differs between runs: ports, times, connection ids."""
+    text = re.sub(r"\d+\.\d+s", "Ts", transcript)
+    text = re.sub(r"\('127\.0\.0\.1', \d+\)|\('::1', \d+\)", "ADDR", text)
+    return re.sub(r"conn#\d+", "conn#N", text)
+
+
+def _first_fuzz_failure(run: CliRun) -> tuple[dict[str, Any], dict[str, Any]]:
+    failing = [r for r in _fuzz_results(run) if r["verdict"] == "fail"]
+    assert failing, f"no fuzz case failed: {[(r['id'], r['verdict']) for r in _fuzz_results(run)]}"
+    result = failing[0]
+    finding = next(f for f in result["findings"] if f["check"].startswith("fuzz."))
+    return result, finding
+
+
+@pytest.mark.slow
+def test_fuzz_only_mutant_is_found_shrunk_and_replayed(
+    cli: Callable[..., CliRun], tmp_path: Path
+) -> None:
+    path = MUTANT.write(tmp_path)
+    run = cli("run", "--impl", str(path), "--select", MUTANT.caught_by)
+    assert run.status == 1, run.stderr
+    result, finding = _first_fuzz_failure(run)
+    evidence = finding["evidence"]
+    assert finding["check"] == "fuzz.timeouts.handle_request_duration"
+    assert evidence["steps"] <= 6, evidence["transcript"]
+    assert "serve_forever" in evidence["transcript"]
+    assert "shutdown()" in evidence["transcript"]
+    words = shlex.split(evidence["replay"])
+    assert words[:4] == ["python", "-m", "harness", "run"]
+    assert words[words.index("--select") + 1] == result["id"]
+    again = cli(*words[3:])
+    replayed = next(r for r in _fuzz_results(again) if r["id"] == result["id"])
+    assert replayed["verdict"] == result["verdict"]
+    checks = [f["check"] for f in replayed["findings"]]
+    assert checks == [f["check"] for f in result["findings"]]
+    replay_evidence = replayed["findings"][checks.index(finding["check"])]["evidence"]
+    assert replay_evidence["found_in_example"] == evidence["found_in_example"]
+    if "note" not in evidence and "note" not in replay_evidence:  # both shrank to the end
+        assert _normalised(replay_evidence["transcript"]) == _normalised(evidence["transcript"])
+
+
+@pytest.mark.slow
+def test_only_the_fuzzer_finds_the_mutant(cli: Callable[..., CliRun], tmp_path: Path) -> None:
+    """The rest of the catalogue gives the mutant the verdicts it gives stdlib."""
+    path = str(MUTANT.write(tmp_path))
+    scenarios = [s.id for s in discover() if not s.id.startswith("fuzz.")]
+    selects = [arg for sid in scenarios for arg in ("--select", sid)]
+    run = cli("run", "--impl", path, "--impl", "stdlib", *selects, "--jobs", "2", timeout=900)
+    verdicts = run.verdicts()
+    worse = sorted(
+        case
+        for (impl, case), verdict in verdicts.items()
+        if impl == path and verdict != "pass" and verdicts.get(("stdlib", case)) == "pass"
+    )
+    if worse:  # timing-sensitive cases get one more chance before they count
+        retry = cli("run", "--impl", path, *[a for c in worse for a in ("--select", c)])
+        worse = [case for (_impl, case), v in retry.verdicts().items() if v != "pass"]
+    assert not worse, f"non-fuzz cases catch the mutant: {worse}"
