@@ -77,7 +77,7 @@ def worker_command(spec: ImplSpec) -> list[str]:
     return [python, "-m", "harness._worker"]
 
 
-def _version(python: str) -> tuple[int, int]:
+def python_version(python: str) -> tuple[int, int]:
     try:
         out = subprocess.run(
             [python, "-c", "import sys; print(sys.version_info[0], sys.version_info[1])"],
@@ -114,9 +114,10 @@ def _pyenv_candidates(name: str) -> list[str]:
 def agent_python(interpreter: str) -> str:
     """A Python executable of ``interpreter``'s version that can run the worker."""
     python = _resolve(interpreter)
-    version = _version(python)
+    version = python_version(python)
     if version < (3, 10):
-        hint = _stdlib_hint(python)
+        path = stdlib_socketserver(python)
+        hint = f" — load its socketserver.py by path instead: --impl {path}" if path else ""
         raise LoadError(
             f"interpreter {interpreter!r} is Python {version[0]}.{version[1]}; the sockspec "
             f"worker needs 3.10 or newer{hint}"
@@ -126,7 +127,8 @@ def agent_python(interpreter: str) -> str:
     return _agent_venv(python, version)
 
 
-def _stdlib_hint(python: str) -> str:
+def stdlib_socketserver(python: str) -> str:
+    """Path of ``python``'s own ``socketserver.py`` ("" when it cannot be asked)."""
     try:
         out = subprocess.run(
             [python, "-c", "import socketserver; print(socketserver.__file__)"],
@@ -136,8 +138,7 @@ def _stdlib_hint(python: str) -> str:
         )
     except (OSError, subprocess.TimeoutExpired):
         return ""
-    path = out.stdout.strip()
-    return f" — load its socketserver.py by path instead: --impl {path}" if path else ""
+    return out.stdout.strip() if out.returncode == 0 else ""
 
 
 def _has_requirements(python: str) -> bool:

@@ -53,6 +53,7 @@ from ._bench_report import (
 from ._bench_rows import TableOptions, run_rows
 from ._bench_suite import case_overhead, suite_speed
 from ._bench_text import load_line, print_goals, suite_lines
+from ._runner import default_report_dir
 
 SECTIONS = ("reference-vs-stdlib", "instrumentation", "load", "suite", "fuzz")
 STREAMS = ("tcp", "unix_stream")
@@ -105,12 +106,11 @@ def parse_options(argv: Sequence[str]) -> BenchOptions:
         raise ValueError(
             f"--reps {reps!r}, --duration {duration!r} and --clients {clients!r} must be positive"
         )
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     return BenchOptions(
         only=tuple(s for s in SECTIONS if s in only),
         reps=reps,
         duration=duration,
-        report_dir=args.report_dir or Path("reports") / f"bench-{stamp}",
+        report_dir=args.report_dir or default_report_dir(prefix="bench-"),
         quick=args.quick,
         clients=clients,
         profile=not args.no_profile,

@@ -38,10 +38,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._bench_server import BenchServer, ServerConfig
-from ._bench_stats import interleaved, median, paired_ratio, per_rep, percentile
+from ._bench_stats import interleaved, median, paired_ratio, per_rep
 from ._errors import Unsupported
 from ._loading import load_implementation
 from ._records import Endpoint
+from ._swarm import percentile
 from ._variants import KINDS, TRANSPORTS, resolve_server_class
 
 PAYLOAD = 64

@@ -29,7 +29,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from ._bench_server import GO, GO_SIZE, GO_TIME, BenchServer, ServerConfig
-from ._bench_stats import percentile
 from ._records import ClientResult
 from ._swarm import (
     DEFAULT_MAX_CONNECTING,
@@ -38,6 +37,7 @@ from ._swarm import (
     Script,
     Send,
     ShutdownWrite,
+    percentile,
     run_swarm,
     summarise,
 )

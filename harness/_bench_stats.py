@@ -31,15 +31,6 @@ def worst(verdicts: Sequence[str]) -> str:
     return max(real, key=VERDICTS.index) if real else "n/a"
 
 
-def percentile(values: Sequence[float], p: float) -> float | None:
-    """Nearest-rank percentile (an observed value, never an interpolation); None if empty."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    rank = max(math.ceil(p / 100 * len(ordered)), 1)
-    return ordered[rank - 1]
-
-
 def median(values: Sequence[float]) -> float | None:
     """The median, or None for no values."""
     return statistics.median(values) if values else None

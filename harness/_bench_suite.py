@@ -26,12 +26,13 @@ from pathlib import Path
 from typing import Any
 
 from ._bench_server import child_env
-from ._bench_stats import interleaved, median, percentile
+from ._bench_stats import interleaved, median
 from ._context import Context
 from ._execute import execute
 from ._loading import load_implementation
 from ._scenario import Case, spec_of
 from ._scenario import scenario as _scenario
+from ._swarm import percentile
 
 SUITE_TIMEOUT = 900.0
 

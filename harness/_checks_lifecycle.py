@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from ._clients import DatagramClient, StreamClient
 from ._handlers import Behaviour, HandlerSpec, InjectedError
 from ._lifecycle import HANDLER_PATH, by_conn, transcript
+from ._limits import open_fds
 from ._records import LifecycleEvent
 from ._swarm import ExpectEOF, Script, Send, ShutdownWrite, echo_script
 
@@ -268,24 +269,14 @@ def handle_error_context(ctx: Context) -> bool:
 # --- descriptors ------------------------------------------------------------------
 
 
-def _descriptors() -> dict[int, str]:
-    out: dict[int, str] = {}
-    for name in os.listdir("/proc/self/fd"):
-        try:
-            out[int(name)] = os.readlink(f"/proc/self/fd/{name}")
-        except OSError:
-            continue  # the descriptor listdir itself used, already closed
-    return out
-
-
 def descriptor_count() -> int:
     """How many descriptors this process has open."""
-    return len(_descriptors())
+    return len(open_fds())
 
 
 def socket_descriptors() -> dict[int, str]:
     """This process's descriptors that refer to sockets (fd → ``socket:[inode]``)."""
-    return {fd: target for fd, target in _descriptors().items() if target.startswith("socket:")}
+    return {fd: target for fd, target in open_fds().items() if target.startswith("socket:")}
 
 
 @contextlib.contextmanager

@@ -144,6 +144,11 @@ def select_cases(
     return out
 
 
+def glob_regex(glob: str) -> str:
+    """Regex text for a glob whose only wildcards are ``*`` and ``?`` (brackets literal)."""
+    return "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in glob)
+
+
 def _compile(glob: str) -> re.Pattern[str]:
-    body = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in glob)
+    body = glob_regex(glob)
     return re.compile(rf"(?:{body})(?:\..*|\[.*)?$")

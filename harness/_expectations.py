@@ -20,8 +20,10 @@ import re
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
+from functools import cached_property
 from pathlib import Path
 
+from ._discovery import glob_regex
 from ._errors import UsageError
 from ._records import CaseResult, Verdict
 
@@ -44,16 +46,16 @@ class Expectation:
     verdicts: tuple[str, ...] = _BAD
     source: str = ""
 
+    @cached_property
+    def _patterns(self) -> tuple[re.Pattern[str], re.Pattern[str]]:
+        return re.compile(glob_regex(self.impl) + "$"), re.compile(glob_regex(self.case) + "$")
+
     def matches(self, result: CaseResult) -> bool:
         """True when this expectation is about ``result``."""
-        return bool(_glob(self.impl).match(result.impl)) and bool(
-            _glob(self.case).match(result.id) or _glob(self.case).match(result.scenario)
+        impl, case = self._patterns
+        return bool(impl.match(result.impl)) and bool(
+            case.match(result.id) or case.match(result.scenario)
         )
-
-
-def _glob(pattern: str) -> re.Pattern[str]:
-    body = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
-    return re.compile(rf"(?:{body})$")
 
 
 def load_expectations(paths: Iterable[Path]) -> list[Expectation]:

@@ -13,10 +13,10 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
+from ._agents import python_version, stdlib_socketserver
 from ._errors import UsageError
 
 EXPECTATIONS = Path(__file__).resolve().parent.parent / "expectations"
@@ -40,38 +40,18 @@ def impl_specs(pythons: Sequence[Path]) -> tuple[list[str], list[Path]]:
     """``--impl`` values and the expectation files that apply to them."""
     impls, expects = [], []
     for python in pythons:
-        version = _version(python)
+        version = python_version(str(python))
         if version >= (3, 10):
             impls.append(f"{python}:socketserver")
         else:
-            impls.append(_stdlib_file(python))
+            path = stdlib_socketserver(str(python))
+            if not path:
+                raise UsageError(f"{python} cannot tell where its socketserver.py is")
+            impls.append(path)
         expect = EXPECTATIONS / f"cpython-{version[0]}.{version[1]}.toml"
         if expect.exists():
             expects.append(expect)
     return impls, expects
-
-
-def _version(python: Path) -> tuple[int, int]:
-    out = subprocess.run(
-        [str(python), "-c", "import sys; print(*sys.version_info[:2])"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
-    )
-    major, minor = out.stdout.split()
-    return int(major), int(minor)
-
-
-def _stdlib_file(python: Path) -> str:
-    out = subprocess.run(
-        [str(python), "-c", "import socketserver; print(socketserver.__file__)"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
-    )
-    return out.stdout.strip()
 
 
 def history_argv(argv: Sequence[str]) -> list[str]:

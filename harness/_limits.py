@@ -49,6 +49,24 @@ def raise_open_files_limit(wanted: int) -> int:
     return open_files_limit()
 
 
+def open_fds() -> dict[int, str]:
+    """This process's open descriptors and what they refer to (fd → readlink target).
+
+    Empty where ``/proc`` is missing.
+    """
+    out: dict[int, str] = {}
+    try:
+        names = os.listdir("/proc/self/fd")
+    except OSError:
+        return out
+    for name in names:
+        try:
+            out[int(name)] = os.readlink(f"/proc/self/fd/{name}")
+        except OSError:
+            continue  # the descriptor listdir itself used, already closed
+    return out
+
+
 def count_open_fds() -> int | None:
     """Return how many descriptors this process has open, or None if it cannot tell.
 

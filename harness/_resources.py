@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import psutil
 
 from ._eventlog import HARNESS_THREAD_PREFIX
+from ._limits import open_fds
 from ._records import Finding
 
 
@@ -30,21 +31,7 @@ class ResourceSnapshot:
 
 def take_snapshot() -> ResourceSnapshot:
     """Read the current resources of this process."""
-    return ResourceSnapshot(fds=_fds(), threads=_threads(), children=_children())
-
-
-def _fds() -> dict[int, str]:
-    out: dict[int, str] = {}
-    try:
-        names = os.listdir("/proc/self/fd")
-    except OSError:
-        return out
-    for name in names:
-        try:
-            out[int(name)] = os.readlink(f"/proc/self/fd/{name}")
-        except OSError:
-            continue  # the fd used by listdir itself, already closed
-    return out
+    return ResourceSnapshot(fds=open_fds(), threads=_threads(), children=_children())
 
 
 def _threads() -> dict[int, str]:

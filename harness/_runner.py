@@ -68,9 +68,9 @@ def exit_status(results: Sequence[CaseResult], strict: bool = False) -> int:
     return EXIT_OK
 
 
-def default_report_dir(base: Path = Path("reports")) -> Path:
-    """A new timestamped folder under ``reports/``."""
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+def default_report_dir(base: Path = Path("reports"), prefix: str = "") -> Path:
+    """A new timestamped folder under ``reports/`` (``<prefix><stamp>``)."""
+    stamp = prefix + datetime.now().strftime("%Y%m%d-%H%M%S")
     path = base / stamp
     n = 1
     while path.exists():

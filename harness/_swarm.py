@@ -636,7 +636,7 @@ class SwarmStats:
         }
 
 
-def _percentile(values: Sequence[float], p: float) -> float | None:
+def percentile(values: Sequence[float], p: float) -> float | None:
     """Nearest-rank percentile: an observed value, never an interpolation."""
     if not values:
         return None
@@ -658,11 +658,11 @@ def summarise(results: Sequence[ClientResult]) -> SwarmStats:
         ok=sum(r.ok for r in results),
         errors=len(results) - sum(r.ok for r in results),
         error_types=tuple(sorted(errors.items())),
-        connect_p50=_percentile(connects, 50),
-        connect_p99=_percentile(connects, 99),
-        connect_max=_percentile(connects, 100),
-        duration_p50=_percentile(durations, 50),
-        duration_p99=_percentile(durations, 99),
-        duration_max=_percentile(durations, 100),
+        connect_p50=percentile(connects, 50),
+        connect_p99=percentile(connects, 99),
+        connect_max=percentile(connects, 100),
+        duration_p50=percentile(durations, 50),
+        duration_p99=percentile(durations, 99),
+        duration_max=percentile(durations, 100),
         wall=wall,
     )

@@ -23,7 +23,8 @@ from harness._bench import SECTIONS, parse_options, plot
 from harness._bench_echo import Row, all_rows
 from harness._bench_fuzz import _steps, find_number
 from harness._bench_plot import Panel, render
-from harness._bench_stats import interleaved, paired_ratio, percentile, worst
+from harness._bench_stats import interleaved, paired_ratio, worst
+from harness._swarm import percentile
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = "import sys; from harness._bench import bench_main; sys.exit(bench_main(sys.argv[1:]))"
