@@ -311,6 +311,9 @@ class _Flow:
     handshake: list[str] = field(default_factory=list)  # "SYN", "SYN-ACK", "ACK" as seen
     closes: dict[str, list[str]] = field(default_factory=lambda: {"client": [], "server": []})
     first_close: str | None = None
+    fin_end: dict[str, int] = field(default_factory=dict)  # side -> sequence number after its FIN
+    fin_acked: set[str] = field(default_factory=set)  # sides whose FIN the peer acknowledged
+    after_close: list[str] = field(default_factory=list)  # flags seen once both FINs were acked
 
     def add(self, seg: Segment, side: str) -> None:
         self.packets += 1
@@ -325,10 +328,27 @@ class _Flow:
         step = _handshake_step(seg, side, self.handshake)
         if step:
             self.handshake.append(step)
+        if len(self.fin_acked) == 2:
+            # The connection is over (both FINs acknowledged): an RST now answers a stray
+            # segment on a closed socket, which the kernel can emit under load — it is
+            # not how either side closed, so it is listed apart.
+            if seg.has("R") and "RST" not in self.after_close:
+                self.after_close.append("RST")
+            return
+        self._note_fin(seg, side)
         for flag, word in (("F", "FIN"), ("R", "RST")):
             if seg.has(flag) and word not in self.closes[side]:
                 self.closes[side].append(word)
                 self.first_close = self.first_close or side
+
+    def _note_fin(self, seg: Segment, side: str) -> None:
+        if seg.has("F") and side not in self.fin_end:
+            self.fin_end[side] = (seg.seq + seg.length + 1) & 0xFFFFFFFF
+        peer = "server" if side == "client" else "client"
+        end = self.fin_end.get(peer)
+        # Sequence numbers wrap: "ack >= end" modulo 2**32.
+        if end is not None and seg.has("A") and (seg.ack - end) & 0xFFFFFFFF < 1 << 31:
+            self.fin_acked.add(peer)
 
     def to_json(self) -> dict[str, Any]:
         base = {"transport": self.proto, "client": _addr(self.client)}
@@ -347,6 +367,7 @@ class _Flow:
             "first_close": self.first_close,
             "client_close": "+".join(self.closes["client"]) or "none",
             "server_close": "+".join(self.closes["server"]) or "none",
+            "after_close": "+".join(self.after_close) or "none",
             "packets": self.packets,
             "bytes_to_server": self.to_server[1],
             "bytes_to_client": self.to_client[1],
@@ -391,7 +412,8 @@ def summarise(segments: Sequence[Segment], server_ports: Iterable[int]) -> dict[
 
     For TCP: the handshake seen (``complete`` or which steps), who sent the
     first FIN or RST (``first_close``), and how each side closed (``FIN``,
-    ``RST``, ``FIN+RST`` in the order seen, or ``none``); for UDP: datagrams
+    ``RST``, ``FIN+RST`` in the order seen, or ``none``) and, apart, an RST seen
+    once both FINs were acknowledged (``after_close``); for UDP: datagrams
     and bytes each way.  ``totals`` count every connection; at most
     ``MAX_LISTED`` are listed.
     """
@@ -415,6 +437,7 @@ def summarise(segments: Sequence[Segment], server_ports: Iterable[int]) -> dict[
         "server_closed_first": sum(c["first_close"] == "server" for c in tcp),
         "client_closed_first": sum(c["first_close"] == "client" for c in tcp),
         "with_rst": sum("RST" in c["client_close"] + c["server_close"] for c in tcp),
+        "rst_after_close": sum(c["after_close"] != "none" for c in tcp),
         "udp_flows": len(listed) - len(tcp),
         "ip_fragments": fragments,
     }

@@ -63,9 +63,11 @@ def _case(case_id: str) -> Case:
     return case
 
 
-def _segment(src: str, dst: str, flags: str, length: int = 0) -> Segment:
+def _segment(
+    src: str, dst: str, flags: str, length: int = 0, seq: int = 0, ack: int = 0
+) -> Segment:
     (sa, sp), (da, dp) = src.split(":"), dst.split(":")
-    return Segment(0.0, "tcp", sa, int(sp), da, int(dp), flags=flags, length=length)
+    return Segment(0.0, "tcp", sa, int(sp), da, int(dp), flags, seq, ack, length)
 
 
 # --- anywhere -------------------------------------------------------------------------
@@ -114,6 +116,49 @@ def test_summary_tells_handshake_who_closed_first_and_how() -> None:
     assert first["bytes_to_server"] == 5
     assert second["handshake"] == "SYN only" and second["first_close"] is None
     assert summary["totals"]["with_rst"] == 1
+
+
+@pytest.mark.parametrize("client_isn", [2176898462, 2**32 - 3])  # the second wraps mid-stream
+def test_rst_after_both_fins_are_acked_is_not_a_close(client_isn: int) -> None:
+    """Packets of a CI run: after a clean close the server's kernel sent a stray ACK,
+    the client answered and the closed socket replied RST.  That RST is no abortive close."""
+    c, s, m = "127.0.0.1:47350", "127.0.0.1:41277", 2**32
+    ci, si = client_isn, 2277868837
+    segments = [
+        _segment(c, s, "S", seq=ci),
+        _segment(s, c, "SA", seq=si, ack=(ci + 1) % m),
+        _segment(c, s, "A", seq=(ci + 1) % m, ack=si + 1),
+        _segment(c, s, "PA", 402, seq=(ci + 1) % m, ack=si + 1),
+        _segment(s, c, "A", seq=si + 1, ack=(ci + 403) % m),
+        _segment(c, s, "FA", seq=(ci + 403) % m, ack=si + 1),
+        _segment(s, c, "PA", 402, seq=si + 1, ack=(ci + 404) % m),
+        _segment(c, s, "A", seq=(ci + 404) % m, ack=si + 403),
+        _segment(s, c, "FA", seq=si + 403, ack=(ci + 404) % m),
+        _segment(c, s, "A", seq=(ci + 404) % m, ack=si + 404),
+        _segment(s, c, "A", seq=si + 1, ack=(ci + 404) % m),  # the stray one
+        _segment(c, s, "A", seq=(ci + 404) % m, ack=si + 404),
+        _segment(s, c, "R", seq=si + 404),
+    ]
+    summary = summarise(segments, [41277])
+    (conn,) = summary["connections"]
+    assert (conn["client_close"], conn["server_close"]) == ("FIN", "FIN")
+    assert conn["after_close"] == "RST"
+    assert summary["totals"]["with_rst"] == 0 and summary["totals"]["rst_after_close"] == 1
+
+
+def test_rst_before_the_last_fin_is_acked_is_a_close() -> None:
+    c, s = "127.0.0.1:40000", "127.0.0.1:80"
+    segments = [
+        _segment(c, s, "S", seq=99),
+        _segment(s, c, "SA", seq=9, ack=100),
+        _segment(c, s, "A", seq=100, ack=10),
+        _segment(c, s, "PA", 5, seq=100, ack=10),
+        _segment(s, c, "FA", seq=10, ack=100),  # shutdown(SHUT_WR) with data unread
+        _segment(c, s, "A", seq=105, ack=11),
+        _segment(s, c, "R", seq=11),  # close(): the unread data resets the connection
+    ]
+    (conn,) = summarise(segments, [80])["connections"]
+    assert (conn["server_close"], conn["after_close"]) == ("FIN+RST", "none")
 
 
 def test_crafted_packets_only_go_to_loopback() -> None:
