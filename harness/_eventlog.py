@@ -11,14 +11,14 @@ and waits for it, which proves every earlier datagram has been read.
 from __future__ import annotations
 
 import itertools
+import operator
 import os
 import pickle
 import socket
 import threading
-import time
 import traceback
-from collections.abc import Iterable
-from dataclasses import fields
+from collections.abc import Iterable, Sequence
+from time import monotonic as _monotonic
 from typing import Any
 
 from ._records import LifecycleEvent
@@ -36,9 +36,13 @@ class EventLog:
     def __init__(self) -> None:
         self._owner = os.getpid()
         self._lock = threading.Lock()
-        self._events: list[LifecycleEvent] = []  # built from _rows on demand
-        self._rows: list[tuple[Any, ...]] = []
-        self._seq = itertools.count()
+        self._events: list[LifecycleEvent] = []  # built from _flat on demand
+        # Every row's fields, back to back (_ROW_FIELDS per row): extend() adds
+        # a row atomically under the GIL, and the row tuple dies at once, so
+        # the garbage collector has no new object per event to track.
+        self._flat: list[Any] = []
+        #: Events not kept because the log was full (``MAX_EVENTS``).
+        self.dropped = 0
         self._conns = itertools.count(1)
         self._rx, self._tx = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
         # Large buffers: a burst of children must not block on a full queue.
@@ -75,35 +79,40 @@ class EventLog:
         name: str,
         phase: str,
         conn: int | None = None,
-        *,
         server: int = 0,
         exc: BaseException | None = None,
-        detail: dict[str, Any] | None = None,
+        *detail: Any,
     ) -> None:
         """Record that hook ``name`` reached ``phase`` (call/return/raise/point).
 
-        This is on every hook's path, so the owner process only appends a plain
-        tuple (list.append and next() are atomic under the GIL); records are
-        built when someone reads the log.
+        ``detail`` is keys and values in turn (``"instance", 42``), atomic
+        values only; it becomes the event's ``detail`` dict.
+
+        This is on every hook's path (hooks call it positionally), so the
+        owner process only adds the row's fields to a flat list and the rest
+        waits until someone reads the log: the sequence number is the row's
+        position, the thread's identity is computed once per thread, the pid
+        once per process.  Nothing an event leaves behind is tracked by the
+        garbage collector (hooks put no containers in ``detail``): millions of
+        tracked rows made collections frequent and slow, which cost more than
+        the hooks themselves.
         """
-        thread = threading.current_thread()
-        row = (
-            next(self._seq),
-            name,
-            phase,
-            conn,
-            time.monotonic(),
-            os.getpid(),
-            thread.ident or 0,
-            thread.name,
-            thread.daemon,
-            server,
-            None if exc is None else type(exc).__name__,
-            None if exc is None else _exc_text(exc),
-            detail or {},
-        )
-        if row[5] == self._owner:
-            self._rows.append(row)
+        pid = _process.pid
+        try:
+            identity = _local.identity
+        except AttributeError:
+            identity = _thread_identity()
+        row: tuple[Any, ...]
+        if exc is None:
+            row = (name, phase, conn, _monotonic(), pid, identity, server, None, None, detail)
+        else:
+            row = (name, phase, conn, _monotonic(), pid, identity, server, type(exc).__name__,
+                   _exc_text(exc), detail)  # fmt: skip
+        if pid == self._owner:
+            if len(self._flat) < _MAX_FLAT:
+                self._flat.extend(row)
+            else:
+                self.dropped += 1
         else:
             self._send(pickle.dumps(row))
 
@@ -113,9 +122,6 @@ class EventLog:
         except OSError:
             # Too big for one datagram (a huge traceback): keep the event, drop detail.
             self._tx.send(payload[:60000] if len(payload) <= 60000 else _truncated(payload))
-
-    def _append(self, event: LifecycleEvent) -> None:
-        self._rows.append((next(self._seq), *astuple_shallow(event)[1:]))
 
     def _read_loop(self) -> None:
         while True:
@@ -134,9 +140,11 @@ class EventLog:
                 row = pickle.loads(data)
             except Exception:
                 continue
-            if isinstance(row, tuple) and len(row) == _FIELDS:
-                # Children number from their copy of the counter: renumber on arrival.
-                self._rows.append((next(self._seq), *row[1:]))
+            if isinstance(row, tuple) and len(row) == _ROW_FIELDS:
+                if len(self._flat) < _MAX_FLAT:
+                    self._flat.extend(row)
+                else:
+                    self.dropped += 1  # its position, the order of arrival, is its seq
 
     def sync(self, timeout: float = 5.0) -> bool:
         """Wait until every event sent by any process so far is in the log."""
@@ -151,9 +159,17 @@ class EventLog:
     def events(self, name: str | None = None, conn: int | None = None) -> list[LifecycleEvent]:
         """A snapshot of the events so far in time order, optionally filtered."""
         with self._lock:
-            built = len(self._events)
-            self._events.extend(LifecycleEvent(*row) for row in self._rows[built:])
-            events = sorted(self._events, key=lambda e: (e.t, e.seq))
+            built, flat, width = len(self._events), self._flat, _ROW_FIELDS
+            self._events.extend(
+                _event(seq, flat[seq * width : (seq + 1) * width])
+                for seq in range(built, len(flat) // width)
+            )
+            if len(self._events) > built:
+                # Kept sorted between calls: the new tail merges in one pass.
+                self._events.sort(key=_ORDER)
+            events = self._events
+        if name is None and conn is None:
+            return list(events)
         return [
             e
             for e in events
@@ -171,7 +187,10 @@ class EventLog:
     def extend(self, events: Iterable[LifecycleEvent]) -> None:
         """Add events recorded elsewhere (e.g. replayed from a file)."""
         for event in events:
-            self._append(event)
+            ident = (event.thread_id, event.thread_name, event.daemon)
+            values = (event.name, event.phase, event.conn, event.t, event.pid, ident)
+            detail = tuple(item for pair in event.detail.items() for item in pair)
+            self._flat.extend((*values, event.server, event.exc_type, event.exc, detail))
 
     def close(self) -> None:
         """Stop the reader and close the sockets (idempotent; owner only)."""
@@ -187,12 +206,66 @@ class EventLog:
         self._tx.close()
 
 
-_FIELDS = len(fields(LifecycleEvent))
+#: Events one log keeps: a server looping without end must not exhaust memory
+#: or make the checks run past every deadline (10,000 clients use about 200,000).
+MAX_EVENTS = 1_000_000
+
+_ORDER = operator.attrgetter("t", "seq")
+
+#: A row: name, phase, conn, t, pid, (thread id, name, daemon), server, exc type, exc, detail.
+_ROW_FIELDS = 10
+_MAX_FLAT = MAX_EVENTS * _ROW_FIELDS
 
 
-def astuple_shallow(event: LifecycleEvent) -> tuple[Any, ...]:
-    """The event's field values in order (no deep copy, unlike dataclasses.astuple)."""
-    return tuple(getattr(event, f.name) for f in fields(LifecycleEvent))
+def _event(seq: int, row: Sequence[Any]) -> LifecycleEvent:
+    name, phase, conn, t, pid, (ident, thread_name, daemon), server, exc_type, exc, detail = row
+    return LifecycleEvent(
+        seq,
+        name,
+        phase,
+        conn,
+        t,
+        pid,
+        ident,
+        thread_name,
+        daemon,
+        server,
+        exc_type,
+        exc,
+        _detail(detail),
+    )
+
+
+def _detail(flat: tuple[Any, ...]) -> dict[str, Any]:
+    return {flat[i]: flat[i + 1] for i in range(0, len(flat) - 1, 2)}
+
+
+class _Process:
+    """This process's pid, kept current across forks (os.getpid() is a system call)."""
+
+    pid = os.getpid()
+
+    @classmethod
+    def forked(cls) -> None:
+        cls.pid = os.getpid()
+
+
+_process = _Process
+os.register_at_fork(after_in_child=_Process.forked)
+
+_local = threading.local()
+
+
+def _thread_identity() -> tuple[int, str, bool]:
+    """(ident, name, daemon) of the calling thread, kept for its later events.
+
+    A forked child's thread keeps its parent thread's identity, as
+    ``threading`` itself does; a name changed after a thread's first event is
+    not seen.
+    """
+    thread = threading.current_thread()
+    _local.identity = identity = (thread.ident or 0, thread.name, thread.daemon)
+    return identity
 
 
 def _exc_text(exc: BaseException) -> str:
@@ -201,5 +274,5 @@ def _exc_text(exc: BaseException) -> str:
 
 def _truncated(payload: bytes) -> bytes:
     row = list(pickle.loads(payload))
-    row[11], row[12] = (row[11] or "")[-1000:], {}  # exc text, detail
+    row[8], row[9] = (row[8] or "")[-1000:], None  # exc text, detail
     return pickle.dumps(tuple(row))

@@ -21,7 +21,7 @@ from typing import Any
 from ._context import Context
 from ._deadline import dump_stacks
 from ._errors import Abort, Hang, Unsupported
-from ._eventlog import HARNESS_THREAD_PREFIX
+from ._eventlog import HARNESS_THREAD_PREFIX, MAX_EVENTS
 from ._loading import Implementation
 from ._postchecks import POST_CHECKS
 from ._records import CaseResult, Finding, LifecycleEvent, Verdict
@@ -114,7 +114,16 @@ def _run_and_check(ctx: Context, baseline: Any) -> tuple[Verdict, str, dict[str,
     rogue = _rogue_children(ctx)
     if rogue:
         verdict, reason = Verdict.CRASH, rogue
-    if verdict in (Verdict.PASS, Verdict.FAIL):
+    if ctx.log.dropped:
+        # The lifecycle story is incomplete: checking it would only invent findings.
+        ctx.fail(
+            "events.overflow",
+            f"the server produced more than {MAX_EVENTS:,} lifecycle events in one case "
+            f"({ctx.log.dropped:,} dropped): a request loop without end?",
+            expected=f"at most {MAX_EVENTS:,} events",
+            observed=f"{MAX_EVENTS + ctx.log.dropped:,} events",
+        )
+    elif verdict in (Verdict.PASS, Verdict.FAIL):
         _post_checks(ctx)
     if "resources" in ctx.case.spec.checks and verdict is not Verdict.CRASH:
         ctx.findings.extend(leak_findings(leaks))

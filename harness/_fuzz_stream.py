@@ -28,6 +28,7 @@ from ._fuzz import FuzzRun
 from ._fuzz_example import wait_until
 from ._fuzz_model import Blob, chunked, judge_reply, peek
 from ._fuzz_server import ServerMachine, server_configs
+from ._instrument import address_text
 from ._records import LifecycleEvent
 from ._swarm import Close, RecvAll, Reset, Script, Send, ShutdownWrite
 
@@ -84,7 +85,7 @@ def conn_of(events: list[LifecycleEvent], local: Any) -> int | None:
     """The connection id ``get_request()`` gave the client at ``local``."""
     if local is None:
         return None
-    want = list(local[:2]) if isinstance(local, tuple) else local
+    want = address_text(local)
     for e in events:
         if (
             e.name == "get_request"

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import itertools
 import os
+import socket
 import sys
+import threading
 import traceback
 from collections.abc import Callable
 from typing import Any
@@ -49,19 +51,16 @@ _server_ids = itertools.count(1)
 
 def instrument_server(base: type, log: EventLog) -> type:
     """A subclass of server class ``base`` that records its hooks into ``log``."""
-    namespace: dict[str, Any] = {
-        "_sockspec_log": log,
-        "_sockspec_server_id": next(_server_ids),
-    }
+    sid = next(_server_ids)
+    namespace: dict[str, Any] = {"_sockspec_log": log, "_sockspec_server_id": sid}
     for name, request_arg in SERVER_HOOKS.items():
         method = getattr(base, name, None)
         if callable(method):
-            namespace[name] = _wrap_server_hook(name, method, request_arg)
+            namespace[name] = _wrap_server_hook(name, method, request_arg, log, sid)
     for name in POINT_HOOKS:
         method = getattr(base, name, None)
         if callable(method):
-            namespace[name] = _wrap_point_hook(name, method)
-    namespace["_sockspec_conn_of"] = _conn_of
+            namespace[name] = _wrap_point_hook(name, method, log, sid)
     return type(f"Instrumented{base.__name__}", (base,), namespace)
 
 
@@ -69,18 +68,25 @@ def instrument_handler(base: Any, log: EventLog) -> type:
     """A subclass of handler class ``base`` that records construction and its hooks."""
 
     def __init__(self: Any, request: Any, client_address: Any, server: Any) -> None:
-        conn = _lookup(server, request)
-        self._sockspec_conn = conn
+        self._sockspec_conn = conn = _lookup(server, request)
+        self._sockspec_sid = sid = getattr(server, "_sockspec_server_id", 0)
+        address = address_text(client_address)
         log.emit(
             "handler_init",
             "point",
             conn,
-            server=getattr(server, "_sockspec_server_id", 0),
-            detail={"instance": id(self), "client_address": _addr(client_address)},
+            sid,
+            None,
+            "instance",
+            id(self),
+            "client_address",
+            address,
         )
         base.__init__(self, request, client_address, server)
 
-    namespace: dict[str, Any] = {"__init__": __init__}
+    # Class-level defaults: hooks read these without getattr() even on an
+    # instance whose __init__ was bypassed.
+    namespace: dict[str, Any] = {"__init__": __init__, "_sockspec_conn": None, "_sockspec_sid": 0}
     for name in HANDLER_HOOKS:
         method = getattr(base, name, None)
         if callable(method):
@@ -88,53 +94,113 @@ def instrument_handler(base: Any, log: EventLog) -> type:
     return type(f"Instrumented{base.__name__}", (base,), namespace)
 
 
-def _conn_of(self: Any, request: Any) -> int | None:
-    return _lookup(self, request)
+#: Closed requests still recognised by id (a hook called again on one is attributed).
+RETAINED_CLOSED = 4096
+
+_retire_lock = threading.Lock()
 
 
 def _lookup(server: Any, request: Any) -> int | None:
-    table = server.__dict__.get("_sockspec_conns")
+    state = server.__dict__
+    table = state.get("_sockspec_conns")
     if table is None:
         return None
-    entry = table.get(id(request))
-    return None if entry is None else entry[0]
+    key = id(request)
+    entry = table.get(key)
+    return state["_sockspec_closed"].get(key) if entry is None else entry[0]
 
 
-def _register(server: Any, result: Any) -> int | None:
+def _retire(server: Any, request: Any) -> None:
+    """Stop holding a closed request; remember its id's connection for a while.
+
+    Holding every request for the server's life would keep two objects per
+    request tracked by the garbage collector, and full collections (which also
+    walk the event log) would come ever more often.  The last
+    ``RETAINED_CLOSED`` ids map to their connection as plain ints, so a hook
+    called again on a request soon after its close (a double close) is still
+    attributed; a live request with a reused id is found first, in the table
+    of open ones.
+    """
+    state = server.__dict__
+    table = state.get("_sockspec_conns")
+    if table is None:
+        return
+    with _retire_lock:  # handler threads close concurrently; eviction iterates
+        entry = table.pop(id(request), None)
+        if entry is None:
+            return
+        if _still_open(request):
+            # close_request() left the socket open: keep it, so that the
+            # leak shows in the descriptor count instead of being closed
+            # quietly by the collector.
+            state.setdefault("_sockspec_unclosed", []).append(request)
+        closed = state["_sockspec_closed"]
+        closed[id(request)] = entry[0]
+        while len(closed) > RETAINED_CLOSED:
+            del closed[next(iter(closed))]
+
+
+def _still_open(request: Any) -> bool:
+    """True for a stream request whose socket is still open (datagram requests are tuples)."""
+    try:
+        return isinstance(request, socket.socket) and request.fileno() != -1
+    except OSError:
+        return False
+
+
+def _register(server: Any, result: Any, log: EventLog) -> int | None:
     """Give the request returned by ``get_request`` a connection id."""
     try:
         request = result[0]
     except (TypeError, IndexError, KeyError):
         return None
-    table = server.__dict__.setdefault("_sockspec_conns", {})
-    conn = server._sockspec_log.new_conn()
-    # Holding the request keeps its id() unique for the life of the server.
-    table[id(request)] = (conn, request)
+    state = server.__dict__
+    if "_sockspec_conns" not in state:
+        state["_sockspec_closed"] = {}
+        state["_sockspec_conns"] = {}  # second: _lookup tests this one
+    conn = log.new_conn()
+    # Holding the request keeps its id() unique until it is retired.
+    state["_sockspec_conns"][id(request)] = (conn, request)
     return conn
 
 
-def _wrap_server_hook(name: str, method: Callable[..., Any], request_arg: int | None) -> Any:
+def _wrap_server_hook(
+    name: str, method: Callable[..., Any], request_arg: int | None, log: EventLog, sid: int
+) -> Any:
+    # What the hook records is decided here, once, not on every call: this
+    # wrapper runs several times per request.
+    call_detail = _CALL_DETAILS.get(name)
+    is_get_request = name == "get_request"
+    result_detail = name == "verify_request"
+    is_close = name == "close_request"
+    emit = log.emit
+
     def hook(self: Any, *args: Any, **kwargs: Any) -> Any:
-        log: EventLog = self._sockspec_log
-        sid = self._sockspec_server_id
         conn = None
         if request_arg is not None and len(args) > request_arg:
             conn = _lookup(self, args[request_arg])
-        detail = _call_detail(name, args)
-        if name == "handle_error":
-            detail["error"] = _current_exception()
-        log.emit(name, "call", conn, server=sid, detail=detail)
+        if call_detail is None:
+            emit(name, "call", conn, sid)
+        else:
+            emit(name, "call", conn, sid, None, *call_detail(args))
         try:
             result = method(self, *args, **kwargs)
         except BaseException as exc:
-            log.emit(name, "raise", conn, server=sid, exc=exc)
+            emit(name, "raise", conn, sid, exc)
+            if is_close and args:
+                _retire(self, args[0])
             raise
-        if name == "get_request":
-            conn = _register(self, result)
-            detail = {"client_address": _addr(result[1]) if conn else None}
-        else:
-            detail = {"result": result} if name == "verify_request" else {}
-        log.emit(name, "return", conn, server=sid, detail=detail)
+        if is_close and args:
+            _retire(self, args[0])
+        elif is_get_request:
+            conn = _register(self, result, log)
+            address = address_text(result[1]) if conn else None
+            emit(name, "return", conn, sid, None, "client_address", address)
+            return result
+        elif result_detail:
+            emit(name, "return", conn, sid, None, "result", result)
+            return result
+        emit(name, "return", conn, sid)
         return result
 
     hook.__name__ = name
@@ -142,9 +208,11 @@ def _wrap_server_hook(name: str, method: Callable[..., Any], request_arg: int | 
     return hook
 
 
-def _wrap_point_hook(name: str, method: Callable[..., Any]) -> Any:
+def _wrap_point_hook(name: str, method: Callable[..., Any], log: EventLog, sid: int) -> Any:
+    emit = log.emit
+
     def hook(self: Any, *args: Any, **kwargs: Any) -> Any:
-        self._sockspec_log.emit(name, "point", None, server=self._sockspec_server_id)
+        emit(name, "point", None, sid)
         return method(self, *args, **kwargs)
 
     hook.__name__ = name
@@ -152,29 +220,38 @@ def _wrap_point_hook(name: str, method: Callable[..., Any]) -> Any:
 
 
 def _wrap_handler_hook(name: str, method: Callable[..., Any], log: EventLog) -> Any:
+    emit = log.emit
+
     def hook(self: Any, *args: Any, **kwargs: Any) -> Any:
-        conn = getattr(self, "_sockspec_conn", None)
-        sid = getattr(getattr(self, "server", None), "_sockspec_server_id", 0)
-        log.emit(name, "call", conn, server=sid, detail={"instance": id(self)})
+        conn, sid = self._sockspec_conn, self._sockspec_sid
+        emit(name, "call", conn, sid, None, "instance", id(self))
         try:
             result = method(self, *args, **kwargs)
         except BaseException as exc:
-            log.emit(name, "raise", conn, server=sid, exc=exc)
+            emit(name, "raise", conn, sid, exc)
             raise
-        log.emit(name, "return", conn, server=sid)
+        emit(name, "return", conn, sid)
         return result
 
     hook.__name__ = name
     return hook
 
 
-def _call_detail(name: str, args: tuple[Any, ...]) -> dict[str, Any]:
-    with_address = ("verify_request", "process_request", "finish_request", "handle_error")
-    if name in with_address and len(args) > 1:
-        return {"client_address": _addr(args[1])}
-    if name in ("serve_forever", "handle_request"):
-        return {"pid": os.getpid()}
-    return {}
+def _with_pid(args: tuple[Any, ...]) -> tuple[Any, ...]:
+    return ("pid", os.getpid())
+
+
+def _with_error(args: tuple[Any, ...]) -> tuple[Any, ...]:
+    address = address_text(args[1]) if len(args) > 1 else None
+    return ("client_address", address, "error", _current_exception())
+
+
+#: The detail each hook's ``call`` event carries (keys and values in turn), from its arguments.
+_CALL_DETAILS: dict[str, Callable[[tuple[Any, ...]], tuple[Any, ...]]] = {
+    "handle_error": _with_error,
+    "serve_forever": _with_pid,
+    "handle_request": _with_pid,
+}
 
 
 def _current_exception() -> str | None:
@@ -184,10 +261,16 @@ def _current_exception() -> str | None:
     return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))[-4000:]
 
 
-def _addr(address: Any) -> Any:
-    """A JSON- and pickle-friendly form of a socket address."""
-    if isinstance(address, tuple):
-        return list(address[:2])
+def address_text(address: Any) -> Any:
+    """A socket address as events carry it: ``host:port`` (``[host]:port`` for IPv6),
+    a Unix path as text, anything else unchanged.
+
+    Text, not a tuple: an event's detail must hold no container, or the
+    garbage collector would keep tracking millions of events.
+    """
+    if isinstance(address, (tuple, list)) and len(address) >= 2:
+        host, port = address[0], address[1]
+        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
     if isinstance(address, bytes):
         return address.decode("utf-8", "replace")
     return address

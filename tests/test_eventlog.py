@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import threading
 
+import pytest
+
+from harness import _eventlog
 from harness._eventlog import EventLog
 
 
@@ -41,5 +45,50 @@ def test_exception_is_recorded_with_its_type() -> None:
         (event,) = log.events()
         assert event.exc_type == "ValueError" and "bad" in (event.exc or "")
         assert event.label() == "handle raised ValueError"
+    finally:
+        log.close()
+
+
+def test_detail_pairs_become_a_dict_and_children_keep_theirs() -> None:
+    log = EventLog()
+    try:
+        log.emit("get_request", "return", 1, 7, None, "client_address", "127.0.0.1:5", "x", 2)
+        pid = os.fork()
+        if pid == 0:
+            log.emit("handle", "call", 1, 7, None, "instance", 42)
+            os._exit(0)
+        os.waitpid(pid, 0)
+        assert log.sync(5.0)
+        first, child = log.events()
+        assert first.detail == {"client_address": "127.0.0.1:5", "x": 2} and first.server == 7
+        assert child.detail == {"instance": 42} and child.pid == pid
+    finally:
+        log.close()
+
+
+def test_events_leave_nothing_for_the_garbage_collector_to_track() -> None:
+    """Tracked rows made full collections frequent and slow (issue 8's overhead)."""
+    log = EventLog()
+    try:
+        gc.collect()
+        before = len(gc.get_objects())
+        for n in range(20_000):
+            log.emit("verify_request", "return", n, 1, None, "result", True)
+            log.emit("handle", "call", n, 1, None, "instance", n)
+        gc.collect()
+        assert len(gc.get_objects()) - before < 100
+        assert len(log.events("handle")) == 20_000
+    finally:
+        log.close()
+
+
+def test_a_full_log_counts_what_it_drops(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_eventlog, "_MAX_FLAT", 3 * _eventlog._ROW_FIELDS)
+    log = EventLog()
+    try:
+        for n in range(5):
+            log.emit("handle", "call", n)
+        assert [e.conn for e in log.events()] == [0, 1, 2]
+        assert log.dropped == 2
     finally:
         log.close()

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from harness import echo_script, load_implementation
 from harness._adhoc import AdhocSession
+from harness._eventlog import EventLog
+from harness._instrument import instrument_server
 
 
 @pytest.fixture
@@ -30,8 +34,8 @@ def test_threading_events_carry_thread_and_daemon_flag(session: AdhocSession) ->
     assert len({e.thread_name for e in handles}) == 3
     assert {e.conn for e in handles} == {1, 2, 3}
     accepted = [e for e in ctx.events("get_request") if e.phase == "return"]
-    ports = {tuple(e.detail["client_address"])[1] for e in accepted}
-    assert ports == {r.local_address[1] for r in results}
+    addresses = {e.detail["client_address"] for e in accepted}
+    assert addresses == {f"127.0.0.1:{r.local_address[1]}" for r in results}
 
 
 def test_forked_children_report_their_events(session: AdhocSession) -> None:
@@ -57,3 +61,37 @@ def test_handler_exception_is_captured_not_just_printed(session: AdhocSession) -
     assert "InjectedError: boom" in call.detail["error"]
     (raised,) = [e for e in ctx.events("handle") if e.phase == "raise"]
     assert raised.exc_type == "InjectedError" and raised.conn == call.conn
+
+
+class _Fake:
+    """Just the hooks the connection table sees."""
+
+    def __init__(self, requests: list[Any]) -> None:
+        self.requests = requests
+
+    def get_request(self) -> tuple[Any, str]:
+        return self.requests.pop(0), "client"
+
+    def close_request(self, request: Any) -> None:
+        if isinstance(request, socket.socket):
+            request.close()
+
+
+def test_closed_requests_are_let_go_but_a_second_close_is_still_attributed() -> None:
+    log = EventLog()
+    try:
+        open_sock, closed_sock = socket.socketpair()
+        leaky = type("Leaky", (_Fake,), {"close_request": lambda self, request: None})
+        server = instrument_server(leaky, log)([open_sock, ("datagram", None)])
+        for _ in range(2):
+            request, _address = server.get_request()
+            server.close_request(request)
+            server.close_request(request)  # twice: the second call must name the same conn
+        closes = [e.conn for e in log.events("close_request") if e.phase == "call"]
+        assert closes == [1, 1, 2, 2]
+        assert server.__dict__["_sockspec_conns"] == {}  # nothing held once closed...
+        assert server.__dict__["_sockspec_unclosed"] == [open_sock]  # ...but a leaked socket
+        open_sock.close()
+        closed_sock.close()
+    finally:
+        log.close()
