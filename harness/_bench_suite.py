@@ -11,7 +11,7 @@ cases of the serial run (from its results.json), which is where time goes.
 (snapshot, context, scenario thread, teardown, post-checks, leak check)
 around a body that only starts an instrumented server -- not serving, or
 serving with the default ``poll_interval`` (whose ``shutdown()`` waits for
-the loop's next wake-up, up to one poll interval; and again with a 0.01 s
+the loop's next wake-up, up to one poll interval; and again with a 0.005 s
 poll interval to show that share) -- or does nothing at all.
 """
 
@@ -128,13 +128,13 @@ def _serving(ctx: Context) -> None:
 
 @_scenario(
     "bench.overhead.serving_fast_poll",
-    title="start, serve (poll 0.01 s), stop",
+    title="start, serve (poll 0.005 s), stop",
     transports=("tcp",),
     kinds=("threading",),
 )
 def _serving_fast_poll(ctx: Context) -> None:
-    """As ``serving`` with ``poll_interval=0.01``: how much of its cost is the poll interval."""
-    ctx.server(poll_interval=0.01)
+    """As ``serving`` with ``poll_interval=0.005``: how much of its cost is the poll interval."""
+    ctx.server(poll_interval=0.005)
 
 
 OVERHEAD_SCENARIOS = {

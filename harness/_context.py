@@ -99,7 +99,7 @@ class Context:
         handler: HandlerSpec | Behaviour | None = None,
         *,
         serve: bool = True,
-        poll_interval: float = 0.02,
+        poll_interval: float = 0.01,
         bind_and_activate: bool = True,
         transport: str | None = None,
         kind: str | None = None,
@@ -109,7 +109,9 @@ class Context:
 
         ``attrs`` become class attributes of the server (``timeout``,
         ``daemon_threads``, ``max_children``, ``request_queue_size``...).
-        Serving starts in a harness thread unless ``serve=False``.
+        Serving starts in a harness thread unless ``serve=False``; the short
+        ``poll_interval`` keeps teardown quick (``shutdown()`` waits for the
+        loop's next wake-up, up to one interval).
         """
         transport = transport or self.case.transport
         spec = handler if isinstance(handler, HandlerSpec) else HandlerSpec(handle=handler)

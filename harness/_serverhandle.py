@@ -49,7 +49,7 @@ class ServerHandle:
         """The exception that ended ``serve_forever``, if any."""
         return self._serve_error
 
-    def serve(self, poll_interval: float = 0.05) -> None:
+    def serve(self, poll_interval: float = 0.01) -> None:
         """Run ``serve_forever(poll_interval)`` in a harness thread."""
 
         def run() -> None:
