@@ -7,18 +7,22 @@ behaves exactly like the newer feature it stands in for.
 
 from __future__ import annotations
 
-import importlib.metadata
 import random
 import socket
+
+try:
+    from importlib import metadata
+except ImportError:  # Python 3.7: the backport, which its agent environment installs
+    import importlib_metadata as metadata  # type: ignore[no-redef]
 
 #: What a socket operation raises when its timeout passes: ``socket.timeout``
 #: became an alias of ``TimeoutError`` only in 3.10 (bpo-42413).
 SOCKET_TIMEOUT = (TimeoutError, socket.timeout)
 
 
-def entry_points(group: str) -> list[importlib.metadata.EntryPoint]:
+def entry_points(group: str) -> list[metadata.EntryPoint]:
     """The installed entry points of ``group`` (``entry_points(group=...)`` is 3.10+)."""
-    found = importlib.metadata.entry_points()
+    found = metadata.entry_points()
     if hasattr(found, "select"):
         return list(found.select(group=group))
     return list(found.get(group, ()))  # 3.8-3.9: a dict of group -> entry points

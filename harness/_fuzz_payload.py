@@ -88,7 +88,7 @@ def stream_exchange(endpoint: Endpoint, chunks: list[bytes], timeout: float) -> 
         sender.start()
         received = bytearray()
         try:
-            while data := sock.recv(1 << 18):
+            for data in iter(lambda: sock.recv(1 << 18), b""):
                 received += data
         finally:
             sender.join(timeout)

@@ -390,7 +390,10 @@ async def _run_stream(
 async def _read_to_eof(c: _Client, reader: asyncio.StreamReader) -> None:
     """Append everything up to EOF to ``c.received``."""
     total = 0
-    while chunk := await reader.read(65536):
+    while True:
+        chunk = await reader.read(65536)
+        if not chunk:
+            return
         c.received += chunk
         total += len(chunk)
         if total > RECV_ALL_LIMIT:

@@ -157,13 +157,14 @@ def _replies(socks: Sequence[socket.socket], timeout: float) -> list[list[tuple[
     got: list[list[tuple[bytes, object]]] = [[] for _ in socks]
     index = {sock.fileno(): i for i, sock in enumerate(socks)}
     deadline = time.monotonic() + timeout
-    while (waiting := [s for s, g in zip(socks, got) if not g]) and (
-        left := deadline - time.monotonic()
-    ) > 0:
+    while True:
+        waiting = [s for s, g in zip(socks, got) if not g]
+        left = deadline - time.monotonic()
+        if not waiting or left <= 0:
+            return got
         for sock in select.select(waiting, [], [], left)[0]:
             data, sender = sock.recvfrom(65536)
             got[index[sock.fileno()]].append((data, tuple(sender[:2])))
-    return got
 
 
 def _exchange(
