@@ -415,7 +415,10 @@ async def _run_datagram(c: _Client, endpoint: Endpoint, script: Script, bind_dir
     c.local = normalise_address(sock.getsockname())
 
     for op in script:
-        if isinstance(op, Send):
+        if isinstance(op, Send) and not op.data:
+            # An empty datagram still is one, but 3.7's sock_sendall sends nothing for b"".
+            sock.send(b"")
+        elif isinstance(op, Send):
             await loop.sock_sendall(sock, op.data)
         elif isinstance(op, Recv):
             c.received += await loop.sock_recv(sock, op.n)
