@@ -6,11 +6,12 @@ such an implementation run in a worker process started with that interpreter
 (and patched before anything else is imported); events, evidence and stack
 dumps reach the controller exactly as for in-process implementations.
 
-The worker is the harness itself, so the interpreter must be Python 3.10 or
-newer.  When it lacks the harness's runtime dependencies, a private virtual
-environment for it is made once under ``~/.cache/sockspec/agents`` (PyPI).
-Older interpreters are refused with a hint to load their ``socketserver.py`` by
-path instead.
+The worker is the harness itself, so the interpreter must be at least
+``WORKER_FLOOR`` (3.7; the controller itself needs 3.10).  When it lacks the
+harness's runtime dependencies, a private virtual environment for it is made
+once under ``~/.cache/sockspec/agents`` (PyPI), with the newest releases of
+them that support it.  Older interpreters are refused in one line: 3.6 with
+a hint to load its ``socketserver.py`` by path instead, Python 2 as unsupported.
 """
 
 from __future__ import annotations
@@ -32,7 +33,20 @@ PATCHES: dict[str, str] = {
 }
 
 #: What a worker needs besides the standard library (reports stay in the controller).
-WORKER_REQUIREMENTS = ("psutil>=5.9", "hypothesis>=6.100", "scapy>=2.5", "tomli>=2.0")
+#: pip picks the newest release that supports the interpreter: Hypothesis 6.79 is
+#: the last for 3.7 and 6.113 for 3.8.
+WORKER_REQUIREMENTS = (
+    "psutil>=5.9",
+    "hypothesis>=6.100; python_version >= '3.8'",
+    "hypothesis>=6.79; python_version < '3.8'",
+    "importlib_metadata>=4.6; python_version < '3.8'",
+    "scapy>=2.5",
+    "tomli>=2.0",
+)
+
+#: The oldest Python the worker runs on: 3.6 lacks ``from __future__ import annotations``,
+#: which every harness module uses.  Modules workers import keep to it (see ``_compat``).
+WORKER_FLOOR = (3, 7)
 
 _RUN_WORKER = "import runpy; runpy.run_module('harness._worker', run_name='__main__')"
 
@@ -78,9 +92,12 @@ def worker_command(spec: ImplSpec) -> list[str]:
 
 
 def python_version(python: str) -> tuple[int, int]:
+    """``python``'s (major, minor) version; raises LoadError when it cannot be run."""
+    # Written to run under Python 2 too, whose print statement would show a tuple.
+    probe = "import sys; sys.stdout.write('%d %d' % sys.version_info[:2])"
     try:
         out = subprocess.run(
-            [python, "-c", "import sys; print(sys.version_info[0], sys.version_info[1])"],
+            [python, "-c", probe],
             capture_output=True,
             text=True,
             timeout=30,
@@ -115,16 +132,25 @@ def agent_python(interpreter: str) -> str:
     """A Python executable of ``interpreter``'s version that can run the worker."""
     python = _resolve(interpreter)
     version = python_version(python)
-    if version < (3, 10):
-        path = stdlib_socketserver(python)
-        hint = f" — load its socketserver.py by path instead: --impl {path}" if path else ""
-        raise LoadError(
-            f"interpreter {interpreter!r} is Python {version[0]}.{version[1]}; the sockspec "
-            f"worker needs 3.10 or newer{hint}"
-        )
-    if _has_requirements(python):
+    if version < WORKER_FLOOR:
+        raise LoadError(_refusal(interpreter, python, version))
+    if _has_requirements(python, version):
         return python
     return _agent_venv(python, version)
+
+
+def _refusal(interpreter: str, python: str, version: tuple[int, int]) -> str:
+    """Why ``python`` cannot run the worker, and what to do instead (one line)."""
+    floor = f"{WORKER_FLOOR[0]}.{WORKER_FLOOR[1]}"
+    what = f"interpreter {interpreter!r} is Python {version[0]}.{version[1]}"
+    if version[0] < 3:
+        return (
+            f"{what}, which sockspec does not support: the worker needs {floor} or newer and "
+            f"Python 2's SocketServer.py cannot be loaded into Python 3 — test Python 3 instead"
+        )
+    path = stdlib_socketserver(python)
+    hint = f" — load its socketserver.py by path instead: --impl {path}" if path else ""
+    return f"{what}; the sockspec worker needs {floor} or newer{hint}"
 
 
 def stdlib_socketserver(python: str) -> str:
@@ -141,8 +167,9 @@ def stdlib_socketserver(python: str) -> str:
     return out.stdout.strip() if out.returncode == 0 else ""
 
 
-def _has_requirements(python: str) -> bool:
-    probe = "import psutil, hypothesis, scapy"
+def _has_requirements(python: str, version: tuple[int, int]) -> bool:
+    modules = "psutil, hypothesis, scapy" + (", importlib_metadata" if version < (3, 8) else "")
+    probe = f"import {modules}"
     try:
         return (
             subprocess.run([python, "-c", probe], capture_output=True, timeout=60).returncode == 0
@@ -157,7 +184,7 @@ def _agent_venv(python: str, version: tuple[int, int]) -> str:
     venv = root / f"py{version[0]}.{version[1]}-{key}"
     exe = venv / "bin" / "python"
     ready = venv / ".sockspec-ready"
-    if ready.exists() and exe.exists():
+    if exe.exists() and _made_with(ready) == list(WORKER_REQUIREMENTS):
         return str(exe)
     shutil.rmtree(venv, ignore_errors=True)
     _run([python, "-m", "venv", str(venv)], f"making the agent environment {venv}")
@@ -167,6 +194,15 @@ def _agent_venv(python: str, version: tuple[int, int]) -> str:
     )
     ready.write_text(json.dumps({"python": python, "requirements": WORKER_REQUIREMENTS}))
     return str(exe)
+
+
+def _made_with(ready: Path) -> list[str] | None:
+    """The requirements an agent environment was made with (None: not finished)."""
+    try:
+        requirements = json.loads(ready.read_text()).get("requirements")
+    except (OSError, ValueError):
+        return None
+    return requirements if isinstance(requirements, list) else None
 
 
 def _run(argv: list[str], what: str) -> None:

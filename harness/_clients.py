@@ -21,6 +21,7 @@ import time
 from types import TracebackType
 from typing import Any
 
+from harness._compat import SOCKET_TIMEOUT
 from harness._forksafe import forget, track
 from harness._records import Endpoint
 
@@ -164,7 +165,7 @@ class StreamClient:
                 try:
                     sock.connect(endpoint.address)
                     return cls(sock, timeout)
-                except TimeoutError:
+                except SOCKET_TIMEOUT:
                     raise deadline.expired() from None
                 except BlockingIOError:
                     # EAGAIN from a Unix listener with a full backlog (see UNIX_RETRY_FIRST).
@@ -196,7 +197,7 @@ class StreamClient:
         self._sock.settimeout(deadline.remaining())
         try:
             return self._sock.recv(n)
-        except TimeoutError:
+        except SOCKET_TIMEOUT:
             raise deadline.expired() from None
 
     def _take(self, n: int) -> bytes:
@@ -210,7 +211,7 @@ class StreamClient:
         self._sock.settimeout(limit)
         try:
             self._sock.sendall(data)
-        except TimeoutError:
+        except SOCKET_TIMEOUT:
             raise ClientTimeout(f"send({len(data)} bytes)", limit) from None
 
     def recv(self, n: int = 65536, timeout: float | None = None) -> bytes:
@@ -274,7 +275,7 @@ class StreamClient:
         try:
             # MSG_PEEK leaves any data in the kernel buffer for the next real read.
             return self._sock.recv(1, socket.MSG_PEEK) == b""
-        except TimeoutError:
+        except SOCKET_TIMEOUT:
             return False
         except ConnectionResetError:
             return True
@@ -392,7 +393,7 @@ class DatagramClient:
         self._sock.settimeout(limit)
         try:
             self._sock.send(data)
-        except TimeoutError:
+        except SOCKET_TIMEOUT:
             raise ClientTimeout(f"send({len(data)} bytes)", limit) from None
 
     def recv(self, bufsize: int = 65536, timeout: float | None = None) -> bytes:
@@ -401,7 +402,7 @@ class DatagramClient:
         self._sock.settimeout(limit)
         try:
             return self._sock.recv(bufsize)
-        except TimeoutError:
+        except SOCKET_TIMEOUT:
             raise ClientTimeout(f"recv({bufsize})", limit) from None
 
     def exchange(self, data: bytes, timeout: float | None = None) -> bytes:
@@ -411,7 +412,7 @@ class DatagramClient:
         self._sock.settimeout(deadline.remaining())
         try:
             return self._sock.recv(65536)
-        except TimeoutError:
+        except SOCKET_TIMEOUT:
             raise deadline.expired() from None
 
     def close(self) -> None:

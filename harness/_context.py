@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 from ._capture import CaseCapture, case_capture
 from ._clients import DatagramClient, StreamClient
+from ._compat import random_bytes
 from ._deadline import call_with_deadline
 from ._errors import Abort, Unsupported
 from ._eventlog import EventLog
@@ -169,7 +170,7 @@ class Context:
     # -- helpers ------------------------------------------------------------
     def payload(self, size: int) -> bytes:
         """``size`` seeded random bytes (reproducible from the case's seed)."""
-        return self.rng.randbytes(size)
+        return random_bytes(self.rng, size)
 
     def gate(self) -> threading.Event:
         """An event handlers can wait on; every gate is opened at cleanup."""

@@ -9,7 +9,6 @@ id, end the run with one line that names the file and the problem.
 from __future__ import annotations
 
 import importlib
-import importlib.metadata
 import importlib.util
 import pkgutil
 import re
@@ -18,6 +17,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from types import ModuleType
 
+from ._compat import entry_points
 from ._errors import ScenarioDefinitionError, ScenarioImportError, one_line
 from ._scenario import Case, ScenarioSpec, spec_of
 from ._settings import profile_rank
@@ -109,7 +109,7 @@ def _directory_modules(directory: Path) -> list[ModuleType]:
 
 def _entry_point_modules() -> list[ModuleType]:
     out = []
-    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+    for ep in entry_points(ENTRY_POINT_GROUP):
         try:
             loaded = ep.load()
         except BaseException as exc:

@@ -144,7 +144,7 @@ class DatagramMachine(ServerMachine):
             wants = [self._reply(d) for d in data]
             scripts: list[Script] = [
                 (Send(d), RecvDatagram()) if w is not None else (Send(d),)
-                for d, w in zip(data, wants, strict=True)
+                for d, w in zip(data, wants)
             ]
             results = self.ctx.swarm(scripts, self.server, timeout=self._wait() * 2 + 2.0)
             await_all(self.ctx, [r.local_address for r in results], self._wait() * 2 + 2.0)

@@ -16,13 +16,13 @@ bytes are the same on every replay.
 
 from __future__ import annotations
 
-import itertools
 import random
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ._compat import random_bytes
 from ._handlers import Behaviour, HandlerSpec, InjectedError, echo, echo_lines
 
 #: Handler behaviours the fuzzers draw from (``lines`` is for streams only).
@@ -53,7 +53,7 @@ class Blob:
     def data(self) -> bytes:
         """The bytes (random binary, or newline-terminated lines plus a partial tail)."""
         rng = random.Random(self.seed)
-        raw = rng.randbytes(self.size)
+        raw = random_bytes(rng, self.size)
         if self.line <= 0 or not raw:
             return raw
         out = bytearray(raw.replace(b"\n", b" "))
@@ -74,7 +74,7 @@ def chunked(data: bytes, cuts: Sequence[int]) -> list[bytes]:
         return [b""]
     points = sorted({c % len(data) for c in cuts} - {0})
     bounds = [0, *points, len(data)]
-    return [data[a:b] for a, b in itertools.pairwise(bounds)]
+    return [data[a:b] for a, b in zip(bounds, bounds[1:])]
 
 
 def _wait(delay: float) -> Behaviour:

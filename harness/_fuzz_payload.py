@@ -88,7 +88,7 @@ def stream_exchange(endpoint: Endpoint, chunks: list[bytes], timeout: float) -> 
         sender.start()
         received = bytearray()
         try:
-            while data := sock.recv(1 << 18):
+            for data in iter(lambda: sock.recv(1 << 18), b""):
                 received += data
         finally:
             sender.join(timeout)
@@ -149,7 +149,7 @@ class _PayloadMachine(RuleBasedStateMachine):
 def _first_difference(want: bytes, got: bytes | None) -> str:
     if got is None or got == want:
         return ""
-    at = next((i for i, (a, b) in enumerate(zip(want, got, strict=False)) if a != b), None)
+    at = next((i for i, (a, b) in enumerate(zip(want, got)) if a != b), None)
     return f" (first difference at byte {at if at is not None else min(len(want), len(got))})"
 
 

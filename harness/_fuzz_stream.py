@@ -358,7 +358,8 @@ class StreamMachine(ServerMachine):
             results = self.ctx.swarm([p.script() for p in plans], self.server, timeout=timeout)
             taken = await_all(self.ctx, [r.local_address for r in results], timeout)
             notes.append(f"{taken} of {len(results)} taken")
-            for plan, result in zip(plans, results, strict=True):
+            for result in results:
+                plan = plans[result.index]
                 if plan.how != "echo":
                     continue
                 conn = Conn(f"swarm client {result.index}", None, result.local_address)

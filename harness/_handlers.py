@@ -14,9 +14,14 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-Behaviour = Callable[[Any], None]
+if TYPE_CHECKING:
+    from typing import TypeAlias
+
+#: What a handler does, as a function of the handler instance (a string so that
+#: workers on Python < 3.10 can import this module).
+Behaviour: TypeAlias = "Callable[[Any], None]"
 
 
 class InjectedError(RuntimeError):

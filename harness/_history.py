@@ -1,11 +1,12 @@
 """``sockspec history``: CPython's socketserver through the versions, in one matrix.
 
 Every CPython found under pyenv (or given with ``--python``) is one column.
-Interpreters that can run the worker (3.10+) test their own stdlib through
-their own interpreter (``python3.X:socketserver``); older ones have their
-``socketserver.py`` loaded by path into this interpreter, and the label says
-so.  The expectation files in ``expectations/`` explain each documented
-historical difference; anything else fails the run.
+Interpreters that can run the worker (``WORKER_FLOOR``, 3.7, and newer) test
+their own stdlib through their own interpreter (``python3.X:socketserver``);
+older ones (3.6) have their ``socketserver.py`` loaded by path into this
+interpreter, and the label (the path) says so.  The expectation files in
+``expectations/`` explain each documented historical difference; anything else
+fails the run.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from ._agents import python_version, stdlib_socketserver
+from ._agents import WORKER_FLOOR, python_version, stdlib_socketserver
 from ._errors import UsageError
 
 EXPECTATIONS = Path(__file__).resolve().parent.parent / "expectations"
@@ -41,7 +42,7 @@ def impl_specs(pythons: Sequence[Path]) -> tuple[list[str], list[Path]]:
     impls, expects = [], []
     for python in pythons:
         version = python_version(str(python))
-        if version >= (3, 10):
+        if version >= WORKER_FLOOR:
             impls.append(f"{python}:socketserver")
         else:
             path = stdlib_socketserver(str(python))

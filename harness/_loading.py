@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import difflib
 import importlib
-import importlib.metadata
 import importlib.util
 import pkgutil
 import sys
@@ -17,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
+from ._compat import entry_points
 from ._errors import LoadError, one_line
 
 ENTRY_POINT_GROUP = "sockspec.implementations"
@@ -157,7 +157,7 @@ def _import_path(path: Path, spec: str) -> ModuleType:
 
 
 def _entry_point(name: str) -> ModuleType | None:
-    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+    for ep in entry_points(ENTRY_POINT_GROUP):
         if ep.name == name:
             try:
                 loaded = ep.load()
@@ -172,7 +172,7 @@ def _entry_point(name: str) -> ModuleType | None:
 
 
 def _entry_point_names() -> list[str]:
-    return [ep.name for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)]
+    return [ep.name for ep in entry_points(ENTRY_POINT_GROUP)]
 
 
 def _known_modules() -> list[str]:

@@ -357,7 +357,8 @@ def _delete_tables(tables: Iterable[str]) -> None:
 
 def stale_tables() -> list[str]:
     """Sockspec tables whose owning process has died (e.g. a worker killed mid-case)."""
-    return [t for t in sockspec_tables() if (pid := _owner(t)) is not None and not _alive(pid)]
+    owners = ((t, _owner(t)) for t in sockspec_tables())
+    return [t for t, pid in owners if pid is not None and not _alive(pid)]
 
 
 def remove_stale_tables() -> None:

@@ -26,7 +26,7 @@ ALL = "all"
 
 _ID = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)+$")
 
-F = TypeVar("F", bound=Callable[..., Any])
+F = TypeVar("F", bound="Callable[..., Any]")  # a string: Python < 3.9 workers import this
 
 
 @dataclass(frozen=True)
@@ -56,8 +56,8 @@ class ScenarioSpec:
             for kind in self.kinds:
                 for combo in combos:
                     values = {
-                        n: v.value if isinstance(v, Param) else v
-                        for n, v in zip(names, combo, strict=True)
+                        n: combo[i].value if isinstance(combo[i], Param) else combo[i]
+                        for i, n in enumerate(names)
                     }
                     profiles = [self.profile, *(v.profile for v in combo if isinstance(v, Param))]
                     profile = max(profiles, key=profile_rank)

@@ -29,7 +29,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from harness._clients import (
     UNIX_RETRY_FIRST,
@@ -42,6 +42,9 @@ from harness._clients import (
 from harness._forksafe import forget, track
 from harness._limits import count_open_fds, raise_open_files_limit
 from harness._records import ClientResult, Endpoint
+
+if TYPE_CHECKING:
+    from typing import TypeAlias
 
 __all__ = [
     "Close",
@@ -135,21 +138,14 @@ class ExpectEOF:
     """Stream only: the next read must be EOF; data instead is an error (and is recorded)."""
 
 
+# The aliases are strings so that workers on Python < 3.10 can import this module.
 #: One step of a client script.
 Op: TypeAlias = (
-    Send
-    | Recv
-    | RecvLine
-    | RecvAll
-    | RecvDatagram
-    | ShutdownWrite
-    | Reset
-    | Pause
-    | Close
-    | ExpectEOF
+    "Send | Recv | RecvLine | RecvAll | RecvDatagram | ShutdownWrite | Reset | Pause | Close"
+    " | ExpectEOF"
 )
 #: A client's whole behaviour, fixed before the swarm starts.
-Script: TypeAlias = tuple[Op, ...]
+Script: TypeAlias = "tuple[Op, ...]"
 
 _STREAM_OPS = (Send, Recv, RecvLine, RecvAll, ShutdownWrite, Reset, Pause, Close, ExpectEOF)
 _DATAGRAM_OPS = (Send, Recv, RecvDatagram, Pause, Close)
@@ -394,7 +390,10 @@ async def _run_stream(
 async def _read_to_eof(c: _Client, reader: asyncio.StreamReader) -> None:
     """Append everything up to EOF to ``c.received``."""
     total = 0
-    while chunk := await reader.read(65536):
+    while True:
+        chunk = await reader.read(65536)
+        if not chunk:
+            return
         c.received += chunk
         total += len(chunk)
         if total > RECV_ALL_LIMIT:
@@ -416,7 +415,10 @@ async def _run_datagram(c: _Client, endpoint: Endpoint, script: Script, bind_dir
     c.local = normalise_address(sock.getsockname())
 
     for op in script:
-        if isinstance(op, Send):
+        if isinstance(op, Send) and not op.data:
+            # An empty datagram still is one, but 3.7's sock_sendall sends nothing for b"".
+            sock.send(b"")
+        elif isinstance(op, Send):
             await loop.sock_sendall(sock, op.data)
         elif isinstance(op, Recv):
             c.received += await loop.sock_recv(sock, op.n)
@@ -491,7 +493,7 @@ async def _swarm(
             c.finished = time.monotonic()
             _close_client(c, graceful)
 
-    tasks = [asyncio.ensure_future(client(c, s)) for c, s in zip(clients, scripts, strict=True)]
+    tasks = [asyncio.ensure_future(client(c, scripts[c.index])) for c in clients]
     await start.wait()
     _done, pending = await asyncio.wait(tasks, timeout=timeout)
     for task in pending:

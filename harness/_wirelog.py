@@ -27,7 +27,7 @@ def wire_entries(
     if offset >= MAX_CLIENTS:
         return []
     out = []
-    for script, result in zip(scripts, results, strict=False):
+    for script, result in zip(scripts, results):
         sent = b"".join(getattr(op, "data", b"") for op in script)
         out.append(
             {

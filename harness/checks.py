@@ -8,7 +8,6 @@ raise for a violation, so one case reports all it finds.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -206,7 +205,7 @@ def _no_overlap(ctx: Context) -> bool:
         if start is not None and end is not None:
             spans.append((start, end, conn))
     spans.sort()
-    for (_s1, e1, c1), (s2, _e2, c2) in itertools.pairwise(spans):
+    for (_s1, e1, c1), (s2, _e2, c2) in zip(spans, spans[1:]):
         if s2 < e1:
             ctx.fail(
                 "concurrency.sync_overlap",

@@ -178,7 +178,7 @@ def _close_while_busy(ctx: Context, handle: ServerHandle, clients: int, window: 
     closing = BackgroundClose(handle, ctx.timeout(10.0))
     early = closing.wait(window)
     payloads = [ctx.payload(32) for _ in conns]
-    for conn, payload in zip(conns, payloads, strict=True):
+    for conn, payload in zip(conns, payloads):
         conn.send(payload)
         conn.shutdown_write()
     replies = [conn.recv_until_eof() for conn in conns]
@@ -328,7 +328,7 @@ def forking_max_children(ctx: Context, max_children: int, clients: int) -> None:
     overforked = ctx.wait_events("handle", max_children + 1, timeout=OVERFORK_WINDOW)
     live = live_children()
     payloads = [ctx.payload(32) for _ in conns]
-    for conn, payload in zip(conns, payloads, strict=True):
+    for conn, payload in zip(conns, payloads):
         conn.send(payload)
         conn.shutdown_write()
     replies = [conn.recv_until_eof() for conn in conns]

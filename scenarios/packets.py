@@ -157,13 +157,14 @@ def _replies(socks: Sequence[socket.socket], timeout: float) -> list[list[tuple[
     got: list[list[tuple[bytes, object]]] = [[] for _ in socks]
     index = {sock.fileno(): i for i, sock in enumerate(socks)}
     deadline = time.monotonic() + timeout
-    while (waiting := [s for s, g in zip(socks, got, strict=True) if not g]) and (
-        left := deadline - time.monotonic()
-    ) > 0:
+    while True:
+        waiting = [s for s, g in zip(socks, got) if not g]
+        left = deadline - time.monotonic()
+        if not waiting or left <= 0:
+            return got
         for sock in select.select(waiting, [], [], left)[0]:
             data, sender = sock.recvfrom(65536)
             got[index[sock.fileno()]].append((data, tuple(sender[:2])))
-    return got
 
 
 def _exchange(
@@ -200,7 +201,7 @@ def spoofed_sources(ctx: Context, sources: int) -> None:
     with _listeners(addresses, socket.AF_INET) as socks, RawSender() as raw:
         datagrams = [
             udp_datagram(_source(s), dst, p, ip_id=ctx.rng.getrandbits(16))
-            for s, p in zip(socks, payloads, strict=True)
+            for s, p in zip(socks, payloads)
         ]
         replies = _exchange(raw, socks, datagrams, ctx.timeout(5.0))
     wrong = [(addresses[i], got) for i, got in enumerate(replies) if got != [(payloads[i], dst)]]

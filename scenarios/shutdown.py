@@ -433,7 +433,7 @@ def listen_backlog(ctx: Context, backlog: int) -> None:
     gate.set()
     payloads = [ctx.payload(32) for _ in range(len(queued) + 1)]
     replies = []
-    for index, (client, payload) in enumerate(zip([busy, *queued], payloads, strict=True)):
+    for index, (client, payload) in enumerate(zip([busy, *queued], payloads)):
         client.send(payload)
         client.shutdown_write()
         replies.append(ClientResult(index, True, client.recv_until_eof()))

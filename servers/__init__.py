@@ -4,7 +4,7 @@ This package is sockspec's executable specification of how a
 ``socketserver``-style server behaves.  It provides the same public names, class
 hierarchy and observable behaviour as the standard-library module (it passes
 CPython's own ``test_socketserver``, ``test_httpservers`` and ``test_xmlrpc``
-when substituted for it), and runs on Python 3.10-3.13.  The harness's checks
+when substituted for it), and runs on Python 3.8-3.13.  The harness's checks
 refer to the contracts written in the docstrings here.
 
 Layout (one concern per module):

@@ -7,8 +7,13 @@ server classes that return their own request objects from ``get_request()``.
 The names exist so that signatures document *which* role a value plays.
 """
 
-from collections.abc import Callable
-from typing import Any, TypeAlias
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import TypeAlias
 
 #: What ``get_request()`` hands to the rest of the pipeline.  For stream servers
 #: it is the connected ``socket.socket``; for datagram servers it is the pair
@@ -23,4 +28,5 @@ Address: TypeAlias = Any
 #: The ``RequestHandlerClass`` given to a server: anything callable as
 #: ``factory(request, client_address, server)``.  Its return value is ignored;
 #: all of the work happens during the call.
-HandlerFactory: TypeAlias = Callable[..., object]
+# A string so that workers on Python < 3.10 can import this module.
+HandlerFactory: TypeAlias = "Callable[..., object]"

@@ -3,10 +3,11 @@
 CPython 3.6's ``server_close()`` neither waits for running handler threads nor
 reaps running children (``block_on_close`` only arrived in 3.7).  CPython 3.7's
 ``ThreadingMixIn`` keeps every finished non-daemon handler thread in
-``_threads`` until ``server_close()`` (bpo-37193).  Each old ``socketserver.py``
-is run through the CLI, loaded by path, against the concurrency and classic
-echo families; exactly the scenarios below must fail, for exactly that reason,
-and everything else must pass or be unsupported.
+``_threads`` until ``server_close()`` (bpo-37193).  Each old stdlib is run
+through the CLI as ``history`` runs it -- 3.7, the worker's floor, through its
+own interpreter, 3.6 loaded by path -- against the concurrency and classic echo
+families; exactly the scenarios below must fail, for exactly that reason, and
+everything else must pass or be unsupported.
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ from typing import Any
 
 import pytest
 from conftest import CliRun
+
+from harness import _history
+from harness._agents import WORKER_FLOOR
 
 #: minor version -> {scenario that must fail: the check that must report it}
 EXPECTED_FAILURES: dict[str, dict[str, str]] = {
@@ -44,28 +48,56 @@ def _pyenv_versions() -> Path | None:
     return versions if versions.is_dir() else None
 
 
-def old_socketserver(minor: str) -> Path:
-    """The newest installed CPython ``minor``'s socketserver.py, or skip saying why."""
+def old_python(minor: str) -> Path:
+    """The newest installed CPython ``minor``'s interpreter, or skip saying why."""
     versions = _pyenv_versions()
     if versions is None:
-        pytest.skip(f"no pyenv versions directory to find CPython {minor}'s socketserver.py in")
+        pytest.skip(f"no pyenv versions directory to find CPython {minor} in")
     pattern = re.compile(rf"^{re.escape(minor)}\.(\d+)$")
     found = sorted((int(m.group(1)), d) for d in versions.iterdir() if (m := pattern.match(d.name)))
     for _, directory in reversed(found):
-        path = directory / "lib" / f"python{minor}" / "socketserver.py"
-        if path.is_file():
-            return path
-    pytest.skip(f"CPython {minor}'s socketserver.py not found under {versions}/{minor}.*")
+        python = directory / "bin" / "python3"
+        if python.is_file():
+            return python
+    pytest.skip(f"CPython {minor}'s interpreter not found under {versions}/{minor}.*")
+
+
+def _fake_versions(monkeypatch: pytest.MonkeyPatch, versions: dict[str, tuple[int, int]]) -> None:
+    """Make ``history`` see interpreters of the given versions without running them."""
+    monkeypatch.setattr(_history, "python_version", lambda python: versions[python])
+    monkeypatch.setattr(
+        _history, "stdlib_socketserver", lambda python: f"{python}-lib/socketserver.py"
+    )
+
+
+def test_history_runs_each_python_from_the_floor_through_its_own_interpreter(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    floor = f"py{WORKER_FLOOR[0]}.{WORKER_FLOOR[1]}"
+    _fake_versions(monkeypatch, {"py3.6": (3, 6), floor: WORKER_FLOOR, "py3.13": (3, 13)})
+    impls, _ = _history.impl_specs([Path("py3.6"), Path(floor), Path("py3.13")])
+    assert impls == ["py3.6-lib/socketserver.py", f"{floor}:socketserver", "py3.13:socketserver"]
+
+
+def test_history_adds_the_expectation_files_of_the_versions_it_runs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _fake_versions(monkeypatch, {"py3.6": (3, 6), "py3.7": (3, 7), "py3.12": (3, 12)})
+    _, expects = _history.impl_specs([Path("py3.6"), Path("py3.7"), Path("py3.12")])
+    assert [p.name for p in expects] == ["cpython-3.6.toml", "cpython-3.7.toml"]
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("minor", sorted(EXPECTED_FAILURES))
 def test_old_cpython_fails_exactly_its_known_bugs(minor: str, cli: Callable[..., CliRun]) -> None:
-    path = str(old_socketserver(minor))
+    impls, _ = _history.impl_specs([old_python(minor)])
+    impl = impls[0]
+    own = tuple(int(n) for n in minor.split(".")) >= WORKER_FLOOR
+    assert impl.endswith(":socketserver" if own else "socketserver.py"), impl
     run = cli(
         "run",
         "--impl",
-        path,
+        impl,
         "--select",
         "concurrency.*",
         "--select",
@@ -88,7 +120,7 @@ def test_old_cpython_fails_exactly_its_known_bugs(minor: str, cli: Callable[...,
     }
     for scenario, check in expected.items():
         ran = [r for r in by_scenario[scenario] if r["verdict"] != "unsupported"]
-        assert ran, f"every case of {scenario} was unsupported for {path}"
+        assert ran, f"every case of {scenario} was unsupported for {impl}"
         for result in ran:
             checks = {f["check"] for f in result["findings"]}
             assert result["verdict"] == "fail" and check in checks, (result["id"], checks)
