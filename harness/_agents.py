@@ -16,6 +16,7 @@ a hint to load its ``socketserver.py`` by path instead, Python 2 as unsupported.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -184,15 +185,20 @@ def _agent_venv(python: str, version: tuple[int, int]) -> str:
     venv = root / f"py{version[0]}.{version[1]}-{key}"
     exe = venv / "bin" / "python"
     ready = venv / ".sockspec-ready"
-    if exe.exists() and _made_with(ready) == list(WORKER_REQUIREMENTS):
-        return str(exe)
-    shutil.rmtree(venv, ignore_errors=True)
-    _run([python, "-m", "venv", str(venv)], f"making the agent environment {venv}")
-    _run(
-        [str(exe), "-m", "pip", "install", "--quiet", *WORKER_REQUIREMENTS],
-        f"installing the worker's requirements into {venv}",
-    )
-    ready.write_text(json.dumps({"python": python, "requirements": WORKER_REQUIREMENTS}))
+    root.mkdir(parents=True, exist_ok=True)
+    # Runs and test workers may want the same environment at once: one builds
+    # it while the others wait, instead of each deleting the other's half.
+    with open(root / f"{venv.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if exe.exists() and _made_with(ready) == list(WORKER_REQUIREMENTS):
+            return str(exe)
+        shutil.rmtree(venv, ignore_errors=True)
+        _run([python, "-m", "venv", str(venv)], f"making the agent environment {venv}")
+        _run(
+            [str(exe), "-m", "pip", "install", "--quiet", *WORKER_REQUIREMENTS],
+            f"installing the worker's requirements into {venv}",
+        )
+        ready.write_text(json.dumps({"python": python, "requirements": WORKER_REQUIREMENTS}))
     return str(exe)
 
 
