@@ -31,7 +31,7 @@ from ._records import CaseResult, Verdict
 from ._results import RunInfo, append_line, now, write_results
 from ._scenario import Case
 from ._settings import Settings
-from ._supervisor import Worker, _result
+from ._supervisor import Worker
 
 EXIT_OK, EXIT_FAILED, EXIT_UNUSABLE = 0, 1, 2
 
@@ -226,7 +226,8 @@ class _Pool:
         started = time.monotonic()
         why = unsupported_reason(impl, case)
         if why:
-            return worker, _result(case, impl.spec, Verdict.UNSUPPORTED, started, why)
+            elapsed = time.monotonic() - started
+            return worker, case.record(impl.spec, Verdict.UNSUPPORTED, elapsed, reason=why)
         if worker is not None and (worker.impl != impl.spec or not worker.alive()):
             worker.close()
             worker = None
@@ -236,7 +237,8 @@ class _Pool:
                 worker = self._start(n, impl.spec)
             result, usable = worker.run(case)
         except LoadError as exc:
-            result = _result(case, impl.spec, Verdict.ERROR, started, str(exc))
+            elapsed = time.monotonic() - started
+            result = case.record(impl.spec, Verdict.ERROR, elapsed, reason=str(exc))
         result = _with_replay(result, self.settings, case)
         if not usable and worker is not None:
             worker.kill()
