@@ -7,11 +7,12 @@ single socket.
 
 The runner is one asyncio event loop private to the call (``_aioloop``: a
 worker thread if the calling thread already runs a loop), so it can be used
-from tests, threads, green threads and the CLI alike. Each client costs one task, one socket
-and, for streams, one asyncio transport: that keeps 10,000 clients within
-reach on a small machine. Nothing can hang: connects have their own timeout,
-the whole swarm has a deadline after which unfinished clients are recorded as
-``"timeout"`` and aborted, and every socket is closed before returning.
+from tests, threads, green threads and the CLI alike. Each client costs one
+task, one socket and, for streams, one asyncio transport: that keeps 10,000
+clients within reach on a small machine. Nothing can hang: connects have their
+own timeout, the whole swarm has a deadline after which unfinished clients are
+recorded as ``"timeout"`` and aborted, and every socket is closed before
+returning.
 """
 
 from __future__ import annotations
