@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import socket
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -22,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from ._clients import DatagramClient, StreamClient
 from ._handlers import Behaviour, HandlerSpec, InjectedError
 from ._lifecycle import HANDLER_PATH, by_conn, transcript
-from ._limits import open_fds
+from ._limits import lowest_free_descriptor, open_fds
 from ._records import LifecycleEvent
 from ._swarm import ExpectEOF, Script, Send, ShutdownWrite, echo_script
 
@@ -291,8 +290,7 @@ def no_free_descriptors() -> Iterator[int]:
     if resource is None:  # pragma: no cover
         raise OSError("this platform has no RLIMIT_NOFILE")
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    probe = os.open(os.devnull, os.O_RDONLY)  # POSIX: the lowest free number
-    os.close(probe)
+    probe = lowest_free_descriptor()
     resource.setrlimit(resource.RLIMIT_NOFILE, (probe, hard))
     try:
         yield probe

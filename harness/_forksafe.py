@@ -18,6 +18,14 @@ import os
 import socket
 from collections.abc import Iterable
 
+try:
+    # The C function even where a green library patched ``os.close``: gevent's
+    # only schedules the close on its event loop, and in a forked child of a
+    # green-threaded worker the parent's loop never runs again (_greenfork).
+    from posix import close as _close_now
+except ImportError:  # pragma: no cover - no fork without posix
+    _close_now = os.close
+
 _tracked: dict[int, int] = {}  # fd -> inode of the client socket it was
 
 
@@ -42,7 +50,7 @@ def _close_client_sockets_in_child() -> None:
     for fd, inode in list(_tracked.items()):
         try:
             if os.fstat(fd).st_ino == inode:
-                os.close(fd)
+                _close_now(fd)
         except OSError:
             pass
     _tracked.clear()

@@ -10,6 +10,7 @@ rather than asking every user to run ``ulimit -n``.
 from __future__ import annotations
 
 import os
+import time
 
 try:
     import resource
@@ -80,3 +81,34 @@ def count_open_fds() -> int | None:
         except OSError:
             continue
     return None
+
+
+def lowest_free_descriptor(timeout: float = 2.0) -> int:
+    """Return the lowest descriptor number not in use, once earlier closes have happened.
+
+    POSIX gives a new descriptor the lowest free number, so a probe opened and
+    closed again names it.  gevent's ``os.close`` only schedules the close for
+    the next turn of its event loop, though: a number closed a moment ago (a
+    directory ``shutil.rmtree`` walked, the probe itself) is still taken and
+    becomes free later.  So each probe's close is waited for, which also waits
+    out every close scheduled before it, and the answer is the number two probes
+    in a row agree on.  Without such a library both probes agree at once.
+    """
+    deadline = time.monotonic() + timeout
+    previous = -1
+    while True:
+        probe = os.open(os.devnull, os.O_RDONLY)
+        os.close(probe)
+        while _is_open(probe) and time.monotonic() < deadline:
+            time.sleep(0.001)  # lets a green event loop run the scheduled closes
+        if probe == previous or time.monotonic() >= deadline:
+            return probe
+        previous = probe
+
+
+def _is_open(fd: int) -> bool:
+    try:
+        os.fstat(fd)
+    except OSError:
+        return False
+    return True

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -72,14 +73,30 @@ def diff(
 ) -> Leaks:
     """Resources present in ``after`` that were not in ``before``."""
     ignored = set(ignore_fds)
-    fds = {
-        fd: target
-        for fd, target in after.fds.items()
-        if fd not in ignored and before.fds.get(fd) != target
-    }
+    fds = _new_fds(before.fds, after.fds, ignored)
     threads = {i: n for i, n in after.threads.items() if i not in before.threads}
     children = {p: s for p, s in after.children.items() if p not in before.children}
     return Leaks(fds=fds, threads=threads, children=children)
+
+
+def _new_fds(before: dict[int, str], after: dict[int, str], ignored: set[int]) -> dict[int, str]:
+    """Descriptors of ``after`` that are not in ``before``, by number and target.
+
+    One that merely moved is not new: an object ``before`` had at a number now
+    closed, found at another number (``anon_inode:[eventpoll]`` has no identity
+    but its kind).  gevent's libev, for one, replaces its epoll descriptor when
+    a forked child keeps a descriptor registered in it open.
+    """
+    gone = Counter(t for fd, t in before.items() if fd not in ignored and after.get(fd) != t)
+    fds = {}
+    for fd, target in sorted(after.items()):
+        if fd in ignored or before.get(fd) == target:
+            continue
+        if gone[target]:
+            gone[target] -= 1
+            continue
+        fds[fd] = target
+    return fds
 
 
 def settle(before: ResourceSnapshot, grace: float, ignore_fds: Iterable[int] = ()) -> Leaks:

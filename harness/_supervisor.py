@@ -41,6 +41,7 @@ class Worker:
         config = {
             "impl": spec.module,
             "label": impl,
+            "patch": spec.patch,
             "options": options.to_json(),
             "scenario_dirs": scenario_dirs,
             "result_fd": write_fd,

@@ -5,19 +5,19 @@ swarm is reproducible from whatever seed produced its scripts, and the runner
 can reject a script that makes no sense for the transport before opening a
 single socket.
 
-The runner is one asyncio event loop private to the call (``asyncio.run``, or
-a worker thread if the calling thread already runs a loop), so it can be used
-from tests, threads and the CLI alike. Each client costs one task, one socket
-and, for streams, one asyncio transport: that keeps 10,000 clients within
-reach on a small machine. Nothing can hang: connects have their own timeout,
-the whole swarm has a deadline after which unfinished clients are recorded as
-``"timeout"`` and aborted, and every socket is closed before returning.
+The runner is one asyncio event loop private to the call (``_aioloop``: a
+worker thread if the calling thread already runs a loop), so it can be used
+from tests, threads, green threads and the CLI alike. Each client costs one
+task, one socket and, for streams, one asyncio transport: that keeps 10,000
+clients within reach on a small machine. Nothing can hang: connects have their
+own timeout, the whole swarm has a deadline after which unfinished clients are
+recorded as ``"timeout"`` and aborted, and every socket is closed before
+returning.
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import errno
 import math
@@ -27,10 +27,11 @@ import socket
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
+from harness._aioloop import run_private
 from harness._clients import (
     UNIX_RETRY_FIRST,
     UNIX_RETRY_MAX,
@@ -188,9 +189,6 @@ DEFAULT_MAX_CONNECTING = 64
 
 # Spare descriptors on top of the swarm's own (stdio, selector, server sockets...).
 _FD_HEADROOM = 64
-
-_T = TypeVar("_T")
-
 
 # --- Per-client state ------------------------------------------------------------
 
@@ -533,18 +531,6 @@ def _validate(endpoint: Endpoint, scripts: Sequence[Script]) -> None:
                 raise ValueError(f"script {i}: {op!r} is not valid on a {kind} transport")
 
 
-def _run_in_private_loop(make: Callable[[], Coroutine[Any, Any, _T]]) -> _T:
-    """Run a coroutine to completion in a fresh event loop, whatever the calling thread runs."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(make())
-    # Called from async code: asyncio.run refuses to nest, so use a worker thread
-    # (the caller's loop is blocked meanwhile, as for any blocking call).
-    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="sockspec-swarm") as pool:
-        return pool.submit(lambda: asyncio.run(make())).result()
-
-
 def run_swarm(
     endpoint: Endpoint,
     scripts: Sequence[Script],
@@ -583,7 +569,7 @@ def run_swarm(
     if bind_dir is None and endpoint.family == socket.AF_UNIX:
         bind_dir = owned_dir = tempfile.mkdtemp(prefix="sockspec-swarm-")
     try:
-        return _run_in_private_loop(
+        return run_private(
             lambda: _swarm(
                 endpoint,
                 scripts,

@@ -22,6 +22,7 @@ from typing import Any
 from ._discovery import discover, select_cases
 from ._errors import SockspecError
 from ._execute import execute
+from ._greenfork import isolate_forked_children
 from ._loading import load_implementation
 from ._settings import CaseOptions
 
@@ -65,6 +66,7 @@ def main(argv: list[str]) -> int:
     sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115
     sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
     try:
+        isolate_forked_children(config.get("patch"))
         impl = replace(
             load_implementation(config["impl"]), spec=config.get("label", config["impl"])
         )
