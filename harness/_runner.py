@@ -11,15 +11,13 @@ from __future__ import annotations
 
 import queue
 import shlex
-import signal
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
-from types import FrameType, ModuleType
+from types import ModuleType
 from typing import Protocol
 
 from ._agents import parse_spec
@@ -163,35 +161,6 @@ def run(
     return RunOutcome(tuple(results), report_dir, status, partial)
 
 
-@contextmanager
-def _ctrl_c_noted() -> Iterator[threading.Event]:
-    """An event set by Ctrl-C (SIGINT) inside the block, besides the usual KeyboardInterrupt.
-
-    The KeyboardInterrupt is raised wherever the main thread happens to be, and
-    when that is a finalizer run by the garbage collector, Python prints it as
-    "Exception ignored" and goes on: the run would ignore the Ctrl-C.  The
-    event is not lost that way.
-    """
-    noted = threading.Event()
-    previous = signal.getsignal(signal.SIGINT)
-    if threading.current_thread() is not threading.main_thread() or previous == signal.SIG_IGN:
-        yield noted  # signals reach the main thread only; an ignored Ctrl-C stays ignored
-        return
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        noted.set()
-        if callable(previous):
-            previous(signum, frame)
-        else:
-            raise KeyboardInterrupt
-
-    signal.signal(signal.SIGINT, handler)
-    try:
-        yield noted
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
 class _Pool:
     """``jobs`` worker slots draining one queue of (implementation, case) pairs.
 
@@ -222,12 +191,9 @@ class _Pool:
         for slot in slots:
             slot.start()
         try:
-            with _ctrl_c_noted() as interrupted:
-                while any(s.is_alive() for s in slots):
-                    for slot in slots:
-                        slot.join(0.2)
-                    if interrupted.is_set():
-                        raise KeyboardInterrupt
+            while any(s.is_alive() for s in slots):
+                for slot in slots:
+                    slot.join(0.2)
         except KeyboardInterrupt:
             self.stop.set()
             with self._lock:
