@@ -318,20 +318,24 @@ def _start(sides: Sequence[Side], row: Row, tmp: str) -> dict[str, BenchServer]:
     servers: dict[str, BenchServer] = {}
     try:
         for side in sides:
-            config = ServerConfig(
-                side.impl,
-                row.transport,
-                row.kind,
-                tmp,
-                instrumented=side.instrumented,
-                attrs={"request_queue_size": QUEUE_SIZE},
-            )
-            servers[side.label] = BenchServer(config)
+            servers[side.label] = BenchServer(server_config(side, row, tmp))
     except BaseException:
         for server in servers.values():
             server.kill()
         raise
     return servers
+
+
+def server_config(side: Side, row: Row, tmp: str) -> ServerConfig:
+    """The benchmark server of ``side`` for ``row``, its Unix sockets under ``tmp``."""
+    return ServerConfig(
+        side.impl,
+        row.transport,
+        row.kind,
+        tmp,
+        instrumented=side.instrumented,
+        attrs={"request_queue_size": QUEUE_SIZE},
+    )
 
 
 def _side_summary(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:

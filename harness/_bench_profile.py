@@ -20,8 +20,8 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from ._bench_echo import QUEUE_SIZE, Row, Side, measure
-from ._bench_server import BenchServer, ServerConfig
+from ._bench_echo import Row, Side, measure, server_config
+from ._bench_server import BenchServer
 
 TOP = 12
 
@@ -32,15 +32,8 @@ def profile_row(row: Row, sides: Sequence[Side], duration: float) -> dict[str, A
     with tempfile.TemporaryDirectory(prefix="sockspec-prof-") as tmp:
         for side in sides:
             path = os.path.join(tmp, f"{side.label}.pstats")
-            config = ServerConfig(
-                side.impl,
-                row.transport,
-                row.kind,
-                tmp,
-                instrumented=side.instrumented,
-                attrs={"request_queue_size": QUEUE_SIZE},
-            )
-            with BenchServer(replace(config, profile=path)) as server:
+            config = replace(server_config(side, row, tmp), profile=path)
+            with BenchServer(config) as server:
                 result = measure(server.endpoint, row, duration, tmp)
             out[side.label] = _summary(path, result["requests"])
     return out

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ._instrument import address_text
 from ._packets import Segment, parse_frame, raw_packet_support, require_raw_packets
 
 if TYPE_CHECKING:
@@ -351,8 +352,8 @@ class _Flow:
             self.fin_acked.add(peer)
 
     def to_json(self) -> dict[str, Any]:
-        base = {"transport": self.proto, "client": _addr(self.client)}
-        base["server"] = _addr(self.server)
+        base = {"transport": self.proto, "client": address_text(self.client)}
+        base["server"] = address_text(self.server)
         if self.proto == "udp":
             return {
                 **base,
@@ -390,11 +391,6 @@ def _handshake_word(seen: list[str]) -> str:
     if seen == ["SYN", "SYN-ACK", "ACK"]:
         return "complete"
     return ", ".join(seen) + " only" if seen else "not seen"
-
-
-def _addr(address: tuple[str, int]) -> str:
-    host, port = address
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _orient(seg: Segment, ports: set[int]) -> tuple[tuple[str, int], tuple[str, int], str]:

@@ -52,7 +52,7 @@ _server_ids = itertools.count(1)
 def instrument_server(base: type, log: EventLog) -> type:
     """A subclass of server class ``base`` that records its hooks into ``log``."""
     sid = next(_server_ids)
-    namespace: dict[str, Any] = {"_sockspec_log": log, "_sockspec_server_id": sid}
+    namespace: dict[str, Any] = {"_sockspec_server_id": sid}
     for name, request_arg in SERVER_HOOKS.items():
         method = getattr(base, name, None)
         if callable(method):
