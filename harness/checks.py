@@ -11,14 +11,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from ._checks_lifecycle import expect_silence, handle_error_context, nesting
-from ._checks_timing import in_order, within
-from ._lifecycle import by_conn, entries, expected_paths, transcript
-from ._records import ClientResult, LifecycleEvent
+from harness._checks.nesting import expect_silence, handle_error_context, nesting
+from harness._checks.timing import in_order, within
+from harness._model.lifecycle import by_conn, entries, expected_paths, transcript
+from harness._model.records import ClientResult, LifecycleEvent
 
 if TYPE_CHECKING:
-    from ._context import Context
-    from ._swarm import Script
+    from harness._runtime.context import Context
+    from harness._runtime.swarm import Script
 
 __all__ = [
     "clients_ok",
@@ -48,7 +48,7 @@ def _accepted(events: Sequence[LifecycleEvent]) -> bool:
 def lifecycle(ctx: Context, kind: str | None = None) -> bool:
     """Every request passed through its hooks exactly once each, in order.
 
-    See ``harness._lifecycle`` for the rules.  Roles are told apart by process:
+    See ``harness._model.lifecycle`` for the rules.  Roles are told apart by process:
     events in the server's process are the ``server`` path, events in any other
     process the ``child`` path of a forking server.
     """
@@ -255,7 +255,7 @@ def _peek(data: bytes) -> str:
 
 def scripts_expected(scripts: Sequence[Script]) -> list[bytes]:
     """What an echo server sends back to each script: the bytes it sent."""
-    from ._swarm import Send
+    from harness._runtime.swarm import Send
 
     return [b"".join(op.data for op in script if isinstance(op, Send)) for script in scripts]
 

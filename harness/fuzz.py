@@ -6,10 +6,10 @@ a readable transcript and a replay command.  The machines are the ones the
 built-in ``fuzz.*`` cases use.
 """
 
-from ._fuzz import FuzzRun, plan
-from ._fuzz_datagram import DatagramMachine
-from ._fuzz_payload import DatagramPayloadMachine, StreamPayloadMachine
-from ._fuzz_stream import StreamMachine
+from harness._fuzz.datagram import DatagramMachine
+from harness._fuzz.engine import FuzzRun, plan
+from harness._fuzz.payload import DatagramPayloadMachine, StreamPayloadMachine
+from harness._fuzz.stream import StreamMachine
 
 __all__ = [
     "DatagramMachine",

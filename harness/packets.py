@@ -5,8 +5,8 @@ need raw packets call ``require_raw_packets(ctx)`` first, which makes them
 ``unsupported`` (with the reason) on hosts without the capability or libpcap.
 """
 
-from ._capture import Capture, capture_servers
-from ._packets import (
+from harness._wire.capture import Capture, capture_servers
+from harness._wire.crafted import (
     RawSender,
     Segment,
     drop_kernel_resets,

@@ -17,14 +17,14 @@ from typing import Any
 
 import pytest
 
-from ._adhoc import AdhocSession
-from ._discovery import discover, select_cases
-from ._execute import execute
-from ._loading import Implementation, load_implementation
-from ._records import CaseResult, Verdict, replay_command
-from ._scenario import Case
-from ._serverhandle import ServerHandle
-from ._settings import CaseOptions
+from harness._execution.adhoc import AdhocSession
+from harness._execution.discovery import discover, select_cases
+from harness._execution.execute import execute
+from harness._model.records import CaseResult, Verdict, replay_command
+from harness._model.scenario import Case
+from harness._model.settings import CaseOptions
+from harness._runtime.loading import Implementation, load_implementation
+from harness._runtime.serverhandle import ServerHandle
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

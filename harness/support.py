@@ -1,35 +1,31 @@
 """Helpers for scenarios that go beyond the context: timed calls, spans, children, descriptors.
 
 These are the tools the built-in families use; they are public so that user
-scenarios can use them too.  Implementations live in private modules.
+scenarios can use them too.  Implementations live in ``harness._support``
+(fault injection, descriptors, background calls, children) and
+``harness._checks`` (spans and event timing).
 """
 
-from ._checks_concurrency import (
-    BackgroundClose,
-    child_states,
-    handle_spans,
-    handler_pids,
-    live_children,
-    live_instances,
-    max_overlap,
-    request_ends,
-    wait_children,
-)
-from ._checks_lifecycle import (
-    FAIL_TAG,
-    PASS_TAG,
+from harness._checks.concurrency import handle_spans, handler_pids, max_overlap, request_ends
+from harness._checks.timing import first_event, slack
+from harness._runtime.handlers import Behaviour
+from harness._support.background import Background, BackgroundClose
+from harness._support.children import child_states, live_children, live_instances, wait_children
+from harness._support.descriptors import (
     connect_starved,
     descriptor_count,
+    no_free_descriptors,
+    socket_descriptors,
+)
+from harness._support.faults import (
+    FAIL_TAG,
+    PASS_TAG,
     echo_rest,
     fail_script,
     fail_then_serve,
-    no_free_descriptors,
     pass_script,
-    socket_descriptors,
     tagged_handler,
 )
-from ._checks_timing import Background, first_event, slack
-from ._handlers import Behaviour
 
 __all__ = [
     "FAIL_TAG",

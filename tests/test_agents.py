@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from harness import _agents
-from harness._errors import LoadError
+from harness._model.errors import LoadError
 
 
 def require(name: str) -> str:

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from harness._agents import PATCHES
-from harness._aioloop import _SharingSelector, run_private
+from harness._control.agents import PATCHES
+from harness._runtime.aioloop import _SharingSelector, run_private
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # are green threads of one OS thread, so each loop must let the other start and run.
 TWO_LOOPS = """
 import asyncio, threading
-from harness._aioloop import run_private
+from harness._runtime.aioloop import run_private
 order, results = [], {}
 
 async def ticks(name):

@@ -1,4 +1,4 @@
-"""Tests for the benchmark command (harness._bench and its _bench_* modules).
+"""Tests for the benchmark command (harness._bench.command and its _bench_* modules).
 
 The figures themselves are never asserted -- timing goals are what the
 benchmark *reports*; a test that depended on them would fail on a loaded
@@ -19,22 +19,21 @@ from typing import Any
 
 import pytest
 
-from harness._bench import SECTIONS, parse_options, plot
-from harness._bench_echo import Row, all_rows
-from harness._bench_fuzz import _steps, find_number
-from harness._bench_plot import Panel, render
-from harness._bench_stats import interleaved, paired_ratio, worst
-from harness._swarm import percentile
+from harness._bench.command import SECTIONS, parse_options, plot
+from harness._bench.echo import Row, all_rows
+from harness._bench.fuzz import _steps, find_number
+from harness._bench.plot import Panel, render
+from harness._bench.stats import interleaved, paired_ratio, worst
+from harness._runtime.swarm import percentile
 
 ROOT = Path(__file__).resolve().parent.parent
-BENCH = "import sys; from harness._bench import bench_main; sys.exit(bench_main(sys.argv[1:]))"
 
 
 def run_bench(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], Path]:
     """``bench ARGS --report-dir tmp`` in a subprocess (it raises rlimits, forks servers)."""
     report = tmp_path / "bench"
     proc = subprocess.run(
-        [sys.executable, "-c", BENCH, *args, "--report-dir", str(report)],
+        [sys.executable, "-m", "harness", "bench", *args, "--report-dir", str(report)],
         capture_output=True,
         text=True,
         timeout=240,

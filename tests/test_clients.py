@@ -1,4 +1,4 @@
-"""Tests for harness._clients: blocking drivers whose every operation has a timeout.
+"""Tests for harness._runtime.clients: blocking drivers whose every operation has a timeout.
 
 The peers are plain sockets owned by the test (accepted directly, or served by a
 small thread); synchronisation is by Events and socket reads, never sleeps, and
@@ -19,14 +19,14 @@ from pathlib import Path
 
 import pytest
 
-from harness._clients import (
+from harness._model.records import Endpoint
+from harness._runtime.clients import (
     ClientTimeout,
     DatagramClient,
     ResponseTooLarge,
     StreamClient,
     UnexpectedEOF,
 )
-from harness._records import Endpoint
 
 T = 5.0  # generous timeout for steps that must succeed
 SHORT = 0.05  # timeout for steps that must time out

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from harness._compare import Change, compare, load_document, render_comparison
-from harness._errors import UsageError
+from harness._model.errors import UsageError
+from harness._report.compare import Change, compare, load_document, render_comparison
 
 GOOD = ("pass", "xfail", "unsupported")
 BAD = ("fail", "hang", "crash", "error", "xpass")

@@ -9,7 +9,7 @@ import threading
 import pytest
 
 from harness import _eventlog
-from harness._eventlog import EventLog
+from harness._runtime.eventlog import EventLog
 
 
 def test_events_from_threads_and_forked_children_all_arrive() -> None:

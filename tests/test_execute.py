@@ -8,10 +8,10 @@ import pytest
 from mutants import by_name
 
 from harness import Verdict, load_implementation
-from harness._discovery import discover, select_cases
-from harness._execute import execute
-from harness._resources import take_snapshot
-from harness._scenario import Case
+from harness._execution.discovery import discover, select_cases
+from harness._execution.execute import execute
+from harness._model.scenario import Case
+from harness._runtime.resources import take_snapshot
 
 
 def _case(case_id: str) -> Case:

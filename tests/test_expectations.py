@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from harness import CaseResult, Strictness, UsageError, Verdict
-from harness._expectations import apply_expectations, load_expectations
-from harness._runner import exit_status
+from harness._control.expectations import apply_expectations, load_expectations
+from harness._control.runner import exit_status
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -13,11 +13,11 @@ import pytest
 from conftest import CliRun
 from mutants import by_name
 
-from harness._discovery import discover
-from harness._fuzz import WALL_FACTOR, plan
-from harness._fuzz_model import Blob, HandlerModel, chunked, judge_reply
-from harness._fuzz_payload import STREAM_BUCKETS, bucket_size
-from harness._settings import CaseOptions
+from harness._execution.discovery import discover
+from harness._fuzz.engine import WALL_FACTOR, plan
+from harness._fuzz.model import Blob, HandlerModel, chunked, judge_reply
+from harness._fuzz.payload import STREAM_BUCKETS, bucket_size
+from harness._model.settings import CaseOptions
 
 MUTANT = by_name("serve_forever_leaves_socket_nonblocking")
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from harness._agents import PATCHES
-from harness._errors import LoadError
-from harness._greenfork import _CHILD_HOOKS, isolate_forked_children
+from harness._control.agents import PATCHES
+from harness._model.errors import LoadError
+from harness._runtime.greenfork import _CHILD_HOOKS, isolate_forked_children
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # then waits for its client, which lets the other green threads of the child run.
 FORKING_SERVER = """
 import os, socket, socketserver, sys, threading
-from harness._greenfork import isolate_forked_children
+from harness._runtime.greenfork import isolate_forked_children
 if sys.argv[2] == "isolate":
     isolate_forked_children(sys.argv[1])
 rx, tx = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)

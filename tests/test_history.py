@@ -26,8 +26,8 @@ import pytest
 from conftest import CliRun
 
 from harness import _history
-from harness._agents import WORKER_FLOOR
-from harness._expectations import Expectation, load_expectations
+from harness._control.agents import WORKER_FLOOR
+from harness._control.expectations import Expectation, load_expectations
 
 #: minor version -> {scenario that must fail: the check that must report it}
 EXPECTED_FAILURES: dict[str, dict[str, str]] = {

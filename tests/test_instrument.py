@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from harness import echo_script, load_implementation
-from harness._adhoc import AdhocSession
-from harness._eventlog import EventLog
-from harness._instrument import instrument_server
+from harness._execution.adhoc import AdhocSession
+from harness._runtime.eventlog import EventLog
+from harness._runtime.instrument import instrument_server
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from harness._limits import lowest_free_descriptor
+from harness._runtime.limits import lowest_free_descriptor
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFERRED_CLOSE = """
 from gevent import monkey; monkey.patch_all()
 import os, gevent
-from harness._limits import lowest_free_descriptor
+from harness._runtime.limits import lowest_free_descriptor
 gevent.get_hub()
 read, write = os.pipe()
 os.close(read)

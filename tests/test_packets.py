@@ -20,10 +20,12 @@ import pytest
 from mutants import Mutant
 
 from harness import Endpoint, Unsupported, Verdict, _capture, _packets, load_implementation
-from harness._capture import CaseCapture, summarise
-from harness._discovery import discover, select_cases
-from harness._execute import execute
-from harness._packets import (
+from harness._execution.discovery import discover, select_cases
+from harness._execution.execute import execute
+from harness._model.scenario import Case
+from harness._model.settings import CaseOptions
+from harness._wire.capture import CaseCapture, summarise
+from harness._wire.crafted import (
     RawSender,
     Segment,
     drop_kernel_resets,
@@ -35,8 +37,6 @@ from harness._packets import (
     stale_tables,
     udp_datagram,
 )
-from harness._scenario import Case
-from harness._settings import CaseOptions
 
 RAW_REASON = raw_packet_support()
 FIREWALL_REASON = firewall_support() if RAW_REASON is None else RAW_REASON

@@ -17,12 +17,12 @@ import pytest
 from conftest import CliRun
 
 from harness import _reports
-from harness._progress import LineProgress, LiveProgress, make_progress
-from harness._records import CaseResult, Finding, Strictness, Verdict
-from harness._report_html import diff_tokens
-from harness._report_svg import timeline_svg
-from harness._reports import build_view, write_reports
-from harness._results import RunInfo, to_document
+from harness._cli.progress import LineProgress, LiveProgress, make_progress
+from harness._model.records import CaseResult, Finding, Strictness, Verdict
+from harness._report.html import diff_tokens
+from harness._report.model import build_view, write_reports
+from harness._report.results import RunInfo, to_document
+from harness._report.svg import timeline_svg
 
 MUTANT = "/tmp/x/mutant_finish_skipped.py"
 EXPECTED = "setup → handle → finish → close_request"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from harness._resources import ResourceSnapshot, diff
+from harness._runtime.resources import ResourceSnapshot, diff
 
 EPOLL = "anon_inode:[eventpoll]"
 

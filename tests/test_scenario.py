@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from harness import Context, ScenarioDefinitionError, scenario
-from harness._discovery import discover, select_cases
-from harness._scenario import spec_of
+from harness._execution.discovery import discover, select_cases
+from harness._model.scenario import spec_of
 
 
 def test_cases_expand_transports_kinds_and_params() -> None:

@@ -1,4 +1,4 @@
-"""Tests for harness._swarm (and harness._limits): many concurrent scripted clients.
+"""Tests for harness._runtime.swarm (and harness._runtime.limits): many concurrent scripted clients.
 
 The servers are written here with plain sockets and one selector thread each,
 so the swarm is tested against nothing but the kernel. Synchronisation is by
@@ -21,9 +21,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from harness._limits import count_open_fds, open_files_limit, raise_open_files_limit
-from harness._records import ClientResult, Endpoint
-from harness._swarm import (
+from harness._model.records import ClientResult, Endpoint
+from harness._runtime.limits import count_open_fds, open_files_limit, raise_open_files_limit
+from harness._runtime.swarm import (
     Close,
     ExpectEOF,
     Pause,

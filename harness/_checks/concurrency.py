@@ -1,0 +1,64 @@
+"""Measurements for the concurrency checks: spans and ends of handlers, read from the event log.
+
+Timestamps are ``time.monotonic()``, comparable across forked children.  None of
+these raises for a violation; scenarios and checks judge.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from harness._runtime.context import Context
+
+#: The hooks whose return ends a request's work (its handler thread or child).
+_TAIL_HOOKS = ("finish", "shutdown_request", "close_request")
+
+
+def handle_spans(ctx: Context) -> list[tuple[float, float, int]]:
+    """``(start, end, conn)`` of every ``handle()`` that returned or raised, by start."""
+    starts: dict[int, float] = {}
+    spans = []
+    for event in ctx.events("handle"):
+        if event.conn is None:
+            continue
+        if event.phase == "call":
+            starts[event.conn] = event.t
+        elif event.conn in starts:
+            spans.append((starts.pop(event.conn), event.t, event.conn))
+    return sorted(spans)
+
+
+def max_overlap(spans: Iterable[tuple[float, float, int]]) -> int:
+    """The largest number of spans open at one instant."""
+    edges = sorted(e for s, t, _ in spans for e in ((s, 1), (t, -1)))
+    # At equal times an end sorts before a start (-1 < 1): touching is not overlapping.
+    best = current = 0
+    for _, step in edges:
+        current += step
+        best = max(best, current)
+    return best
+
+
+def handler_pids(ctx: Context) -> set[int]:
+    """Pids, other than the harness's own, in which a ``handle()`` started."""
+    owner = ctx.log.owner_pid
+    return {e.pid for e in ctx.events("handle") if e.phase == "call" and e.pid != owner}
+
+
+def request_ends(ctx: Context) -> dict[int, float]:
+    """Per connection, when its handler's thread or child process last returned from a hook.
+
+    For a threading server that is the handler thread's last hook; for a
+    forking server the child's.  Events of the serving thread are ignored.
+    """
+    owner = ctx.log.owner_pid
+    events = ctx.events()
+    serving = {e.thread_id for e in events if e.name == "serve_forever" and e.pid == owner}
+    ends: dict[int, float] = {}
+    for event in events:
+        in_worker = event.pid != owner or event.thread_id not in serving
+        if event.conn is not None and event.name in _TAIL_HOOKS and in_worker:
+            ends[event.conn] = max(ends.get(event.conn, 0.0), event.t)
+    return ends

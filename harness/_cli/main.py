@@ -1,0 +1,164 @@
+"""The command line: ``python -m harness`` / ``sockspec``.
+
+Exit statuses (scripts and CI depend on them):
+0 every ``must`` case passed or was unsupported; 1 a ``must`` case failed,
+hung or crashed; 2 the run could not be made (bad arguments, implementation
+not loadable, scenario import error, internal error, a case that errored).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from harness._cli.progress import make_progress
+from harness._cli.skeleton import write_skeleton
+from harness._control.catalogue import render_catalogue
+from harness._control.history import history_argv
+from harness._control.runner import EXIT_UNUSABLE, run
+from harness._execution.discovery import discover, select_cases
+from harness._model.errors import SockspecError, UsageError
+from harness._model.settings import PROFILES, Settings
+from harness._report.compare import compare, load_document, render_comparison
+from harness._report.model import write_reports
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    parser = _Parser(
+        prog="sockspec", description="Conformance harness for socketserver implementations."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    run_p = sub.add_parser("run", help="run the catalogue against implementations")
+    run_p.add_argument(
+        "--impl",
+        action="append",
+        metavar="SPEC",
+        help="stdlib, reference, a module or a .py path (repeatable)",
+    )
+    run_p.add_argument(
+        "--select",
+        action="append",
+        metavar="GLOB",
+        default=[],
+        help="case or scenario id glob (repeatable)",
+    )
+    run_p.add_argument("--profile", choices=PROFILES, default=None)
+    run_p.add_argument("--seed", type=int, default=None)
+    run_p.add_argument("--jobs", type=int, default=1)
+    run_p.add_argument("--report-dir", type=Path, default=None)
+    run_p.add_argument("--scenarios", action="append", type=Path, default=[], metavar="DIR")
+    run_p.add_argument(
+        "--expect",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="FILE",
+        help="TOML file of known failures: they become xfail (repeatable)",
+    )
+    run_p.add_argument("--strict", action="store_true", help="an xpass fails the run")
+    run_p.add_argument(
+        "--capture",
+        action="store_true",
+        help="record each case's loopback traffic into a pcap in the report",
+    )
+    run_p.add_argument(
+        "--fuzz-budget",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="time budget of each fuzz case (default: by profile)",
+    )
+    run_p.add_argument("--quiet", action="store_true", help="no progress output")
+    list_p = sub.add_parser("list", help="list cases or render the catalogue")
+    list_p.add_argument("--select", action="append", metavar="GLOB", default=[])
+    list_p.add_argument("--profile", choices=PROFILES, default="stress")
+    list_p.add_argument("--scenarios", action="append", type=Path, default=[], metavar="DIR")
+    list_p.add_argument("--format", choices=("text", "md"), default="text")
+    cmp_p = sub.add_parser("compare", help="what got fixed, regressed, new or gone between runs")
+    cmp_p.add_argument("old", type=Path, help="results.json, report directory or results.jsonl")
+    cmp_p.add_argument("new", type=Path)
+    sub.add_parser("bench", help="benchmarks (see `sockspec bench --help`)", add_help=False)
+    sub.add_parser("history", help="CPython's socketserver through the versions", add_help=False)
+    new_p = sub.add_parser("new", help="write a commented skeleton for a new scenario")
+    new_p.add_argument("name", help="scenario id, e.g. mine.echo.twice")
+    new_p.add_argument("--dir", type=Path, default=Path("."), help="where to write the module")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit status."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if args_list[:1] == ["history"]:
+            args_list = history_argv(args_list[1:])
+        if args_list[:1] == ["bench"]:
+            from harness._bench.command import bench_main  # heavy and optional: imported on demand
+
+            return bench_main(args_list[1:])
+        args = build_parser().parse_args(args_list)
+        if args.command == "run":
+            return _run(args, args_list)
+        if args.command == "list":
+            return _list(args)
+        if args.command == "compare":
+            return _compare(args)
+        return _new(args)
+    except SockspecError as exc:
+        print(f"sockspec: error: {exc}", file=sys.stderr)
+        return EXIT_UNUSABLE
+    except KeyboardInterrupt:
+        print("sockspec: interrupted", file=sys.stderr)
+        return EXIT_UNUSABLE
+
+
+def _run(args: argparse.Namespace, argv: list[str]) -> int:
+    settings = Settings.from_env(
+        impls=tuple(args.impl) if args.impl else None,
+        select=tuple(args.select),
+        profile=args.profile,
+        seed=args.seed,
+        jobs=args.jobs,
+        report_dir=args.report_dir,
+        scenario_dirs=tuple(args.scenarios),
+        expect_files=tuple(args.expect),
+        strict=args.strict or None,
+        capture=args.capture or None,
+        fuzz_budget=args.fuzz_budget,
+    )
+    progress = None if args.quiet else make_progress(sys.stderr)
+    outcome = run(settings, ["sockspec", *argv], progress)
+    write_reports(outcome.report_dir, sys.stderr)
+    if progress is not None:
+        progress.finish(outcome)
+    return outcome.exit_status
+
+
+def _compare(args: argparse.Namespace) -> int:
+    comparison = compare(load_document(args.old), load_document(args.new))
+    print(render_comparison(comparison, str(args.old), str(args.new)))
+    return comparison.exit_status
+
+
+def _list(args: argparse.Namespace) -> int:
+    specs = discover(tuple(args.scenarios))
+    if args.format == "md":
+        sys.stdout.write(render_catalogue(specs, args.select))
+        return 0
+    for case in select_cases(specs, tuple(args.select), args.profile):
+        print(case.id)
+    return 0
+
+
+def _new(args: argparse.Namespace) -> int:
+    path = write_skeleton(args.name, args.dir)
+    command = f"python -m harness run --scenarios {args.dir} --select {args.name}"
+    print(f"wrote {path}; run it with: {command}")
+    return 0

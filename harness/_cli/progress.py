@@ -1,0 +1,173 @@
+"""Run progress: a live rich bar on a terminal, plain lines otherwise.
+
+``make_progress(stream)`` picks one.  Both print each problem as it happens
+(``FAIL  impl case — reason``) and, at the end, the verdict counts per
+implementation and where the reports are.  Progress never breaks a run: the
+live display is stopped at exit even if the run dies between start and finish.
+"""
+
+from __future__ import annotations
+
+import atexit
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol, TextIO
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from harness._model.records import CaseResult, Verdict
+
+if TYPE_CHECKING:
+    from harness._control.runner import RunOutcome
+
+PROBLEMS = frozenset({Verdict.FAIL, Verdict.HANG, Verdict.CRASH, Verdict.ERROR})
+REPORT_FILES = ("summary.md", "index.html", "junit.xml")
+
+
+class RunProgress(Protocol):
+    """What the CLI drives: ``start`` once, ``case_done`` per case, ``finish`` at the end."""
+
+    def start(self, total: int) -> None:
+        """Called once with the number of cases."""
+
+    def case_done(self, result: CaseResult) -> None:
+        """Called after each case (from any worker thread)."""
+
+    def finish(self, outcome: RunOutcome) -> None:
+        """Called once after the run, with its outcome."""
+
+
+class LineProgress:
+    """Plain lines for logs: one at the start, one per problem, then the summary."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.started = time.monotonic()
+        self._lock = threading.Lock()
+
+    def start(self, total: int) -> None:
+        """Called once with the number of cases."""
+        self.started = time.monotonic()
+        self.stream.write(f"sockspec: running {total} case(s)\n")
+        self.stream.flush()
+
+    def case_done(self, result: CaseResult) -> None:
+        """Called after each case: prints a line when it is a problem."""
+        if result.verdict in PROBLEMS:
+            with self._lock:
+                self.stream.write(problem_line(result) + "\n")
+                self.stream.flush()
+
+    def finish(self, outcome: RunOutcome) -> None:
+        """Print the counts per implementation and where the reports are."""
+        self.stream.write("\n".join(summary_lines(outcome, time.monotonic() - self.started)))
+        self.stream.write("\n")
+        self.stream.flush()
+
+
+class LiveProgress:
+    """A rich progress bar: cases done, failures so far, time elapsed and left."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.console = Console(file=stream, force_terminal=True, highlight=False)
+        self.bar = Progress(
+            TextColumn("[bold]sockspec"),
+            BarColumn(bar_width=24),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[failed]}"),
+            TimeElapsedColumn(),
+            TextColumn("left"),
+            TimeRemainingColumn(),
+            TextColumn("[dim]{task.fields[last]}"),
+            console=self.console,
+        )
+        self.task: TaskID | None = None
+        self.failed = 0
+        self.started = time.monotonic()
+        self._lock = threading.Lock()
+        self._running = False
+
+    def start(self, total: int) -> None:
+        """Show the bar."""
+        self.started = time.monotonic()
+        self.task = self.bar.add_task("cases", total=total, failed=_failed(0), last="")
+        self.bar.start()
+        self._running = True
+        atexit.register(self._stop)
+
+    def case_done(self, result: CaseResult) -> None:
+        """Advance the bar; print problems above it."""
+        with self._lock:
+            if result.verdict in PROBLEMS:
+                self.failed += 1
+                self.bar.console.print(
+                    problem_line(result), markup=False, style="red", soft_wrap=True
+                )
+            if self.task is not None:
+                last = f"{result.verdict.value} {result.id}"[:60]
+                self.bar.update(self.task, advance=1, failed=_failed(self.failed), last=last)
+
+    def finish(self, outcome: RunOutcome) -> None:
+        """Stop the bar, then print the counts per implementation and where the reports are."""
+        self._stop()
+        atexit.unregister(self._stop)
+        took = time.monotonic() - self.started
+        for line in summary_lines(outcome, took):
+            self.console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+    def _stop(self) -> None:
+        if self._running:
+            self._running = False
+            self.bar.stop()
+
+
+def make_progress(stream: TextIO) -> LiveProgress | LineProgress:
+    """Progress suited to ``stream``: a live bar when it is a terminal, plain lines otherwise."""
+    try:
+        live = stream.isatty()
+    except (AttributeError, ValueError):
+        live = False
+    return LiveProgress(stream) if live else LineProgress(stream)
+
+
+def problem_line(result: CaseResult) -> str:
+    """``FAIL  impl case — reason``."""
+    reason = f" — {result.reason}" if result.reason else ""
+    return f"{result.verdict.value.upper():5} {result.impl} {result.id}{reason}"
+
+
+def summary_lines(outcome: RunOutcome, took: float) -> list[str]:
+    """Verdict counts per implementation, then results.json and every report written."""
+    counts: dict[str, dict[str, int]] = {}
+    for r in outcome.results:
+        per = counts.setdefault(r.impl, {})
+        per[r.verdict.value] = per.get(r.verdict.value, 0) + 1
+    lines = [
+        f"{impl}: " + ", ".join(f"{n} {v}" for v, n in sorted(c.items()))
+        for impl, c in counts.items()
+    ]
+    partial = " (partial: interrupted)" if outcome.partial else ""
+    lines.append(
+        f"report: {outcome.report_dir}/results.json{partial} — {took:.1f}s, "
+        f"exit status {outcome.exit_status}"
+    )
+    lines += [f"  {name}: {p}" for name, p in _reports(outcome.report_dir)]
+    return lines
+
+
+def _reports(report_dir: Path) -> list[tuple[str, Path]]:
+    return [(name, report_dir / name) for name in REPORT_FILES if (report_dir / name).exists()]
+
+
+def _failed(n: int) -> str:
+    return f"[red]{n} failed" if n else "0 failed"

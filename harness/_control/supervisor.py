@@ -1,0 +1,227 @@
+"""Supervising worker processes: deadlines, hangs, crashes, replacement.
+
+Each worker runs in its own session (process group), so killing the group
+also ends any children a forking server left behind.  A case whose worker does
+not report by the hard deadline is a ``hang`` (after faulthandler's stack dump
+is collected); a worker that dies mid-case is a ``crash``.  Either way the
+worker is replaced and the run goes on.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import signal
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from harness._control.agents import parse_spec, worker_command
+from harness._model.errors import LoadError
+from harness._model.records import CaseResult, Verdict
+from harness._model.scenario import Case
+from harness._model.settings import CaseOptions
+
+#: Extra time the supervisor allows beyond a case's own deadline (teardown, leak grace).
+HARD_DEADLINE_MARGIN = 15.0
+
+
+class Worker:
+    """One worker process bound to one implementation."""
+
+    def __init__(self, impl: str, options: CaseOptions, scenario_dirs: list[str]) -> None:
+        self.impl = impl
+        spec = parse_spec(impl)
+        command = worker_command(spec)
+        self.workdir = Path(tempfile.mkdtemp(prefix="sockspec-worker-"))
+        read_fd, write_fd = os.pipe()
+        config = {
+            "impl": spec.module,
+            "label": impl,
+            "patch": spec.patch,
+            "options": options.to_json(),
+            "scenario_dirs": scenario_dirs,
+            "result_fd": write_fd,
+            "workdir": str(self.workdir),
+        }
+        self.proc = subprocess.Popen(
+            [*command, json.dumps(config)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=open(self.workdir / "worker.err", "wb"),  # noqa: SIM115 - owned by the child
+            pass_fds=(write_fd,),
+            start_new_session=True,
+            cwd=os.getcwd(),
+            env={**os.environ, "PYTHONPATH": _pythonpath()},
+        )
+        os.close(write_fd)
+        self._reader = os.fdopen(read_fd, "rb", buffering=0)
+        self._buffer = b""
+        self._eof = False
+        self.scale = options.deadline_scale
+        ready = self._receive(60.0)
+        if ready is None or ready.get("type") != "ready":
+            error = (ready or {}).get("error") or self._stderr_tail() or "worker did not start"
+            self.kill()
+            raise LoadError(error.strip().splitlines()[-1])
+        self.features = frozenset(ready.get("features", ()))
+
+    def run(self, case: Case) -> tuple[CaseResult, bool]:
+        """Run one case; returns the result and whether the worker is still usable."""
+        started = time.monotonic()
+        try:
+            self._command({"id": case.id})
+        except OSError:
+            return _result(
+                case, self.impl, Verdict.CRASH, started, "worker died before the case"
+            ), False
+        limit = case.spec.deadline * self.scale + HARD_DEADLINE_MARGIN
+        deadline = started + limit
+        while True:
+            message = self._receive(max(0.0, deadline - time.monotonic()))
+            if message is None:
+                return self._lost(case, started, limit), False
+            if message.get("type") == "result":
+                result = CaseResult.from_json(message["result"])
+                return result, not message.get("tainted") and self.alive()
+            if message.get("type") == "fatal":
+                raise LoadError(str(message.get("error")))
+
+    def _lost(self, case: Case, started: float, limit: float) -> CaseResult:
+        """The worker stopped answering: a crash if it died, else a hang."""
+        code = self.proc.poll()
+        if code is None and self._eof:
+            # The pipe closes a moment before the exiting process can be reaped.
+            try:
+                code = self.proc.wait(5.0)
+            except subprocess.TimeoutExpired:
+                code = None
+        output = _read_tail(self.workdir / "case.out")
+        if code is not None:
+            how = (
+                f"killed by {signal.Signals(-code).name}"
+                if code < 0
+                else f"exited with status {code}"
+            )
+            evidence = {"output": output} if output else {}
+            self.kill()
+            return _result(
+                case, self.impl, Verdict.CRASH, started, f"worker process {how}", evidence
+            )
+        stacks = self._dump_stacks()
+        self.kill()
+        evidence = {"stacks": stacks, **({"output": output} if output else {})}
+        reason = f"no result within the hard deadline of {limit:g}s"
+        return _result(case, self.impl, Verdict.HANG, started, reason, evidence)
+
+    def _dump_stacks(self) -> str:
+        try:
+            os.kill(self.proc.pid, signal.SIGUSR1)
+        except OSError:
+            return ""
+        path = self.workdir / "stacks.txt"
+        deadline = time.monotonic() + 2.0
+        size = -1
+        while time.monotonic() < deadline:  # wait for the dump to stop growing
+            current = path.stat().st_size if path.exists() else 0
+            if current and current == size:
+                break
+            size = current
+            time.sleep(0.1)
+        return _read_tail(path)
+
+    def _command(self, message: dict[str, Any]) -> None:
+        if self.proc.stdin is None:
+            raise OSError("worker has no command pipe")
+        self.proc.stdin.write((json.dumps(message) + "\n").encode())
+        self.proc.stdin.flush()
+
+    def _receive(self, timeout: float) -> dict[str, Any] | None:
+        deadline = time.monotonic() + timeout
+        with selectors.DefaultSelector() as sel:
+            sel.register(self._reader, selectors.EVENT_READ)
+            while b"\n" not in self._buffer:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                if not sel.select(min(left, 0.25)):
+                    # A forked child may hold the pipe open after the worker died.
+                    if self.proc.poll() is not None:
+                        self._eof = True
+                        return None
+                    continue
+                chunk = self._reader.read(65536)
+                if not chunk:
+                    self._eof = True
+                    return None
+                self._buffer += chunk
+        line, self._buffer = self._buffer.split(b"\n", 1)
+        return json.loads(line)
+
+    def alive(self) -> bool:
+        """True while the worker process runs."""
+        return self.proc.poll() is None
+
+    def _stderr_tail(self) -> str:
+        return _read_tail(self.workdir / "worker.err")
+
+    def close(self) -> None:
+        """Ask the worker to finish, then make sure its whole group is gone."""
+        try:
+            if self.proc.stdin:
+                self.proc.stdin.close()
+            self.proc.wait(5.0)
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+        self.kill()
+
+    def kill(self) -> None:
+        """Kill the worker's process group (with any children) and reap the worker."""
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except OSError:
+            pass
+        try:
+            self.proc.wait(10.0)
+        except subprocess.TimeoutExpired:
+            pass
+        self._reader.close()
+        if self.proc.stdin:
+            try:
+                self.proc.stdin.close()
+            except OSError:
+                pass
+        _remove_tree(self.workdir)
+
+
+def _pythonpath() -> str:
+    root = str(Path(__file__).resolve().parents[2])
+    existing = os.environ.get("PYTHONPATH", "")
+    return root + (os.pathsep + existing if existing else "")
+
+
+def _read_tail(path: Path, limit: int = 20_000) -> str:
+    try:
+        return path.read_bytes()[-limit:].decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
+def _remove_tree(path: Path) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _result(
+    case: Case,
+    impl: str,
+    verdict: Verdict,
+    started: float,
+    reason: str,
+    evidence: dict[str, Any] | None = None,
+) -> CaseResult:
+    return case.record(impl, verdict, time.monotonic() - started, evidence=evidence, reason=reason)

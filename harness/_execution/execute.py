@@ -1,0 +1,279 @@
+"""Running one case in this process: set up, run, check, clean up, judge.
+
+The executor is the same whether the case runs in a supervised worker, in
+the pytest plugin or directly from a test.  It never lets an exception out:
+every outcome becomes a ``CaseResult``.  When a case leaves this process in a
+state it cannot repair (a thread stuck in the implementation), the outcome
+says ``tainted`` and the supervisor retires the process.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import threading
+import time
+import traceback
+from dataclasses import dataclass
+from typing import Any
+
+from harness._execution.postchecks import POST_CHECKS
+from harness._model.errors import Abort, Hang, Unsupported
+from harness._model.records import CaseResult, Finding, LifecycleEvent, Verdict
+from harness._model.scenario import Case
+from harness._model.settings import CaseOptions
+from harness._model.variants import host_supports
+from harness._runtime.context import Context
+from harness._runtime.deadline import dump_stacks
+from harness._runtime.eventlog import HARNESS_THREAD_PREFIX, MAX_EVENTS
+from harness._runtime.loading import Implementation
+from harness._runtime.resources import leak_findings, reap_and_kill, settle, take_snapshot
+from harness._runtime.wirelog import timeline
+from harness._wire.capture import CaseCapture, case_slug
+
+#: How long leftovers may take to wind down after teardown before they are leaks.
+LEAK_GRACE = 2.0
+
+
+@dataclass(frozen=True)
+class CaseOutcome:
+    """A result plus whether this process can still be trusted with more cases."""
+
+    result: CaseResult
+    tainted: bool = False
+
+
+def case_seed(base_seed: int, case_id: str) -> int:
+    """A per-case seed: stable across runs and independent of case order."""
+    import zlib
+
+    return (base_seed * 1_000_003 + zlib.crc32(case_id.encode())) & 0xFFFFFFFF
+
+
+def execute(impl: Implementation, case: Case, options: CaseOptions | None = None) -> CaseOutcome:
+    """Run ``case`` against ``impl`` and judge it."""
+    options = options or CaseOptions()
+    started = time.monotonic()
+    base_seed, seed = options.seed, case_seed(options.seed, case.id)
+    reason = unsupported_reason(impl, case)
+    if reason:
+        return CaseOutcome(_result(impl, case, Verdict.UNSUPPORTED, started, seed, reason=reason))
+    tmpdir = tempfile.mkdtemp(prefix="sockspec-")  # mkdtemp makes it 0700
+    ctx = Context(impl, case, seed, tmpdir, options.deadline_scale)
+    ctx.base_seed = base_seed
+    ctx.options = options
+    capture = _attach_capture(ctx) if options.capture else None
+    baseline = take_snapshot()
+    try:
+        verdict, reason, evidence, tainted = _run_and_check(ctx, baseline, capture)
+    finally:
+        ctx.log.close()
+        shutil.rmtree(tmpdir, ignore_errors=True)
+    if verdict is Verdict.PASS and ctx.findings:
+        verdict = Verdict.FAIL
+    return CaseOutcome(
+        _result(impl, case, verdict, started, seed, ctx.findings, evidence, reason), tainted
+    )
+
+
+def _attach_capture(ctx: Context) -> CaseCapture:
+    """``--capture``: one recorder for the case, watching every server it starts."""
+    capture = CaseCapture(ctx.options.artifacts_dir, case_slug(ctx.impl.spec, ctx.case.id))
+    ctx.server_watchers.append(capture.watch)
+    return capture
+
+
+def unsupported_reason(impl: Implementation, case: Case) -> str:
+    """Why ``case`` cannot run on ``impl`` here (missing feature or host support), or ""."""
+    missing = impl.missing(case.spec.requires)
+    if missing:
+        return f"implementation {impl.spec!r} lacks {', '.join(missing)}"
+    return host_supports(case.transport, case.kind) or ""
+
+
+def _run_and_check(
+    ctx: Context, baseline: Any, capture: CaseCapture | None
+) -> tuple[Verdict, str, dict[str, Any], bool]:
+    evidence: dict[str, Any] = {"base_seed": ctx.base_seed}
+    verdict, reason, tainted = Verdict.PASS, "", False
+    try:
+        _run_body(ctx)
+    except Unsupported as exc:
+        verdict, reason = Verdict.UNSUPPORTED, exc.reason
+    except Hang as exc:
+        verdict, reason, tainted = Verdict.HANG, exc.reason, True
+        evidence["stacks"] = exc.stacks
+    except Abort as exc:
+        reason = exc.reason
+        ctx.fail("scenario.abort", exc.reason)
+    except Exception as exc:
+        verdict, reason = _judge_exception(ctx, exc)
+        evidence["traceback"] = _format(exc)
+    teardown_hang = _teardown(ctx)
+    if capture is not None:
+        evidence.update(capture.finish())
+    if teardown_hang is not None:
+        if verdict is not Verdict.HANG:
+            verdict, reason = Verdict.HANG, teardown_hang.reason
+            evidence["stacks"] = teardown_hang.stacks
+        tainted = True
+    # Settle first: daemon handler threads and children may still be finishing
+    # their requests, and the lifecycle checks must see the complete story.
+    leaks = settle(baseline, LEAK_GRACE, ignore_fds=ctx.log.fds())
+    ctx.log.sync()
+    rogue = _rogue_children(ctx)
+    if rogue:
+        verdict, reason = Verdict.CRASH, rogue
+    if ctx.log.dropped:
+        # The lifecycle story is incomplete: checking it would only invent findings.
+        ctx.fail(
+            "events.overflow",
+            f"the server produced more than {MAX_EVENTS:,} lifecycle events in one case "
+            f"({ctx.log.dropped:,} dropped): a request loop without end?",
+            expected=f"at most {MAX_EVENTS:,} events",
+            observed=f"{MAX_EVENTS + ctx.log.dropped:,} events",
+        )
+    elif verdict in (Verdict.PASS, Verdict.FAIL):
+        _post_checks(ctx)
+    if "resources" in ctx.case.spec.checks and verdict is not Verdict.CRASH:
+        ctx.findings.extend(leak_findings(leaks))
+    if leaks.children:
+        reap_and_kill(leaks.children)
+    tainted |= bool(leaks.threads)  # stuck threads cannot be stopped: retire the process
+    ctx.log.sync()
+    events = ctx.log.events()
+    evidence["events"] = len(events)
+    evidence["timeline"] = timeline(events, ctx.started)
+    evidence["t0"] = ctx.started  # event-log times are monotonic; timeline/wire are t - t0
+    if ctx.notes:
+        evidence["notes"] = ctx.notes
+    if ctx.findings or verdict not in (Verdict.PASS, Verdict.UNSUPPORTED):
+        evidence["event_log"] = [_compact(e) for e in events[:2000]]
+        evidence["wire"] = ctx.wire
+    return verdict, reason, evidence, tainted
+
+
+def _run_body(ctx: Context) -> None:
+    """Run the scenario function in a harness thread, bounded by the case deadline."""
+    box: dict[str, BaseException] = {}
+
+    def body() -> None:
+        try:
+            ctx.case.spec.func(ctx, **ctx.case.params)
+        except BaseException as exc:
+            box["error"] = exc
+
+    thread = threading.Thread(target=body, name=f"{HARNESS_THREAD_PREFIX}scenario", daemon=True)
+    thread.start()
+    thread.join(ctx.time_left())
+    if thread.is_alive():
+        raise Hang(
+            f"case did not finish within its {ctx.case.spec.deadline:g}s deadline", dump_stacks()
+        )
+    if "error" in box:
+        raise box["error"]
+
+
+def _teardown(ctx: Context) -> Hang | None:
+    ctx.open_gates()
+    ctx.close_clients()
+    hang: Hang | None = None
+    for handle in reversed(ctx.servers):
+        try:
+            handle.close(timeout=max(2.0, min(5.0, ctx.time_left() + 2.0)))
+        except Hang as exc:
+            hang = hang or exc
+        except Exception as exc:
+            ctx.fail(
+                "teardown.server_close", f"closing the server raised {type(exc).__name__}: {exc}"
+            )
+    return hang
+
+
+def _post_checks(ctx: Context) -> None:
+    for name in ctx.case.spec.checks:
+        try:
+            POST_CHECKS[name](ctx)
+        except Exception as exc:
+            ctx.fail(
+                "harness.check_error", f"post-check {name!r} raised {type(exc).__name__}: {exc}"
+            )
+
+
+#: Hooks only the serving process may run: seen in a child, the child returned into the loop.
+_LOOP_HOOKS = frozenset(("get_request", "serve_forever", "handle_request", "service_actions"))
+
+
+def _rogue_children(ctx: Context) -> str:
+    """Why the case crashed because a forked child kept running the server loop, or ""."""
+    owner = ctx.log.owner_pid
+    pids = sorted({e.pid for e in ctx.log.events() if e.pid != owner and e.name in _LOOP_HOOKS})
+    if not pids:
+        return ""
+    return f"forked child process(es) {', '.join(map(str, pids))} returned into the server loop"
+
+
+def _judge_exception(ctx: Context, exc: BaseException) -> tuple[Verdict, str]:
+    """An exception out of the scenario: the implementation's fault, or the scenario's?
+
+    Raised inside the implementation's own code, or a socket error a client
+    saw, it is an observation about the server (``fail``); anything else is a
+    broken scenario (``error``), never blamed on the server.
+    """
+    text = f"{type(exc).__name__}: {exc}"
+    prefixes = _impl_paths(ctx.impl)
+    frames = traceback.extract_tb(exc.__traceback__)
+    if prefixes and any(os.path.realpath(f.filename).startswith(prefixes) for f in frames[-3:]):
+        ctx.fail("implementation.raised", f"the implementation raised {text}", observed=text)
+        return Verdict.FAIL, f"implementation raised {text}"
+    if isinstance(exc, OSError):
+        ctx.fail(
+            "clients.io", f"a client saw {text}", expected="the exchange completes", observed=text
+        )
+        return Verdict.FAIL, f"client saw {text}"
+    return Verdict.ERROR, f"scenario raised {text}"
+
+
+def _impl_paths(impl: Implementation) -> tuple[str, ...]:
+    paths = getattr(impl.module, "__path__", None)
+    if paths:
+        return tuple(os.path.realpath(p) + os.sep for p in paths)
+    file = getattr(impl.module, "__file__", None)
+    return (os.path.realpath(file),) if file else ()
+
+
+def _compact(event: LifecycleEvent) -> dict[str, Any]:
+    """An event for the evidence log: tracebacks cut to their last lines."""
+    data = event.to_json()
+    if data.get("exc"):
+        data["exc"] = data["exc"][-800:]
+    if isinstance(data.get("detail"), dict) and data["detail"].get("error"):
+        data["detail"] = {**data["detail"], "error": str(data["detail"]["error"])[-800:]}
+    return data
+
+
+def _format(exc: BaseException) -> str:
+    return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))[-8000:]
+
+
+def _result(
+    impl: Implementation,
+    case: Case,
+    verdict: Verdict,
+    started: float,
+    seed: int,
+    findings: list[Finding] | None = None,
+    evidence: dict[str, Any] | None = None,
+    reason: str = "",
+) -> CaseResult:
+    duration = time.monotonic() - started
+    return case.record(
+        impl.spec,
+        verdict,
+        duration,
+        findings=findings or (),
+        evidence=evidence,
+        reason=reason,
+        seed=seed,
+    )

@@ -1,0 +1,110 @@
+"""Run settings: one frozen value passed down, with named profiles.
+
+Environment variables are read here and nowhere else (``Settings.from_env``).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from harness._model.errors import UsageError
+
+#: Profiles, smallest first: a case runs in its own profile and every larger one.
+PROFILES: tuple[str, ...] = ("smoke", "default", "full", "stress")
+
+DEFAULT_IMPLS: tuple[str, ...] = ("stdlib", "reference")
+
+
+def profile_rank(name: str) -> int:
+    """Position of a profile in ``PROFILES``; raises UsageError for unknown names."""
+    try:
+        return PROFILES.index(name)
+    except ValueError:
+        raise UsageError(
+            f"unknown profile {name!r}; expected one of {', '.join(PROFILES)}"
+        ) from None
+
+
+@dataclass(frozen=True)
+class CaseOptions:
+    """What a single case needs from the run's settings (crosses into worker processes)."""
+
+    seed: int = 0
+    deadline_scale: float = 1.0
+    fuzz_budget: float | None = None  # seconds per fuzz case; None: the profile's default
+    capture: bool = False  # record each case's loopback traffic into a pcap
+    artifacts_dir: str | None = None  # where a case may write files (pcaps), the report dir
+
+    def to_json(self) -> dict[str, object]:
+        """A JSON-ready dict (for the worker's command line)."""
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a run needs to know, fixed before the first case starts."""
+
+    impls: tuple[str, ...] = DEFAULT_IMPLS
+    select: tuple[str, ...] = ()
+    profile: str = "default"
+    seed: int = 0
+    jobs: int = 1
+    report_dir: Path | None = None
+    scenario_dirs: tuple[Path, ...] = ()
+    deadline_scale: float = 1.0
+    expect_files: tuple[Path, ...] = ()
+    strict: bool = False
+    fuzz_budget: float | None = None
+    capture: bool = False
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        profile_rank(self.profile)
+        if self.jobs < 1:
+            raise UsageError(f"--jobs must be at least 1, got {self.jobs!r}")
+        if self.deadline_scale <= 0:
+            raise UsageError(f"deadline scale must be positive, got {self.deadline_scale!r}")
+
+    def case_options(self, artifacts_dir: Path | None = None) -> CaseOptions:
+        """The per-case slice of these settings."""
+        return CaseOptions(
+            seed=self.seed,
+            deadline_scale=self.deadline_scale,
+            fuzz_budget=self.fuzz_budget,
+            capture=self.capture,
+            artifacts_dir=None if artifacts_dir is None else str(artifacts_dir),
+        )
+
+    def with_(self, **changes: object) -> Settings:
+        """Return a copy with some fields changed."""
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None, **overrides: object) -> Settings:
+        """Build settings from ``SOCKSPEC_*`` variables, then apply explicit overrides.
+
+        ``SOCKSPEC_DEADLINE_SCALE`` stretches every case deadline (for slow or
+        loaded machines); ``SOCKSPEC_SEED`` and ``SOCKSPEC_PROFILE`` give defaults.
+        """
+        env = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        if "SOCKSPEC_DEADLINE_SCALE" in env:
+            values["deadline_scale"] = _number(env, "SOCKSPEC_DEADLINE_SCALE")
+        if "SOCKSPEC_SEED" in env:
+            values["seed"] = int(_number(env, "SOCKSPEC_SEED"))
+        if "SOCKSPEC_PROFILE" in env:
+            values["profile"] = env["SOCKSPEC_PROFILE"]
+        if "SOCKSPEC_FUZZ_BUDGET" in env:
+            values["fuzz_budget"] = _number(env, "SOCKSPEC_FUZZ_BUDGET")
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)  # type: ignore[arg-type]
+
+
+def _number(env: os._Environ[str] | dict[str, str], name: str) -> float:
+    raw = env[name]
+    try:
+        return float(raw)
+    except ValueError:
+        raise UsageError(f"{name}={raw!r} is not a number") from None

@@ -1,0 +1,4 @@
+"""Reports: the view model, its writers (HTML, Markdown, JUnit, SVG), results files, compare.
+
+Python 3.10+ (controller only).  Writers depend on the model, never the reverse.
+"""

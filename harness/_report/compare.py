@@ -1,0 +1,150 @@
+"""Compare two runs: what got fixed, what regressed, what is new and what is gone.
+
+A case is an (implementation, case id) pair.  It *regressed* when it was
+pass, xfail or unsupported and is now fail, hang, crash, error or xpass; it was
+*fixed* for the opposite move.  Any other verdict change is *changed*; pairs in
+one run only are *new* or *gone*.  Only regressions make the exit status 1,
+so ``python -m harness compare OLD NEW`` can gate CI.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness._model.errors import UsageError
+from harness._report.model import BAD, GOOD, build_view
+
+MAX_LISTED = 50
+
+
+@dataclass(frozen=True)
+class Change:
+    """One (implementation, case) whose verdict differs between the runs (None: absent)."""
+
+    impl: str
+    case: str
+    old: str | None
+    new: str | None
+    strictness: str
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The difference between two runs, each list in the new run's order."""
+
+    regressed: tuple[Change, ...]
+    fixed: tuple[Change, ...]
+    new: tuple[Change, ...]
+    gone: tuple[Change, ...]
+    changed: tuple[Change, ...]
+    unchanged: int
+
+    @property
+    def exit_status(self) -> int:
+        """1 when anything regressed, else 0."""
+        return 1 if self.regressed else 0
+
+
+def compare(old_doc: Mapping[str, Any], new_doc: Mapping[str, Any]) -> Comparison:
+    """Compare two results.json documents (read defensively: odd records are ignored)."""
+    old = {(c.impl, c.id): c for c in build_view(old_doc).cases}
+    new = {(c.impl, c.id): c for c in build_view(new_doc).cases}
+    buckets: dict[str, list[Change]] = {k: [] for k in ("regressed", "fixed", "changed", "new")}
+    unchanged = 0
+    for key, now in new.items():
+        before = old.get(key)
+        was = before.verdict if before is not None else None
+        change = Change(now.impl, now.id, was, now.verdict, now.strictness)
+        if before is None:
+            buckets["new"].append(change)
+        elif before.verdict == now.verdict:
+            unchanged += 1
+        elif before.verdict in GOOD and now.verdict in BAD:
+            buckets["regressed"].append(change)
+        elif before.verdict in BAD and now.verdict in GOOD:
+            buckets["fixed"].append(change)
+        else:
+            buckets["changed"].append(change)
+    gone = [
+        Change(c.impl, c.id, c.verdict, None, c.strictness) for k, c in old.items() if k not in new
+    ]
+    return Comparison(
+        regressed=tuple(buckets["regressed"]),
+        fixed=tuple(buckets["fixed"]),
+        new=tuple(buckets["new"]),
+        gone=tuple(gone),
+        changed=tuple(buckets["changed"]),
+        unchanged=unchanged,
+    )
+
+
+def render_comparison(
+    comparison: Comparison, old_label: str = "OLD", new_label: str = "NEW"
+) -> str:
+    """The text ``compare`` prints: each non-empty list, then a one-line tally."""
+    c = comparison
+    lines = [f"sockspec compare: {old_label} → {new_label}"]
+    failing_new = sum(1 for ch in c.new if ch.new in BAD)
+    sections: Sequence[tuple[str, tuple[Change, ...], int | None]] = (
+        ("regressed", c.regressed, None),
+        ("fixed", c.fixed, None),
+        ("new", c.new, MAX_LISTED),
+        ("gone", c.gone, MAX_LISTED),
+        ("changed", c.changed, MAX_LISTED),
+    )
+    for title, changes, limit in sections:
+        if not changes:
+            continue
+        extra = f", {failing_new} failing" if title == "new" and failing_new else ""
+        lines.append(f"{title} ({len(changes)}{extra}):")
+        shown = changes if limit is None else changes[:limit]
+        lines += [_line(ch) for ch in shown]
+        if len(shown) < len(changes):
+            lines.append(f"  … and {len(changes) - len(shown)} more")
+    tally = (
+        f"{len(c.regressed)} regressed, {len(c.fixed)} fixed, {len(c.new)} new, "
+        f"{len(c.gone)} gone, {len(c.changed)} changed, {c.unchanged} unchanged"
+    )
+    lines.append(f"{tally} — exit status {c.exit_status}")
+    return "\n".join(lines) + "\n"
+
+
+def load_document(path: Path) -> dict[str, Any]:
+    """A results document from a results.json, a report directory, or a results.jsonl.
+
+    A report directory of a killed run has only results.jsonl; its lines are used.
+    Raises ``UsageError`` naming the path when nothing readable is there.
+    """
+    target = path
+    if path.is_dir():
+        target = path / "results.json"
+        if not target.exists() and (path / "results.jsonl").exists():
+            target = path / "results.jsonl"
+    if not target.is_file():
+        raise UsageError(
+            f"no results at {str(path)!r}; expected a results.json file or a report directory"
+        )
+    try:
+        text = target.read_text(encoding="utf-8", errors="replace")
+        if target.suffix == ".jsonl":
+            records = [json.loads(line) for line in text.splitlines() if line.strip()]
+            return {"schema": "sockspec-results/1", "results": records}
+        document = json.loads(text)
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"cannot read results {str(target)!r}: {exc}") from None
+    schema = document.get("schema") if isinstance(document, dict) else None
+    if not isinstance(schema, str) or not schema.startswith("sockspec-results/"):
+        raise UsageError(
+            f"{str(target)!r} is not a sockspec results file (schema {schema!r}); "
+            "expected the results.json of a sockspec run"
+        )
+    return document
+
+
+def _line(change: Change) -> str:
+    move = f"{change.old or '—'} → {change.new or '—'}"
+    return f"  {move:24} {change.strictness:6} {change.impl}  {change.case}"

@@ -1,0 +1,277 @@
+"""The context a scenario receives: everything it needs, nothing global.
+
+Servers, clients, swarms, seeded randomness, deadlines, temporary paths, the
+event log and findings all come from here, so a scenario has no module state,
+no ``time.sleep`` and no fixed ports.  The context also remembers what it
+created so that the executor can clean up after any outcome.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+from harness._model.compat import random_bytes
+from harness._model.errors import Abort, Unsupported
+from harness._model.records import ClientResult, Finding, LifecycleEvent
+from harness._model.scenario import Case
+from harness._model.settings import CaseOptions
+from harness._model.variants import (
+    TRANSPORTS,
+    bind_address,
+    resolve_handler_base,
+    resolve_server_class,
+)
+from harness._runtime.clients import DatagramClient, StreamClient
+from harness._runtime.deadline import call_with_deadline
+from harness._runtime.eventlog import EventLog
+from harness._runtime.handlers import Behaviour, HandlerSpec, build_handler
+from harness._runtime.instrument import instrument_handler, instrument_server
+from harness._runtime.loading import Implementation
+from harness._runtime.serverhandle import ServerHandle
+from harness._runtime.swarm import Script, run_swarm
+from harness._runtime.wirelog import wire_entries
+
+T = TypeVar("T")
+
+
+class Context:
+    """What a scenario works with; one per case."""
+
+    def __init__(
+        self, impl: Implementation, case: Case, seed: int, tmpdir: str, deadline_scale: float = 1.0
+    ) -> None:
+        self.impl = impl
+        self.case = case
+        self.transport = TRANSPORTS[case.transport]
+        self.kind = case.kind
+        self.params = dict(case.params)
+        self.seed = seed
+        self.base_seed = 0  # the run's seed this case's seed was derived from
+        self.options = CaseOptions(seed=seed, deadline_scale=deadline_scale)
+        self.rng = random.Random(seed)
+        self.tmpdir = tmpdir
+        self.scale = deadline_scale
+        self.started = time.monotonic()
+        self.deadline = self.started + case.spec.deadline * deadline_scale
+        self.log = EventLog()
+        self.findings: list[Finding] = []
+        self.expected_errors: set[int] = set()
+        self.servers: list[ServerHandle] = []
+        self._clients: list[StreamClient | DatagramClient] = []
+        self._gates: list[threading.Event] = []
+        self._addresses = 0
+        self.wire: list[dict[str, Any]] = []  # client-side wire log of every swarm
+        # Called with each server the case starts (the executor attaches --capture here,
+        # so the context does not depend on the optional packet engine).
+        self.server_watchers: list[Callable[[ServerHandle], None]] = []
+        self.notes: dict[str, Any] = {}  # observations kept as evidence, pass or fail
+
+    # -- time ---------------------------------------------------------------
+    def time_left(self) -> float:
+        """Seconds until the case's deadline (never negative)."""
+        return max(0.0, self.deadline - time.monotonic())
+
+    def timeout(self, seconds: float) -> float:
+        """``seconds`` stretched by the deadline scale and capped by the time left."""
+        return max(0.001, min(seconds * self.scale, self.time_left()))
+
+    # -- servers ------------------------------------------------------------
+    def handler(
+        self,
+        handle: Behaviour | None = None,
+        *,
+        after_setup: Behaviour | None = None,
+        before_finish: Behaviour | None = None,
+        base: str = "auto",
+        **attrs: Any,
+    ) -> HandlerSpec:
+        """Describe a handler; ``handle`` defaults to echo."""
+        return HandlerSpec(handle, after_setup, before_finish, base, attrs)
+
+    def server_class(self, transport: str | None = None, kind: str | None = None) -> type:
+        """The implementation's own (uninstrumented) server class for a variant.
+
+        Useful for overrides passed to ``server(**attrs)`` that must call the
+        implementation's version: ``ctx.server_class().get_request(self)``.
+        """
+        return resolve_server_class(self.impl, transport or self.case.transport, kind or self.kind)
+
+    def server(
+        self,
+        handler: HandlerSpec | Behaviour | None = None,
+        *,
+        serve: bool = True,
+        poll_interval: float = 0.01,
+        bind_and_activate: bool = True,
+        transport: str | None = None,
+        kind: str | None = None,
+        **attrs: Any,
+    ) -> ServerHandle:
+        """Create an instrumented server of this case's variant (or the one given).
+
+        ``attrs`` become class attributes of the server (``timeout``,
+        ``daemon_threads``, ``max_children``, ``request_queue_size``...).
+        Serving starts in a harness thread unless ``serve=False``; the short
+        ``poll_interval`` keeps teardown quick (``shutdown()`` waits for the
+        loop's next wake-up, up to one interval).
+        """
+        transport = transport or self.case.transport
+        spec = handler if isinstance(handler, HandlerSpec) else HandlerSpec(handle=handler)
+        base = resolve_server_class(self.impl, transport, kind or self.kind)
+        server_cls = instrument_server(type(base.__name__, (base,), dict(attrs)), self.log)
+        handler_base = resolve_handler_base(self.impl, transport, spec.base)
+        handler_cls = instrument_handler(build_handler(handler_base, spec), self.log)
+        self._addresses += 1
+        address = bind_address(transport, self.tmpdir, self._addresses)
+        instance = server_cls(address, handler_cls, bind_and_activate)
+        handle = ServerHandle(instance, transport, call_timeout=self.timeout(5.0))
+        self.servers.append(handle)
+        for watch in self.server_watchers:
+            watch(handle)
+        if serve:
+            handle.serve(poll_interval)
+        return handle
+
+    # -- clients ------------------------------------------------------------
+    def _target(self, server: ServerHandle | None) -> ServerHandle:
+        if server is not None:
+            return server
+        if not self.servers:
+            raise Abort("the scenario opened a client before starting a server")
+        return self.servers[-1]
+
+    def connect(self, server: ServerHandle | None = None, timeout: float = 5.0) -> StreamClient:
+        """A stream client connected to ``server`` (default: the last one started)."""
+        client = StreamClient.connect(self._target(server).endpoint, self.timeout(timeout))
+        self._clients.append(client)
+        return client
+
+    def datagram(self, server: ServerHandle | None = None, timeout: float = 5.0) -> DatagramClient:
+        """A datagram client aimed at ``server`` (bound in the private tmpdir for Unix)."""
+        client = DatagramClient.open(
+            self._target(server).endpoint, self.timeout(timeout), bind_dir=self.tmpdir
+        )
+        self._clients.append(client)
+        return client
+
+    def swarm(
+        self, scripts: Sequence[Script], server: ServerHandle | None = None, timeout: float = 15.0
+    ) -> list[ClientResult]:
+        """Run one client per script, all started together; returns their results."""
+        results = run_swarm(
+            self._target(server).endpoint,
+            scripts,
+            timeout=self.timeout(timeout),
+            bind_dir=self.tmpdir,
+        )
+        self.wire.extend(wire_entries(len(self.wire), scripts, results, self.started))
+        return results
+
+    # -- helpers ------------------------------------------------------------
+    def payload(self, size: int) -> bytes:
+        """``size`` seeded random bytes (reproducible from the case's seed)."""
+        return random_bytes(self.rng, size)
+
+    def gate(self) -> threading.Event:
+        """An event handlers can wait on; every gate is opened at cleanup."""
+        gate = threading.Event()
+        self._gates.append(gate)
+        return gate
+
+    def path(self, name: str) -> str:
+        """A path inside the case's private temporary directory."""
+        return os.path.join(self.tmpdir, name)
+
+    def call(self, fn: Callable[[], T], what: str, timeout: float = 5.0) -> T:
+        """Call into the implementation with a deadline (``Hang`` if it passes)."""
+        return call_with_deadline(fn, self.timeout(timeout), what)
+
+    def events(self, name: str | None = None, conn: int | None = None) -> list[LifecycleEvent]:
+        """Lifecycle events so far, after collecting those still in flight."""
+        self.log.sync()
+        return self.log.events(name, conn)
+
+    def wait_events(self, name: str, count: int, timeout: float = 5.0, phase: str = "call") -> bool:
+        """Wait until ``count`` events ``name``/``phase`` are logged; False on timeout.
+
+        A deadline-bounded poll of the log: used where no reply tells the
+        client that the server is done (a datagram handler that raised).
+        """
+        deadline = time.monotonic() + self.timeout(timeout)
+        while True:
+            self.log.sync()
+            if len([e for e in self.log.events(name) if e.phase == phase]) >= count:
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.005)
+
+    def wait_requests_done(self, timeout: float = 5.0) -> bool:
+        """Wait until every accepted request has been shut down (``shutdown_request``
+        returned); False on timeout.  A client that got its reply can be ahead of the
+        server, which still has ``finish``/``shutdown_request`` to run."""
+        deadline = time.monotonic() + self.timeout(timeout)
+        while True:
+            self.log.sync()
+            events = self.log.events()
+            accepted = {e.conn for e in events if e.name == "get_request" and e.phase == "return"}
+            done = {e.conn for e in events if e.name == "shutdown_request" and e.phase != "call"}
+            if accepted <= done:
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.005)
+
+    def require(self, *features: str) -> None:
+        """End the case as ``unsupported`` unless the implementation has ``features``."""
+        missing = self.impl.missing(features)
+        if missing:
+            raise Unsupported(f"implementation {self.impl.spec!r} lacks {', '.join(missing)}")
+
+    def expect_error(self, conn: int) -> None:
+        """Declare that ``handle_error`` is expected for ``conn`` (beyond raised hooks)."""
+        self.expected_errors.add(conn)
+
+    # -- findings -----------------------------------------------------------
+    def fail(
+        self,
+        check: str,
+        message: str,
+        *,
+        expected: str = "",
+        observed: str = "",
+        conn: int | None = None,
+        **evidence: Any,
+    ) -> None:
+        """Record a finding: the check failed, with expected vs observed."""
+        self.findings.append(Finding(check, message, expected, observed, conn, evidence))
+
+    def note(self, key: str, value: Any) -> None:
+        """Keep an observation as evidence of the case (JSON-ready values), even on pass.
+
+        For ``info`` cases that document behaviour rather than judge it.
+        """
+        self.notes[key] = value
+
+    def expect(self, condition: bool, check: str, message: str, **kw: Any) -> bool:
+        """Record a finding unless ``condition`` holds; returns ``condition``."""
+        if not condition:
+            self.fail(check, message, **kw)
+        return condition
+
+    # -- teardown (called by the executor) ----------------------------------
+    def open_gates(self) -> None:
+        """Release every handler waiting on a gate."""
+        for gate in self._gates:
+            gate.set()
+
+    def close_clients(self) -> None:
+        """Close every client the scenario opened."""
+        for client in self._clients:
+            client.close()
+        self._clients.clear()

@@ -1,0 +1,276 @@
+"""Instrumentation: record every lifecycle hook by subclassing the implementation.
+
+The implementation's module is never edited.  ``instrument_server`` and
+``instrument_handler`` build subclasses whose hooks emit an event on entry and
+on return or raise, then defer to the implementation through the MRO.
+
+Connection ids are given out when ``get_request`` returns and are found again
+from the request object (the same object travels through every later hook and
+into the handler), so forked children, which inherit the mapping, tag their
+events with the right id too.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import socket
+import sys
+import threading
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from harness._runtime.eventlog import EventLog
+
+#: Server hooks and the index of their ``request`` argument (None: no request).
+SERVER_HOOKS: dict[str, int | None] = {
+    "server_bind": None,
+    "server_activate": None,
+    "serve_forever": None,
+    "shutdown": None,
+    "handle_request": None,
+    "get_request": None,
+    "verify_request": 0,
+    "process_request": 0,
+    "finish_request": 0,
+    "shutdown_request": 0,
+    "close_request": 0,
+    "handle_error": 0,
+    "handle_timeout": None,
+    "server_close": None,
+}
+
+#: Hooks recorded as a single ``point`` event: they run on every poll.
+POINT_HOOKS: tuple[str, ...] = ("service_actions",)
+
+HANDLER_HOOKS: tuple[str, ...] = ("setup", "handle", "finish")
+
+_server_ids = itertools.count(1)
+
+
+def instrument_server(base: type, log: EventLog) -> type:
+    """A subclass of server class ``base`` that records its hooks into ``log``."""
+    sid = next(_server_ids)
+    namespace: dict[str, Any] = {"_sockspec_server_id": sid}
+    for name, request_arg in SERVER_HOOKS.items():
+        method = getattr(base, name, None)
+        if callable(method):
+            namespace[name] = _wrap_server_hook(name, method, request_arg, log, sid)
+    for name in POINT_HOOKS:
+        method = getattr(base, name, None)
+        if callable(method):
+            namespace[name] = _wrap_point_hook(name, method, log, sid)
+    return type(f"Instrumented{base.__name__}", (base,), namespace)
+
+
+def instrument_handler(base: Any, log: EventLog) -> type:
+    """A subclass of handler class ``base`` that records construction and its hooks."""
+
+    def __init__(self: Any, request: Any, client_address: Any, server: Any) -> None:
+        self._sockspec_conn = conn = _lookup(server, request)
+        self._sockspec_sid = sid = getattr(server, "_sockspec_server_id", 0)
+        address = address_text(client_address)
+        log.emit(
+            "handler_init",
+            "point",
+            conn,
+            sid,
+            None,
+            "instance",
+            id(self),
+            "client_address",
+            address,
+        )
+        base.__init__(self, request, client_address, server)
+
+    # Class-level defaults: hooks read these without getattr() even on an
+    # instance whose __init__ was bypassed.
+    namespace: dict[str, Any] = {"__init__": __init__, "_sockspec_conn": None, "_sockspec_sid": 0}
+    for name in HANDLER_HOOKS:
+        method = getattr(base, name, None)
+        if callable(method):
+            namespace[name] = _wrap_handler_hook(name, method, log)
+    return type(f"Instrumented{base.__name__}", (base,), namespace)
+
+
+#: Closed requests still recognised by id (a hook called again on one is attributed).
+RETAINED_CLOSED = 4096
+
+_retire_lock = threading.Lock()
+
+
+def _lookup(server: Any, request: Any) -> int | None:
+    state = server.__dict__
+    table = state.get("_sockspec_conns")
+    if table is None:
+        return None
+    key = id(request)
+    entry = table.get(key)
+    return state["_sockspec_closed"].get(key) if entry is None else entry[0]
+
+
+def _retire(server: Any, request: Any) -> None:
+    """Stop holding a closed request; remember its id's connection for a while.
+
+    Holding every request for the server's life would keep two objects per
+    request tracked by the garbage collector, and full collections (which also
+    walk the event log) would come ever more often.  The last
+    ``RETAINED_CLOSED`` ids map to their connection as plain ints, so a hook
+    called again on a request soon after its close (a double close) is still
+    attributed; a live request with a reused id is found first, in the table
+    of open ones.
+    """
+    state = server.__dict__
+    table = state.get("_sockspec_conns")
+    if table is None:
+        return
+    with _retire_lock:  # handler threads close concurrently; eviction iterates
+        entry = table.pop(id(request), None)
+        if entry is None:
+            return
+        if _still_open(request):
+            # close_request() left the socket open: keep it, so that the
+            # leak shows in the descriptor count instead of being closed
+            # quietly by the collector.
+            state.setdefault("_sockspec_unclosed", []).append(request)
+        closed = state["_sockspec_closed"]
+        closed[id(request)] = entry[0]
+        while len(closed) > RETAINED_CLOSED:
+            del closed[next(iter(closed))]
+
+
+def _still_open(request: Any) -> bool:
+    """True for a stream request whose socket is still open (datagram requests are tuples)."""
+    try:
+        return isinstance(request, socket.socket) and request.fileno() != -1
+    except OSError:
+        return False
+
+
+def _register(server: Any, result: Any, log: EventLog) -> int | None:
+    """Give the request returned by ``get_request`` a connection id."""
+    try:
+        request = result[0]
+    except (TypeError, IndexError, KeyError):
+        return None
+    state = server.__dict__
+    if "_sockspec_conns" not in state:
+        state["_sockspec_closed"] = {}
+        state["_sockspec_conns"] = {}  # second: _lookup tests this one
+    conn = log.new_conn()
+    # Holding the request keeps its id() unique until it is retired.
+    state["_sockspec_conns"][id(request)] = (conn, request)
+    return conn
+
+
+def _wrap_server_hook(
+    name: str, method: Callable[..., Any], request_arg: int | None, log: EventLog, sid: int
+) -> Any:
+    # What the hook records is decided here, once, not on every call: this
+    # wrapper runs several times per request.
+    call_detail = _CALL_DETAILS.get(name)
+    is_get_request = name == "get_request"
+    result_detail = name == "verify_request"
+    is_close = name == "close_request"
+    emit = log.emit
+
+    def hook(self: Any, *args: Any, **kwargs: Any) -> Any:
+        conn = None
+        if request_arg is not None and len(args) > request_arg:
+            conn = _lookup(self, args[request_arg])
+        if call_detail is None:
+            emit(name, "call", conn, sid)
+        else:
+            emit(name, "call", conn, sid, None, *call_detail(args))
+        try:
+            result = method(self, *args, **kwargs)
+        except BaseException as exc:
+            emit(name, "raise", conn, sid, exc)
+            if is_close and args:
+                _retire(self, args[0])
+            raise
+        if is_close and args:
+            _retire(self, args[0])
+        elif is_get_request:
+            conn = _register(self, result, log)
+            address = address_text(result[1]) if conn else None
+            emit(name, "return", conn, sid, None, "client_address", address)
+            return result
+        elif result_detail:
+            emit(name, "return", conn, sid, None, "result", result)
+            return result
+        emit(name, "return", conn, sid)
+        return result
+
+    hook.__name__ = name
+    hook.__doc__ = getattr(method, "__doc__", None)
+    return hook
+
+
+def _wrap_point_hook(name: str, method: Callable[..., Any], log: EventLog, sid: int) -> Any:
+    emit = log.emit
+
+    def hook(self: Any, *args: Any, **kwargs: Any) -> Any:
+        emit(name, "point", None, sid)
+        return method(self, *args, **kwargs)
+
+    hook.__name__ = name
+    return hook
+
+
+def _wrap_handler_hook(name: str, method: Callable[..., Any], log: EventLog) -> Any:
+    emit = log.emit
+
+    def hook(self: Any, *args: Any, **kwargs: Any) -> Any:
+        conn, sid = self._sockspec_conn, self._sockspec_sid
+        emit(name, "call", conn, sid, None, "instance", id(self))
+        try:
+            result = method(self, *args, **kwargs)
+        except BaseException as exc:
+            emit(name, "raise", conn, sid, exc)
+            raise
+        emit(name, "return", conn, sid)
+        return result
+
+    hook.__name__ = name
+    return hook
+
+
+def _with_pid(args: tuple[Any, ...]) -> tuple[Any, ...]:
+    return ("pid", os.getpid())
+
+
+def _with_error(args: tuple[Any, ...]) -> tuple[Any, ...]:
+    address = address_text(args[1]) if len(args) > 1 else None
+    return ("client_address", address, "error", _current_exception())
+
+
+#: The detail each hook's ``call`` event carries (keys and values in turn), from its arguments.
+_CALL_DETAILS: dict[str, Callable[[tuple[Any, ...]], tuple[Any, ...]]] = {
+    "handle_error": _with_error,
+    "serve_forever": _with_pid,
+    "handle_request": _with_pid,
+}
+
+
+def _current_exception() -> str | None:
+    exc = sys.exc_info()[1]
+    if exc is None:
+        return None
+    return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))[-4000:]
+
+
+def address_text(address: Any) -> Any:
+    """A socket address as events carry it: ``host:port`` (``[host]:port`` for IPv6),
+    a Unix path as text, anything else unchanged.
+
+    Text, not a tuple: an event's detail must hold no container, or the
+    garbage collector would keep tracking millions of events.
+    """
+    if isinstance(address, (tuple, list)) and len(address) >= 2:
+        host, port = address[0], address[1]
+        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+    if isinstance(address, bytes):
+        return address.decode("utf-8", "replace")
+    return address

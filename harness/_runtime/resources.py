@@ -1,0 +1,173 @@
+"""Resource accounting: descriptors, threads and child processes of this process.
+
+A snapshot is taken before a case and compared after it.  Differences that do
+not go away within a short grace period are leaks: findings against the
+implementation when they are the server's, bugs of the harness otherwise.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import psutil
+
+from harness._model.records import Finding
+from harness._runtime.eventlog import HARNESS_THREAD_PREFIX
+from harness._runtime.limits import open_fds
+
+
+@dataclass(frozen=True)
+class ResourceSnapshot:
+    """Open descriptors (fd → target), live threads (ident → name) and children."""
+
+    fds: dict[int, str]
+    threads: dict[int, str]
+    children: dict[int, str]  # pid -> psutil status ('zombie', 'sleeping', ...)
+
+
+def take_snapshot() -> ResourceSnapshot:
+    """Read the current resources of this process."""
+    return ResourceSnapshot(fds=open_fds(), threads=_threads(), children=_children())
+
+
+def _threads() -> dict[int, str]:
+    return {
+        t.ident: t.name
+        for t in threading.enumerate()
+        if t.ident is not None and t.is_alive() and not t.name.startswith(HARNESS_THREAD_PREFIX)
+    }
+
+
+def _children() -> dict[int, str]:
+    out: dict[int, str] = {}
+    try:
+        for child in psutil.Process().children(recursive=True):
+            try:
+                out[child.pid] = child.status()
+            except psutil.Error:
+                continue
+    except psutil.Error:
+        pass
+    return out
+
+
+@dataclass(frozen=True)
+class Leaks:
+    """What is left over after a case, compared with the snapshot before it."""
+
+    fds: dict[int, str]
+    threads: dict[int, str]
+    children: dict[int, str]
+
+    def __bool__(self) -> bool:
+        return bool(self.fds or self.threads or self.children)
+
+
+def diff(
+    before: ResourceSnapshot, after: ResourceSnapshot, ignore_fds: Iterable[int] = ()
+) -> Leaks:
+    """Resources present in ``after`` that were not in ``before``."""
+    ignored = set(ignore_fds)
+    fds = _new_fds(before.fds, after.fds, ignored)
+    threads = {i: n for i, n in after.threads.items() if i not in before.threads}
+    children = {p: s for p, s in after.children.items() if p not in before.children}
+    return Leaks(fds=fds, threads=threads, children=children)
+
+
+def _new_fds(before: dict[int, str], after: dict[int, str], ignored: set[int]) -> dict[int, str]:
+    """Descriptors of ``after`` that are not in ``before``, by number and target.
+
+    One that merely moved is not new: an object ``before`` had at a number now
+    closed, found at another number (``anon_inode:[eventpoll]`` has no identity
+    but its kind).  gevent's libev, for one, replaces its epoll descriptor when
+    a forked child keeps a descriptor registered in it open.
+    """
+    gone = Counter(t for fd, t in before.items() if fd not in ignored and after.get(fd) != t)
+    fds = {}
+    for fd, target in sorted(after.items()):
+        if fd in ignored or before.get(fd) == target:
+            continue
+        if gone[target]:
+            gone[target] -= 1
+            continue
+        fds[fd] = target
+    return fds
+
+
+def settle(before: ResourceSnapshot, grace: float, ignore_fds: Iterable[int] = ()) -> Leaks:
+    """Wait up to ``grace`` seconds for leftovers to go away; return what remains.
+
+    Threads and children wind down asynchronously after ``server_close()``,
+    so a deadline-bounded poll is the honest way to tell "slow" from "leaked".
+    """
+    ignored = tuple(ignore_fds)
+    deadline = time.monotonic() + grace
+    while True:
+        leaks = diff(before, take_snapshot(), ignored)
+        if not leaks or time.monotonic() >= deadline:
+            return leaks
+        time.sleep(0.01)
+
+
+def leak_findings(leaks: Leaks) -> list[Finding]:
+    """Turn leftovers into findings of the ``resources`` check."""
+    findings = []
+    if leaks.fds:
+        findings.append(
+            Finding(
+                check="resources.fds",
+                message=f"{len(leaks.fds)} descriptor(s) left open after the case",
+                expected="no descriptors opened by the case remain",
+                observed=", ".join(f"fd {fd} → {t}" for fd, t in sorted(leaks.fds.items())[:20]),
+            )
+        )
+    if leaks.threads:
+        findings.append(
+            Finding(
+                check="resources.threads",
+                message=f"{len(leaks.threads)} thread(s) still running after server_close()",
+                expected="every handler thread has ended",
+                observed=", ".join(sorted(leaks.threads.values())[:20]),
+            )
+        )
+    zombies = {p: s for p, s in leaks.children.items() if s == psutil.STATUS_ZOMBIE}
+    alive = {p: s for p, s in leaks.children.items() if s != psutil.STATUS_ZOMBIE}
+    if zombies:
+        findings.append(
+            Finding(
+                check="resources.zombies",
+                message=f"{len(zombies)} child process(es) left unreaped (zombies)",
+                expected="every forked child reaped",
+                observed=", ".join(str(p) for p in sorted(zombies)),
+            )
+        )
+    if alive:
+        findings.append(
+            Finding(
+                check="resources.children",
+                message=f"{len(alive)} child process(es) still running after the case",
+                expected="no child processes remain",
+                observed=", ".join(f"{p} ({s})" for p, s in sorted(alive.items())),
+            )
+        )
+    return findings
+
+
+def reap_and_kill(children: Iterable[int]) -> None:
+    """Clean up after a leaky implementation: kill and reap the given children."""
+    for pid in children:
+        try:
+            os.kill(pid, 9)
+        except OSError:
+            pass
+        try:
+            os.waitpid(pid, 0)
+        except ChildProcessError:
+            pass
+        except OSError:
+            pass

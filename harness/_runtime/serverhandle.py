@@ -1,0 +1,93 @@
+"""A server under test: an instrumented instance plus the harness's grip on it.
+
+``ServerHandle`` owns the serving thread and makes every blocking call with a
+deadline, so a server that hangs in ``shutdown()`` or ``server_close()`` ends
+the case as ``hang`` instead of hanging the run.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from typing import Any
+
+from harness._model.records import Endpoint
+from harness._model.variants import TRANSPORTS
+from harness._runtime.deadline import call_with_deadline
+from harness._runtime.eventlog import HARNESS_THREAD_PREFIX
+
+
+class ServerHandle:
+    """One instrumented server instance of a case."""
+
+    def __init__(self, server: Any, transport: str, call_timeout: float) -> None:
+        self.server = server
+        self.transport = transport
+        self.call_timeout = call_timeout
+        self._thread: threading.Thread | None = None
+        self._serve_error: BaseException | None = None
+        self._closed = False
+
+    @property
+    def endpoint(self) -> Endpoint:
+        """Where clients reach the server (its real bound address)."""
+        t = TRANSPORTS[self.transport]
+        address = self.server.server_address
+        if isinstance(address, tuple):
+            address = (address[0], address[1])
+        elif isinstance(address, bytes):
+            address = address.decode()
+        return Endpoint(self.transport, t.family, t.socktype, address)
+
+    @property
+    def serving(self) -> bool:
+        """True while the ``serve_forever`` thread runs."""
+        return self._thread is not None and self._thread.is_alive()
+
+    @property
+    def serve_error(self) -> BaseException | None:
+        """The exception that ended ``serve_forever``, if any."""
+        return self._serve_error
+
+    def serve(self, poll_interval: float = 0.01) -> None:
+        """Run ``serve_forever(poll_interval)`` in a harness thread."""
+
+        def run() -> None:
+            try:
+                self.server.serve_forever(poll_interval)
+            except BaseException as exc:
+                self._serve_error = exc
+
+        self._thread = threading.Thread(
+            target=run, name=f"{HARNESS_THREAD_PREFIX}serve", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self, timeout: float | None = None) -> None:
+        """``shutdown()`` and wait for the serving thread, both with a deadline."""
+        if self._thread is None:
+            return
+        limit = timeout or self.call_timeout
+        if self._thread.is_alive():
+            call_with_deadline(self.server.shutdown, limit, "shutdown()")
+        thread, self._thread = self._thread, None
+        call_with_deadline(lambda: thread.join(limit), limit + 1, "serve_forever() thread")
+
+    def handle_request(self, timeout: float | None = None) -> None:
+        """One ``handle_request()`` with a deadline."""
+        call_with_deadline(
+            self.server.handle_request, timeout or self.call_timeout, "handle_request()"
+        )
+
+    def close(self, timeout: float | None = None) -> None:
+        """Stop serving if needed, then ``server_close()`` (once) with a deadline."""
+        self.stop(timeout)
+        if self._closed:
+            return
+        self._closed = True
+        call_with_deadline(self.server.server_close, timeout or self.call_timeout, "server_close()")
+
+    def listening_fd(self) -> int:
+        """The listening socket's descriptor (-1 once closed)."""
+        sock: socket.socket = self.server.socket
+        return sock.fileno()
