@@ -15,10 +15,10 @@ from harness._checks.nesting import expect_silence, handle_error_context, nestin
 from harness._checks.timing import in_order, within
 from harness._model.lifecycle import by_conn, entries, expected_paths, transcript
 from harness._model.records import ClientResult, LifecycleEvent
+from harness._runtime.swarm import Script, Send
 
 if TYPE_CHECKING:
     from harness._runtime.context import Context
-    from harness._runtime.swarm import Script
 
 __all__ = [
     "clients_ok",
@@ -255,8 +255,6 @@ def _peek(data: bytes) -> str:
 
 def scripts_expected(scripts: Sequence[Script]) -> list[bytes]:
     """What an echo server sends back to each script: the bytes it sent."""
-    from harness._runtime.swarm import Send
-
     return [b"".join(op.data for op in script if isinstance(op, Send)) for script in scripts]
 
 

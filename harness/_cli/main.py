@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from harness._bench.command import bench_main
 from harness._cli.progress import make_progress
 from harness._cli.skeleton import write_skeleton
 from harness._control.catalogue import render_catalogue
@@ -22,7 +23,7 @@ from harness._execution.discovery import discover, select_cases
 from harness._model.errors import SockspecError, UsageError
 from harness._model.settings import PROFILES, Settings
 from harness._report.compare import compare, load_document, render_comparison
-from harness._report.model import write_reports
+from harness._report.write import write_reports
 
 
 class _Parser(argparse.ArgumentParser):
@@ -100,8 +101,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args_list[:1] == ["history"]:
             args_list = history_argv(args_list[1:])
         if args_list[:1] == ["bench"]:
-            from harness._bench.command import bench_main  # heavy and optional: imported on demand
-
             return bench_main(args_list[1:])
         args = build_parser().parse_args(args_list)
         if args.command == "run":

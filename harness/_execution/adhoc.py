@@ -12,9 +12,10 @@ import tempfile
 from collections.abc import Sequence
 from typing import Any
 
+from harness import checks
 from harness._model.records import ClientResult, Finding
 from harness._model.scenario import Case, ScenarioSpec, scenario, spec_of
-from harness._runtime.context import Context
+from harness._runtime.context import Context, bookkeeping
 from harness._runtime.handlers import Behaviour, HandlerSpec
 from harness._runtime.loading import Implementation
 from harness._runtime.serverhandle import ServerHandle
@@ -65,8 +66,6 @@ class AdhocSession:
 
     def findings(self, server: ServerHandle) -> list[Finding]:
         """Run the lifecycle checks on ``server``'s events; returns all findings so far."""
-        from harness import checks
-
         ctx = self._owner(server)
         ctx.wait_requests_done()
         checks.lifecycle(ctx)
@@ -82,8 +81,7 @@ class AdhocSession:
     def close(self) -> None:
         """Close clients and servers, stop event logs, remove temporary files."""
         for ctx in self._contexts:
-            ctx.open_gates()
-            ctx.close_clients()
+            bookkeeping(ctx).release()
             for handle in reversed(ctx.servers):
                 handle.close()
             ctx.log.close()

@@ -24,7 +24,7 @@ from harness._model.records import CaseResult, Finding, LifecycleEvent, Verdict
 from harness._model.scenario import Case
 from harness._model.settings import CaseOptions
 from harness._model.variants import host_supports
-from harness._runtime.context import Context
+from harness._runtime.context import Context, bookkeeping
 from harness._runtime.deadline import dump_stacks
 from harness._runtime.eventlog import HARNESS_THREAD_PREFIX, MAX_EVENTS
 from harness._runtime.loading import Implementation
@@ -55,14 +55,12 @@ def execute(impl: Implementation, case: Case, options: CaseOptions | None = None
     """Run ``case`` against ``impl`` and judge it."""
     options = options or CaseOptions()
     started = time.monotonic()
-    base_seed, seed = options.seed, case_seed(options.seed, case.id)
+    seed = case_seed(options.seed, case.id)
     reason = unsupported_reason(impl, case)
     if reason:
         return CaseOutcome(_result(impl, case, Verdict.UNSUPPORTED, started, seed, reason=reason))
     tmpdir = tempfile.mkdtemp(prefix="sockspec-")  # mkdtemp makes it 0700
-    ctx = Context(impl, case, seed, tmpdir, options.deadline_scale)
-    ctx.base_seed = base_seed
-    ctx.options = options
+    ctx = Context(impl, case, seed, tmpdir, options)
     capture = _attach_capture(ctx) if options.capture else None
     baseline = take_snapshot()
     try:
@@ -80,7 +78,7 @@ def execute(impl: Implementation, case: Case, options: CaseOptions | None = None
 def _attach_capture(ctx: Context) -> CaseCapture:
     """``--capture``: one recorder for the case, watching every server it starts."""
     capture = CaseCapture(ctx.options.artifacts_dir, case_slug(ctx.impl.spec, ctx.case.id))
-    ctx.server_watchers.append(capture.watch)
+    bookkeeping(ctx).server_watchers.append(capture.watch)
     return capture
 
 
@@ -176,8 +174,7 @@ def _run_body(ctx: Context) -> None:
 
 
 def _teardown(ctx: Context) -> Hang | None:
-    ctx.open_gates()
-    ctx.close_clients()
+    bookkeeping(ctx).release()
     hang: Hang | None = None
     for handle in reversed(ctx.servers):
         try:

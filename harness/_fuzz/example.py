@@ -28,7 +28,7 @@ from harness import checks
 from harness._model.errors import Hang
 from harness._model.lifecycle import entries, expected_paths, transcript
 from harness._model.records import Finding, LifecycleEvent
-from harness._runtime.context import Context
+from harness._runtime.context import Context, bookkeeping
 from harness._runtime.eventlog import HARNESS_THREAD_PREFIX
 from harness._runtime.resources import leak_findings, reap_and_kill, settle, take_snapshot
 
@@ -76,9 +76,10 @@ class Example:
         self._baseline = take_snapshot()
         self._tmpdir = os.path.join(parent.tmpdir, f"x{index}")
         os.mkdir(self._tmpdir)
-        ctx = Context(parent.impl, parent.case, parent.seed, self._tmpdir, parent.scale)
-        ctx.deadline, ctx.base_seed = parent.deadline, parent.base_seed
-        ctx.options = replace(parent.options, capture=False)  # one capture per case is enough
+        # One capture per case is enough: the example context has none.
+        options = replace(parent.options, capture=False)
+        ctx = Context(parent.impl, parent.case, parent.seed, self._tmpdir, options)
+        ctx.deadline = parent.deadline
         self.ctx = ctx
 
     # -- steps ------------------------------------------------------------------
@@ -154,8 +155,7 @@ class Example:
         """Tear down; unless the example already failed, run the end-of-example checks."""
         quiet, ctx = self.failed, self.ctx
         try:
-            ctx.open_gates()
-            ctx.close_clients()
+            bookkeeping(ctx).release()
             hang = self._close_servers()
             if hang is not None and not quiet:
                 self._failing()

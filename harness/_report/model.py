@@ -1,31 +1,22 @@
-"""Reports: read results.json defensively into a view, and write every report from it.
+"""The report view model: results.json read defensively into a read-only view.
 
-``write_reports(report_dir)`` reads ``report_dir/results.json`` (the canonical
-record) and writes ``summary.md``, ``junit.xml``, ``index.html`` and one page per
-implementation × case under ``cases/``.  Reports never fail a run: a report
-that cannot be written is told in one line and the others are still written.
-
-The renderers (``_report_md``, ``_report_junit``, ``_report_html``) consume the
-read-only view built here and never the raw document, so that odd input —
-unknown verdicts or evidence keys, missing fields — is dealt with in one place.
+The renderers (``markdown``, ``junit``, ``html``) consume the view built here and
+never the raw document, so that odd input — unknown verdicts or evidence keys,
+missing fields — is dealt with in one place.  This module imports no renderer;
+``harness._report.write`` ties the two together.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
-import sys
 import zlib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from harness._model.records import CaseResult, Strictness, Verdict, replay_command
-from harness._report.html import render_case, render_fallback, render_index
-from harness._report.junit import render_junit
-from harness._report.markdown import render_summary
 
 #: Verdicts that make a cell a problem; ``compare`` counts a move into them as a regression.
 BAD = frozenset({"fail", "hang", "crash", "error", "xpass"})
@@ -241,67 +232,6 @@ def load_view(path: Path) -> ReportView:
     return build_view(json.loads(path.read_text(encoding="utf-8", errors="replace")))
 
 
-def write_reports(report_dir: Path, stream: TextIO | None = None) -> dict[str, Path]:
-    """Write summary.md, junit.xml, index.html and the case pages from results.json.
-
-    Returns the paths written, keyed ``summary``, ``junit`` and ``html``.  Never
-    raises: each report that fails is told as one line on ``stream`` (stderr).
-    """
-    out = stream if stream is not None else sys.stderr
-
-    def warn(line: str) -> None:
-        try:
-            out.write(f"sockspec: report: {line}\n")
-            out.flush()
-        except Exception:  # a closed stream must not break the run either
-            pass
-
-    try:
-        view = load_view(report_dir / "results.json")
-    except Exception as exc:
-        warn(f"cannot read {report_dir / 'results.json'}: {_why(exc)}")
-        return {}
-    written: dict[str, Path] = {}
-    writers: list[tuple[str, str, Callable[[], str]]] = [
-        ("summary", "summary.md", lambda: render_summary(view)),
-        ("junit", "junit.xml", lambda: render_junit(view)),
-    ]
-    for key, name, render in writers:
-        try:
-            written[key] = _write(report_dir / name, render())
-        except Exception as exc:
-            warn(f"{name} not written: {_why(exc)}")
-    try:
-        _write_case_pages(view, report_dir, warn)
-        files = [p.name for p in written.values()] + ["results.json"]
-        written["html"] = _write(report_dir / "index.html", render_index(view, files))
-    except Exception as exc:
-        warn(f"index.html not written: {_why(exc)}")
-    return written
-
-
-def _write_case_pages(view: ReportView, report_dir: Path, warn: Callable[[str], None]) -> None:
-    failed: list[str] = []
-    for case in view.cases:
-        target = report_dir / case.page
-        try:
-            text = render_case(view, case)
-        except Exception as exc:
-            failed.append(f"{case.impl} {case.id}: {_why(exc)}")
-            text = render_fallback(case, _why(exc))
-        _write(target, text)
-    if failed:
-        warn(f"{len(failed)} case page(s) rendered plainly; first: {failed[0]}")
-
-
-def _write(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-    return path
-
-
 def _case(record: Mapping[str, Any], run_seed: int) -> CaseView:
     case_id = _text(record.get("id")) or "(no id)"
     scenario = _text(record.get("scenario")) or case_id.split("[", 1)[0]
@@ -437,5 +367,6 @@ def _int(value: Any) -> int:
         return 0
 
 
-def _why(exc: BaseException) -> str:
+def why(exc: BaseException) -> str:
+    """``Type: message`` of ``exc``, for one-line report warnings."""
     return f"{type(exc).__name__}: {exc}"

@@ -39,37 +39,77 @@ from harness._runtime.wirelog import wire_entries
 T = TypeVar("T")
 
 
+class Bookkeeping:
+    """What the executor needs of a case beyond the scenario's view: cleanup and watchers.
+
+    Kept off ``Context`` so that the object scenarios use offers only what they
+    may call; the executor reaches it with ``bookkeeping(ctx)``.
+    """
+
+    def __init__(self) -> None:
+        self.clients: list[StreamClient | DatagramClient] = []
+        self.gates: list[threading.Event] = []
+        self.addresses = 0  # Unix socket paths handed out so far
+        # Called with each server the case starts (the executor attaches --capture here,
+        # so the context does not depend on the optional packet engine).
+        self.server_watchers: list[Callable[[ServerHandle], None]] = []
+
+    def open_gates(self) -> None:
+        """Release every handler waiting on a gate."""
+        for gate in self.gates:
+            gate.set()
+
+    def close_clients(self) -> None:
+        """Close every client the scenario opened."""
+        for client in self.clients:
+            client.close()
+        self.clients.clear()
+
+    def release(self) -> None:
+        """Open every gate, then close every client (the start of any teardown)."""
+        self.open_gates()
+        self.close_clients()
+
+
 class Context:
     """What a scenario works with; one per case."""
 
     def __init__(
-        self, impl: Implementation, case: Case, seed: int, tmpdir: str, deadline_scale: float = 1.0
+        self,
+        impl: Implementation,
+        case: Case,
+        seed: int,
+        tmpdir: str,
+        options: CaseOptions | None = None,
     ) -> None:
         self.impl = impl
         self.case = case
         self.transport = TRANSPORTS[case.transport]
         self.kind = case.kind
         self.params = dict(case.params)
-        self.seed = seed
-        self.base_seed = 0  # the run's seed this case's seed was derived from
-        self.options = CaseOptions(seed=seed, deadline_scale=deadline_scale)
+        self.seed = seed  # this case's seed, derived from the run's (options.seed)
+        self.options = options or CaseOptions(seed=seed)
         self.rng = random.Random(seed)
         self.tmpdir = tmpdir
-        self.scale = deadline_scale
         self.started = time.monotonic()
-        self.deadline = self.started + case.spec.deadline * deadline_scale
+        self.deadline = self.started + case.spec.deadline * self.scale
         self.log = EventLog()
         self.findings: list[Finding] = []
         self.expected_errors: set[int] = set()
         self.servers: list[ServerHandle] = []
-        self._clients: list[StreamClient | DatagramClient] = []
-        self._gates: list[threading.Event] = []
-        self._addresses = 0
         self.wire: list[dict[str, Any]] = []  # client-side wire log of every swarm
-        # Called with each server the case starts (the executor attaches --capture here,
-        # so the context does not depend on the optional packet engine).
-        self.server_watchers: list[Callable[[ServerHandle], None]] = []
         self.notes: dict[str, Any] = {}  # observations kept as evidence, pass or fail
+        self._book = Bookkeeping()
+
+    @property
+    def base_seed(self) -> int:
+        """The run's seed, from which this case's ``seed`` was derived."""
+        return self.options.seed
+
+    @property
+    def scale(self) -> float:
+        """``SOCKSPEC_DEADLINE_SCALE``: the factor every deadline is stretched by."""
+        return self.options.deadline_scale
 
     # -- time ---------------------------------------------------------------
     def time_left(self) -> float:
@@ -126,12 +166,12 @@ class Context:
         server_cls = instrument_server(type(base.__name__, (base,), dict(attrs)), self.log)
         handler_base = resolve_handler_base(self.impl, transport, spec.base)
         handler_cls = instrument_handler(build_handler(handler_base, spec), self.log)
-        self._addresses += 1
-        address = bind_address(transport, self.tmpdir, self._addresses)
+        self._book.addresses += 1
+        address = bind_address(transport, self.tmpdir, self._book.addresses)
         instance = server_cls(address, handler_cls, bind_and_activate)
         handle = ServerHandle(instance, transport, call_timeout=self.timeout(5.0))
         self.servers.append(handle)
-        for watch in self.server_watchers:
+        for watch in self._book.server_watchers:
             watch(handle)
         if serve:
             handle.serve(poll_interval)
@@ -148,7 +188,7 @@ class Context:
     def connect(self, server: ServerHandle | None = None, timeout: float = 5.0) -> StreamClient:
         """A stream client connected to ``server`` (default: the last one started)."""
         client = StreamClient.connect(self._target(server).endpoint, self.timeout(timeout))
-        self._clients.append(client)
+        self._book.clients.append(client)
         return client
 
     def datagram(self, server: ServerHandle | None = None, timeout: float = 5.0) -> DatagramClient:
@@ -156,7 +196,7 @@ class Context:
         client = DatagramClient.open(
             self._target(server).endpoint, self.timeout(timeout), bind_dir=self.tmpdir
         )
-        self._clients.append(client)
+        self._book.clients.append(client)
         return client
 
     def swarm(
@@ -180,7 +220,7 @@ class Context:
     def gate(self) -> threading.Event:
         """An event handlers can wait on; every gate is opened at cleanup."""
         gate = threading.Event()
-        self._gates.append(gate)
+        self._book.gates.append(gate)
         return gate
 
     def path(self, name: str) -> str:
@@ -264,14 +304,7 @@ class Context:
             self.fail(check, message, **kw)
         return condition
 
-    # -- teardown (called by the executor) ----------------------------------
-    def open_gates(self) -> None:
-        """Release every handler waiting on a gate."""
-        for gate in self._gates:
-            gate.set()
 
-    def close_clients(self) -> None:
-        """Close every client the scenario opened."""
-        for client in self._clients:
-            client.close()
-        self._clients.clear()
+def bookkeeping(ctx: Context) -> Bookkeeping:
+    """The executor's side of ``ctx``: cleanup and server watchers."""
+    return ctx._book

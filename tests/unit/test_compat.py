@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from harness import _compat
+from harness._model import compat as _compat
 
 
 @pytest.mark.parametrize("size", [0, 1, 7, 8, 1000])

@@ -6,13 +6,11 @@ import importlib.util
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from helpers import ROOT
 
 from harness._runtime.limits import lowest_free_descriptor
-
-ROOT = Path(__file__).resolve().parent.parent
 
 # gevent's os.close only schedules the close for the next turn of its loop (once a hub
 # exists): the pipe's read end is still open when the probe starts.

@@ -6,15 +6,13 @@ import importlib.util
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from helpers import ROOT
 
 from harness._control.agents import PATCHES
 from harness._model.errors import LoadError
 from harness._runtime.greenfork import _CHILD_HOOKS, isolate_forked_children
-
-ROOT = Path(__file__).resolve().parent.parent
 
 # A ForkingTCPServer whose children each send three datagrams to a socketpair that a
 # green thread of the parent reads (as the event log's reader does).  Every handler

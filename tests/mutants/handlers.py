@@ -7,7 +7,7 @@ the case that must catch it.
 
 from __future__ import annotations
 
-from mutants import Mutant
+from helpers.mutant import Mutant
 
 MUTANTS: tuple[Mutant, ...] = (
     Mutant(

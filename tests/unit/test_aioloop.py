@@ -7,15 +7,13 @@ import importlib.util
 import os
 import subprocess
 import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import ROOT
 
 from harness._control.agents import PATCHES
 from harness._runtime.aioloop import _SharingSelector, run_private
-
-ROOT = Path(__file__).resolve().parent.parent
 
 # Two threads each run a private loop that yields five times; under monkey-patching they
 # are green threads of one OS thread, so each loop must let the other start and run.

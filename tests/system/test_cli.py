@@ -7,7 +7,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from conftest import CliRun
+from helpers.cli import CliRun
 from mutants import by_name
 
 Cli = Callable[..., CliRun]

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from conftest import CliRun
+from helpers.cli import CliRun
 from mutants import by_name
 
 from harness._execution.discovery import discover

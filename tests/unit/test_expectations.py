@@ -5,12 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from helpers import ROOT
 
 from harness import CaseResult, Strictness, UsageError, Verdict
 from harness._control.expectations import apply_expectations, load_expectations
 from harness._control.runner import exit_status
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def _result(case: str, verdict: Verdict, impl: str = "/py/3.6/socketserver.py") -> CaseResult:

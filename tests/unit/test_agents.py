@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import _agents
+from harness._control import agents as _agents
 from harness._model.errors import LoadError
 
 

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import CliRun
+from helpers.cli import CliRun
 from mutants import MUTANTS, Mutant
 
 

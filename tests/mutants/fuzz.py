@@ -8,7 +8,7 @@ socketserver.py of CPython 3.10 to 3.13.
 
 from __future__ import annotations
 
-from mutants import Mutant
+from helpers.mutant import Mutant
 
 MUTANTS: tuple[Mutant, ...] = (
     # serve_forever() makes the listening socket non-blocking (so that a client

@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from harness import _eventlog
+from harness._runtime import eventlog as _eventlog
 from harness._runtime.eventlog import EventLog
 
 

@@ -17,7 +17,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from mutants import Mutant
+from helpers.mutant import Mutant
 
 from harness import Endpoint, Unsupported, Verdict, _capture, _packets, load_implementation
 from harness._execution.discovery import discover, select_cases

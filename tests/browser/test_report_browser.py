@@ -9,7 +9,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from test_reports import MUTANT, write_sample
+from helpers.reports import MUTANT, write_sample
 
 CHROMIUM = Path("/usr/bin/chromium")
 TIMEOUT = 90.0

@@ -23,9 +23,9 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from conftest import CliRun
+from helpers.cli import CliRun
 
-from harness import _history
+from harness._control import history as _history
 from harness._control.agents import WORKER_FLOOR
 from harness._control.expectations import Expectation, load_expectations
 

@@ -1,7 +1,7 @@
 """Drop-in proof: CPython's own regression suites pass with ``servers`` as ``socketserver``.
 
 Each suite runs in a subprocess of the matching CPython interpreter with
-``PYTHONPATH=tests/shim:<repo root>``, through ``tests/shim/run_cpython_suite.py``.
+``PYTHONPATH=tests/cpython/shim:<repo root>``, through ``tests/cpython/shim/run_cpython_suite.py``.
 That wrapper first checks, in the very process that then runs the suite, that
 ``import socketserver`` yields this repository's ``servers`` package (and that
 ``http.server``/``xmlrpc.server`` see it too), then hands over to CPython's
@@ -29,8 +29,8 @@ import pytest
 
 import servers
 
-REPO = Path(__file__).resolve().parents[1]
-SHIM_DIR = REPO / "tests" / "shim"
+REPO = Path(__file__).resolve().parents[2]
+SHIM_DIR = Path(__file__).resolve().parent / "shim"
 RUNNER = SHIM_DIR / "run_cpython_suite.py"
 SERVERS_INIT = (REPO / "servers" / "__init__.py").resolve()
 

@@ -6,7 +6,8 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-from conftest import ROOT, CliRun
+from helpers import ROOT
+from helpers.cli import CliRun
 
 GUIDE = ROOT / "docs" / "writing-scenarios.md"
 CATALOGUE = ROOT / "docs" / "catalogue.md"

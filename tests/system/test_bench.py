@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import ROOT
 
 from harness._bench.command import SECTIONS, parse_options, plot
 from harness._bench.echo import Row, all_rows
@@ -25,8 +26,6 @@ from harness._bench.fuzz import _steps, find_number
 from harness._bench.plot import Panel, render
 from harness._bench.stats import interleaved, paired_ratio, worst
 from harness._runtime.swarm import percentile
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def run_bench(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], Path]:

@@ -5,7 +5,7 @@ Each ``old`` occurs exactly once in the socketserver.py of CPython 3.10 to 3.13.
 
 from __future__ import annotations
 
-from mutants import Mutant
+from helpers.mutant import Mutant
 
 MUTANTS: tuple[Mutant, ...] = (
     # --- timeouts -----------------------------------------------------------

@@ -6,37 +6,16 @@ loaded with ``--impl PATH``.  ``MUTANTS`` is the project's measure of the
 harness's power: every mutant must be caught by the case named in ``caught_by``.
 Mutation at test time keeps CPython's text out of the repository.
 
-The table is the union of ``MUTANTS`` here and in every ``tests/mutants_*.py``
+The table is the union of ``MUTANTS`` here and in every module of this package
 (one per behaviour family), so adding a mutant touches one family file only.
 """
 
 from __future__ import annotations
 
 import importlib
-import socketserver
-from dataclasses import dataclass
 from pathlib import Path
 
-
-@dataclass(frozen=True)
-class Mutant:
-    """One bug: replace ``old`` by ``new`` (exactly once) in socketserver.py."""
-
-    name: str
-    old: str
-    new: str
-    caught_by: str  # a --select glob of the case that must catch it
-    verdict: str = "fail"  # the verdict that case must give
-
-    def write(self, directory: Path) -> Path:
-        """Write the mutated module into ``directory`` and return its path."""
-        source = Path(socketserver.__file__).read_text()
-        if source.count(self.old) != 1:
-            raise LookupError(f"mutant {self.name!r}: pattern found {source.count(self.old)} times")
-        path = directory / f"mutant_{self.name}.py"
-        path.write_text(source.replace(self.old, self.new))
-        return path
-
+from helpers.mutant import Mutant
 
 CORE: tuple[Mutant, ...] = (
     Mutant(
@@ -74,8 +53,8 @@ CORE: tuple[Mutant, ...] = (
 
 def _family_tables() -> tuple[Mutant, ...]:
     found: list[Mutant] = []
-    for path in sorted(Path(__file__).parent.glob("mutants_*.py")):
-        found.extend(importlib.import_module(path.stem).MUTANTS)
+    for path in sorted(Path(__file__).parent.glob("[a-z]*.py")):
+        found.extend(importlib.import_module(f"{__name__}.{path.stem}").MUTANTS)
     return tuple(found)
 
 

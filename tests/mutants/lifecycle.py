@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mutants import Mutant
+from helpers.mutant import Mutant
 
 MUTANTS: tuple[Mutant, ...] = (
     Mutant(

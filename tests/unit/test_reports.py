@@ -7,192 +7,32 @@ import json
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
 from html.parser import HTMLParser
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from conftest import CliRun
+from helpers.cli import CliRun
+from helpers.reports import (
+    EXPECTED,
+    MUTANT,
+    OBSERVED,
+    TRANSCRIPT,
+    failing_evidence,
+    sample_case,
+    sample_document,
+    sample_results,
+    write_sample,
+)
 
-from harness import _reports
 from harness._cli.progress import LineProgress, LiveProgress, make_progress
-from harness._model.records import CaseResult, Finding, Strictness, Verdict
+from harness._model.records import Verdict
+from harness._report import write as _reports
 from harness._report.html import diff_tokens
-from harness._report.model import build_view, write_reports
-from harness._report.results import RunInfo, to_document
+from harness._report.model import build_view
 from harness._report.svg import timeline_svg
-
-MUTANT = "/tmp/x/mutant_finish_skipped.py"
-EXPECTED = "setup → handle → finish → close_request"
-OBSERVED = "setup → handle → close_request"
-TRANSCRIPT = "conn#1 setup → handle raised InjectedError → finish MISSING → close_request"
-
-
-def _case(
-    impl: str,
-    case_id: str,
-    verdict: Verdict,
-    strictness: Strictness = Strictness.MUST,
-    **kw: Any,
-) -> CaseResult:
-    return CaseResult(case_id, case_id.split("[")[0], impl, verdict, strictness, 0.25, seed=7, **kw)
-
-
-def _failing_evidence() -> dict[str, Any]:
-    t = 100.0
-    events = [
-        {
-            "seq": n,
-            "name": name,
-            "phase": phase,
-            "conn": 1,
-            "t": t + n / 1000,
-            "pid": 10,
-            "thread_id": 1,
-            "thread_name": "worker-1",
-            "daemon": True,
-            "server": 1,
-            "exc_type": "InjectedError" if phase == "raise" else None,
-            "exc": "Traceback...\nInjectedError: boom" if phase == "raise" else None,
-            "detail": {},
-        }
-        for n, (name, phase) in enumerate(
-            [
-                ("get_request", "return"),
-                ("setup", "call"),
-                ("setup", "return"),
-                ("handle", "call"),
-                ("handle", "raise"),
-                ("close_request", "call"),
-            ]
-        )
-    ]
-    return {
-        "base_seed": 3,
-        "events": len(events),
-        "timeline": [
-            {
-                "conn": 1,
-                "pid": 10,
-                "thread": "worker-1",
-                "start": 0.001,
-                "end": 0.004,
-                "raised": "InjectedError",
-            },
-            {
-                "conn": 2,
-                "pid": 10,
-                "thread": "worker-2",
-                "start": 0.002,
-                "end": 0.009,
-                "raised": None,
-            },
-        ],
-        "event_log": events,
-        "wire": [
-            {
-                "client": 0,
-                "local": ["127.0.0.1", 5000],
-                "ops": ["Send", "RecvAll"],
-                "sent": {"len": 5, "head": b"hello".hex()},
-                "received": {"len": 0, "head": ""},
-                "ok": False,
-                "error": "ConnectionResetError: reset",
-                "start": 0.0,
-                "end": 0.01,
-            },
-        ],
-        "output": "Traceback (most recent call last):\nInjectedError: boom\x00\x1b[0m",
-        "pcap": "captures/case1.pcap",
-        "mystery_key": {"anything": [1, 2, 3]},
-    }
-
-
-def sample_results() -> list[CaseResult]:
-    """Three implementations, every verdict, one case not run for one implementation."""
-    finding = Finding(
-        "lifecycle.order",
-        "conn#1: hooks out of order",
-        EXPECTED,
-        OBSERVED,
-        1,
-        {"transcript": TRANSCRIPT},
-    )
-    twin = Finding(
-        "lifecycle.order",
-        "conn#2: hooks out of order",
-        EXPECTED,
-        OBSERVED,
-        2,
-        {"transcript": TRANSCRIPT.replace("conn#1", "conn#2")},
-    )
-    echo, order = "echo.basic[tcp]", "lifecycle.order[tcp-sync]"
-    udp, stop = "echo.basic[udp]", "shutdown.prompt[tcp]"
-    return [
-        _case("stdlib", echo, Verdict.PASS, evidence={"timeline": []}),
-        _case("stdlib", udp, Verdict.UNSUPPORTED, reason="no UDP here"),
-        _case("stdlib", order, Verdict.PASS),
-        _case("stdlib", stop, Verdict.XFAIL, reason="known: slow shutdown"),
-        _case(MUTANT, echo, Verdict.PASS),
-        _case(MUTANT, udp, Verdict.XPASS),
-        _case(MUTANT, order, Verdict.FAIL, findings=(finding, twin), evidence=_failing_evidence()),
-        _case(
-            MUTANT,
-            stop,
-            Verdict.HANG,
-            reason="shutdown() did not return within 5s",
-            evidence={"stacks": "Thread 0x1 (most recent call first):\n  File wait"},
-        ),
-        _case(
-            "reference",
-            echo,
-            Verdict.CRASH,
-            reason="worker process killed by SIGSEGV",
-            evidence={"output": "Fatal Python error"},
-        ),
-        _case(
-            "reference",
-            udp,
-            Verdict.FAIL,
-            Strictness.SHOULD,
-            findings=(Finding("echo.bytes", "echo differs", "b'ab'", "b'a'"),),
-        ),
-        _case(
-            "reference",
-            order,
-            Verdict.ERROR,
-            reason="scenario raised KeyError",
-            evidence={"traceback": "KeyError: 'x'"},
-        ),
-    ]
-
-
-def sample_document() -> dict[str, Any]:
-    """A results.json document built from records, as the runner builds it."""
-    started = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
-    info = RunInfo(
-        started,
-        started + timedelta(seconds=3),
-        ("sockspec", "run"),
-        "default",
-        (),
-        3,
-        2,
-        False,
-        2,
-        ({"spec": "stdlib"}, {"spec": MUTANT}, {"spec": "reference"}),
-    )
-    return to_document(info, sample_results())
-
-
-def write_sample(directory: Path, document: Any = None) -> dict[str, Path]:
-    """Write ``document`` (the sample by default) as results.json and every report."""
-    directory.mkdir(parents=True, exist_ok=True)
-    doc = sample_document() if document is None else document
-    (directory / "results.json").write_text(json.dumps(doc))
-    return write_reports(directory, io.StringIO())
+from harness._report.write import write_reports
 
 
 class _Links(HTMLParser):
@@ -245,7 +85,8 @@ def test_summary_has_matrix_and_failures(report: Path) -> None:
 def test_summary_folds_scenarios_without_problems(tmp_path: Path) -> None:
     doc = sample_document()
     doc["results"] += [
-        _case(i, "quiet.one[a]", Verdict.PASS).to_json() for i in ("stdlib", MUTANT, "reference")
+        sample_case(i, "quiet.one[a]", Verdict.PASS).to_json()
+        for i in ("stdlib", MUTANT, "reference")
     ]
     write_sample(tmp_path, doc)
     text = (tmp_path / "summary.md").read_text()
@@ -441,7 +282,7 @@ def test_expected_and_observed_are_diffed_hook_by_hook() -> None:
 
 
 def test_timeline_has_a_lane_per_thread_and_marks_raised() -> None:
-    svg = timeline_svg(_failing_evidence()["timeline"])
+    svg = timeline_svg(failing_evidence()["timeline"])
     assert svg.count('<text x="4"') == 2 and "raised InjectedError" in svg
     assert timeline_svg([]) == "" and timeline_svg("junk") == ""
 
