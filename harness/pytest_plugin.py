@@ -20,10 +20,11 @@ import pytest
 from harness._execution.adhoc import AdhocSession
 from harness._execution.discovery import discover, select_cases
 from harness._execution.execute import execute
+from harness._model.implementation import Implementation
 from harness._model.records import CaseResult, Verdict, replay_command
 from harness._model.scenario import Case
 from harness._model.settings import CaseOptions
-from harness._runtime.loading import Implementation, load_implementation
+from harness._runtime.loading import load_implementation
 from harness._runtime.serverhandle import ServerHandle
 
 

@@ -33,6 +33,7 @@ import argparse
 import inspect
 import sys
 import time
+import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -343,8 +344,6 @@ RUNNERS: dict[str, Callable[[BenchOptions, Out], dict[str, Any]]] = {
 
 
 def _tb(exc: BaseException) -> str:
-    import traceback
-
     return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))[-4000:]
 
 

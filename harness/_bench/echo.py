@@ -37,7 +37,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness._bench.server import BenchServer, ServerConfig
+from harness._bench.server import BenchServer, BenchServerConfig
 from harness._bench.stats import interleaved, median, paired_ratio, per_rep
 from harness._model.errors import Unsupported
 from harness._model.records import Endpoint
@@ -326,9 +326,9 @@ def _start(sides: Sequence[Side], row: Row, tmp: str) -> dict[str, BenchServer]:
     return servers
 
 
-def server_config(side: Side, row: Row, tmp: str) -> ServerConfig:
+def server_config(side: Side, row: Row, tmp: str) -> BenchServerConfig:
     """The benchmark server of ``side`` for ``row``, its Unix sockets under ``tmp``."""
-    return ServerConfig(
+    return BenchServerConfig(
         side.impl,
         row.transport,
         row.kind,

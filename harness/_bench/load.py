@@ -28,7 +28,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from harness._bench.server import GO, GO_SIZE, GO_TIME, BenchServer, ServerConfig
+from harness._bench.server import GO, GO_SIZE, GO_TIME, BenchServer, BenchServerConfig
 from harness._model.records import ClientResult
 from harness._runtime.swarm import (
     DEFAULT_MAX_CONNECTING,
@@ -39,7 +39,7 @@ from harness._runtime.swarm import (
     ShutdownWrite,
     percentile,
     run_swarm,
-    summarise,
+    swarm_stats,
 )
 
 PAYLOAD = 64
@@ -66,7 +66,7 @@ def run_load(
 ) -> dict[str, Any]:
     """Hold ``clients`` connections at once against a threading server; figures as a dict."""
     with tempfile.TemporaryDirectory(prefix="sockspec-load-") as tmp:
-        config = ServerConfig(
+        config = BenchServerConfig(
             impl,
             transport,
             "threading",
@@ -108,7 +108,7 @@ def _figures(
     driver_cpu: float,
     server_cpu: float,
 ) -> dict[str, Any]:
-    stats = summarise(results)
+    stats = swarm_stats(results)
     trips, wrong = [], 0
     for result, payload in zip(results, payloads, strict=True):
         if not result.ok:

@@ -32,6 +32,7 @@ import contextlib
 import cProfile
 import json
 import os
+import pstats
 import selectors
 import socket
 import struct
@@ -66,7 +67,7 @@ STARTUP_TIMEOUT = 30.0
 
 
 @dataclass(frozen=True)
-class ServerConfig:
+class BenchServerConfig:
     """What the child process serves (crosses the process boundary as JSON)."""
 
     impl: str
@@ -206,8 +207,6 @@ class _Profiles:
         profile.enable()
 
     def dump(self, path: str) -> None:
-        import pstats
-
         threading.setprofile(None)
         with self.lock:
             profiles = list(self.profiles)
@@ -219,7 +218,7 @@ class _Profiles:
         stats.dump_stats(path)
 
 
-def serve(config: ServerConfig) -> None:
+def serve(config: BenchServerConfig) -> None:
     """Serve ``config`` until stdin closes (the child's whole life)."""
     raise_open_files_limit(1 << 20)
     if config.stack_size:
@@ -280,7 +279,7 @@ def endpoint_of(transport: str, address: Any) -> Endpoint:
 class BenchServer:
     """A running server child: its endpoint, its CPU time, its stats; a context manager."""
 
-    def __init__(self, config: ServerConfig) -> None:
+    def __init__(self, config: BenchServerConfig) -> None:
         self.config = config
         self._buffer = b""
         self.proc = subprocess.Popen(
@@ -396,7 +395,7 @@ def child_env() -> dict[str, str]:
 def main(argv: list[str]) -> int:
     """The child's entry point: serve the JSON config in ``argv[0]``."""
     try:
-        serve(ServerConfig(**json.loads(argv[0])))
+        serve(BenchServerConfig(**json.loads(argv[0])))
     except Exception as exc:
         # The parent reads this instead of the hello line and reports it.
         print(json.dumps({"error": f"{type(exc).__name__}: {exc}"}), flush=True)

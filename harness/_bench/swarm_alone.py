@@ -32,7 +32,7 @@ from harness._runtime.swarm import (
     DEFAULT_MAX_CONNECTING,
     echo_script,
     run_swarm,
-    summarise,
+    swarm_stats,
 )
 
 SOCKET_TIMEOUT = 60.0
@@ -140,7 +140,7 @@ def bench(
                 server.kill()
                 server.wait()
 
-    stats = summarise(results)
+    stats = swarm_stats(results)
     wrong = sum(1 for r, p in zip(results, payloads, strict=True) if r.ok and r.received != p)
     errors = ", ".join(f"{name} x{count}" for name, count in stats.error_types) or "none"
     print(

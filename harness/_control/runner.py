@@ -26,11 +26,12 @@ from harness._control.supervisor import Worker
 from harness._execution.discovery import discover, select_cases
 from harness._execution.execute import case_seed, unsupported_reason
 from harness._model.errors import LoadError, UsageError
+from harness._model.implementation import Implementation
 from harness._model.records import CaseResult, Verdict
 from harness._model.scenario import Case
 from harness._model.settings import Settings
 from harness._report.results import RunInfo, append_line, now, write_results
-from harness._runtime.loading import Implementation, load_implementation
+from harness._runtime.loading import load_implementation
 from harness._wire.crafted import remove_stale_tables
 
 EXIT_OK, EXIT_FAILED, EXIT_UNUSABLE = 0, 1, 2
@@ -79,7 +80,7 @@ def default_report_dir(base: Path = Path("reports"), prefix: str = "") -> Path:
     return path
 
 
-def plan(settings: Settings) -> tuple[list[Implementation], list[Case]]:
+def plan_run(settings: Settings) -> tuple[list[Implementation], list[Case]]:
     """Load the implementations and select the cases; raises the errors of exit 2."""
     impls = [_load(spec, settings) for spec in settings.impls]
     specs = discover(settings.scenario_dirs)
@@ -107,7 +108,7 @@ def run(
 ) -> RunOutcome:
     """Run every selected case against every implementation and write results.json."""
     started = now()
-    impls, cases = plan(settings)
+    impls, cases = plan_run(settings)
     expectations = load_expectations(settings.expect_files)
     report_dir = settings.report_dir or default_report_dir()
     report_dir.mkdir(parents=True, exist_ok=True)

@@ -13,11 +13,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from harness import checks
+from harness._model.implementation import Implementation
 from harness._model.records import ClientResult, Finding
 from harness._model.scenario import Case, ScenarioSpec, scenario, spec_of
 from harness._runtime.context import Context, bookkeeping
 from harness._runtime.handlers import Behaviour, HandlerSpec
-from harness._runtime.loading import Implementation
 from harness._runtime.serverhandle import ServerHandle
 from harness._runtime.swarm import Script
 

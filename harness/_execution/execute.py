@@ -15,11 +15,13 @@ import tempfile
 import threading
 import time
 import traceback
+import zlib
 from dataclasses import dataclass
 from typing import Any
 
 from harness._execution.postchecks import POST_CHECKS
 from harness._model.errors import Abort, Hang, Unsupported
+from harness._model.implementation import Implementation
 from harness._model.records import CaseResult, Finding, LifecycleEvent, Verdict
 from harness._model.scenario import Case
 from harness._model.settings import CaseOptions
@@ -27,7 +29,6 @@ from harness._model.variants import host_supports
 from harness._runtime.context import Context, bookkeeping
 from harness._runtime.deadline import dump_stacks
 from harness._runtime.eventlog import HARNESS_THREAD_PREFIX, MAX_EVENTS
-from harness._runtime.loading import Implementation
 from harness._runtime.resources import leak_findings, reap_and_kill, settle, take_snapshot
 from harness._runtime.wirelog import timeline
 from harness._wire.capture import CaseCapture, case_slug
@@ -46,8 +47,6 @@ class CaseOutcome:
 
 def case_seed(base_seed: int, case_id: str) -> int:
     """A per-case seed: stable across runs and independent of case order."""
-    import zlib
-
     return (base_seed * 1_000_003 + zlib.crc32(case_id.encode())) & 0xFFFFFFFF
 
 

@@ -33,7 +33,7 @@ from harness._runtime.eventlog import HARNESS_THREAD_PREFIX
 from harness._runtime.resources import leak_findings, reap_and_kill, settle, take_snapshot
 
 if TYPE_CHECKING:
-    from harness._runtime.loading import Implementation
+    from harness._model.implementation import Implementation
 
 #: How long an example's leftovers may take to wind down before they are leaks.
 EXAMPLE_LEAK_GRACE = 2.0

@@ -30,7 +30,7 @@ from harness._runtime.serverhandle import ServerHandle
 
 
 @dataclass(frozen=True)
-class ServerConfig:
+class FuzzServerConfig:
     """A fuzzed server's settings, drawn once per example."""
 
     handler: HandlerModel
@@ -71,13 +71,13 @@ HANDLER_VARIANTS: tuple[HandlerModel, ...] = tuple(
 )
 
 
-def server_configs(stream: bool) -> st.SearchStrategy[ServerConfig]:
+def server_configs(stream: bool) -> st.SearchStrategy[FuzzServerConfig]:
     """Server settings for a stream or datagram transport."""
     handlers = (
         HANDLER_VARIANTS if stream else tuple(h for h in HANDLER_VARIANTS if h.timeout == 0.05)
     )
     return st.builds(
-        ServerConfig,
+        FuzzServerConfig,
         handler=st.sampled_from(handlers),
         timeout=st.sampled_from((0.01, 0.03, None)),
         poll=st.sampled_from((0.005, 0.02)),
@@ -93,7 +93,7 @@ class ServerMachine(RuleBasedStateMachine):
         super().__init__()
         self.ex = run.example()
         self.ctx = self.ex.ctx
-        self.config = ServerConfig(HandlerModel("echo"), None, 0.05)
+        self.config = FuzzServerConfig(HandlerModel("echo"), None, 0.05)
         self.srv: ServerHandle | None = None
         self.serving = False
         self.serves = 0  # serve_forever() calls on the current server
@@ -132,7 +132,7 @@ class ServerMachine(RuleBasedStateMachine):
         sid = self.server.server._sockspec_server_id
         return sum(1 for e in self.ctx.events(name) if e.phase == phase and e.server == sid)
 
-    def begin(self, config: ServerConfig) -> None:
+    def begin(self, config: FuzzServerConfig) -> None:
         """Create the first server (the subclasses' ``initialize`` step)."""
         self.config = config
         with self.ex.step(f"start({self.ctx.server_class().__name__}: {config})") as notes:

@@ -62,7 +62,7 @@ class Implementation:
 
     def get(self, name: str) -> type:
         """Return the class ``name`` of the implementation (features say if it exists)."""
-        value = getattr(self.module, name)
+        value: type = getattr(self.module, name)
         return value
 
     def missing(self, features: tuple[str, ...] | frozenset[str]) -> list[str]:

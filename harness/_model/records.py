@@ -9,6 +9,8 @@ import graph.
 from __future__ import annotations
 
 import enum
+import shlex
+import socket
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -50,8 +52,6 @@ class Endpoint:
     @property
     def is_stream(self) -> bool:
         """True for SOCK_STREAM transports."""
-        import socket
-
         return self.socktype == socket.SOCK_STREAM
 
 
@@ -138,8 +138,6 @@ def replay_command(result: CaseResult) -> str:
     recorded = result.evidence.get("replay")
     if isinstance(recorded, str):
         return recorded
-    import shlex
-
     base = result.evidence.get("base_seed", 0)
     return (
         f"python -m harness run --impl {shlex.quote(result.impl)} "

@@ -57,7 +57,7 @@ class RunInfo:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def summarise(results: Iterable[CaseResult]) -> dict[str, dict[str, int]]:
+def verdict_counts(results: Iterable[CaseResult]) -> dict[str, dict[str, int]]:
     """Verdict counts per implementation."""
     counts: dict[str, Counter[str]] = {}
     for result in results:
@@ -88,7 +88,7 @@ def to_document(info: RunInfo, results: Sequence[CaseResult]) -> dict[str, Any]:
             **info.extra,
         },
         "implementations": list(info.implementations),
-        "summary": summarise(results),
+        "summary": verdict_counts(results),
         "results": [r.to_json() for r in results],
     }
 

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 from harness._model.compat import random_bytes
 from harness._model.errors import Abort, Unsupported
+from harness._model.implementation import Implementation
 from harness._model.records import ClientResult, Finding, LifecycleEvent
 from harness._model.scenario import Case
 from harness._model.settings import CaseOptions
@@ -31,7 +32,6 @@ from harness._runtime.deadline import call_with_deadline
 from harness._runtime.eventlog import EventLog
 from harness._runtime.handlers import Behaviour, HandlerSpec, build_handler
 from harness._runtime.instrument import instrument_handler, instrument_server
-from harness._runtime.loading import Implementation
 from harness._runtime.serverhandle import ServerHandle
 from harness._runtime.swarm import Script, run_swarm
 from harness._runtime.wirelog import wire_entries

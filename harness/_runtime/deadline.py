@@ -51,4 +51,5 @@ def call_with_deadline(fn: Callable[[], T], timeout: float, what: str) -> T:
     thread.join(timeout)
     if "error" in box:
         raise box["error"]
-    return box["result"]
+    result: T = box["result"]
+    return result

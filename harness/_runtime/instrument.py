@@ -107,7 +107,8 @@ def _lookup(server: Any, request: Any) -> int | None:
         return None
     key = id(request)
     entry = table.get(key)
-    return state["_sockspec_closed"].get(key) if entry is None else entry[0]
+    closed: int | None = state["_sockspec_closed"].get(key) if entry is None else entry[0]
+    return closed
 
 
 def _retire(server: Any, request: Any) -> None:

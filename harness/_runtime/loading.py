@@ -38,7 +38,7 @@ def load_implementation(spec: str) -> Implementation:
 
 def _import_spec(spec: str) -> ModuleType:
     if spec == "stdlib":
-        import socketserver
+        import socketserver  # on demand: a +gevent worker patches before it is imported
 
         return socketserver
     if spec == "reference":

@@ -64,7 +64,7 @@ __all__ = [
     "SwarmStats",
     "echo_script",
     "run_swarm",
-    "summarise",
+    "swarm_stats",
 ]
 
 
@@ -633,7 +633,7 @@ def percentile(values: Sequence[float], p: float) -> float | None:
     return ordered[rank - 1]
 
 
-def summarise(results: Sequence[ClientResult]) -> SwarmStats:
+def swarm_stats(results: Sequence[ClientResult]) -> SwarmStats:
     """Summarise a swarm: ok/error counts, error types, connect and duration percentiles."""
     connects = [r.connect_time for r in results if r.connect_time is not None]
     durations = [r.duration for r in results]

@@ -11,7 +11,7 @@ packets says so (``maybe_dropped``) instead of pretending to be complete.
 On ``lo`` every packet passes the tap twice (going out and coming in); the
 outgoing copy is skipped, as libpcap does.  Frames are kept as bytes and
 parsed with ``struct`` into ``Segment`` records (scapy's dissector is too slow
-to run in the capture path); ``summarise`` turns them into the per-connection
+to run in the capture path); ``connection_summary`` turns them into the per-connection
 view (handshake, who closed first, FIN or RST).
 
 ``CaseCapture`` is the ``--capture`` plumbing: one capture per case, widened to
@@ -48,8 +48,8 @@ __all__ = [
     "CaseCapture",
     "Segment",
     "capture_servers",
+    "connection_summary",
     "port_filter",
-    "summarise",
 ]
 
 SOL_PACKET = 263
@@ -217,8 +217,10 @@ class Capture:
         return None if self.kernel_drops is None else self.kernel_drops > 0
 
     def summary(self, server_ports: Iterable[int] | None = None) -> dict[str, Any]:
-        """The wire summary (see ``summarise``) plus the capture's reliability."""
-        out = summarise(self.segments(), self.ports if server_ports is None else server_ports)
+        """The wire summary (see ``connection_summary``) plus the capture's reliability."""
+        out = connection_summary(
+            self.segments(), self.ports if server_ports is None else server_ports
+        )
         out["kernel_drops"] = self.kernel_drops
         out["maybe_dropped"] = self.maybe_dropped
         notes = list(self.notes)
@@ -402,7 +404,7 @@ def _orient(seg: Segment, ports: set[int]) -> tuple[tuple[str, int], tuple[str, 
     return src, dst, "client"
 
 
-def summarise(segments: Sequence[Segment], server_ports: Iterable[int]) -> dict[str, Any]:
+def connection_summary(segments: Sequence[Segment], server_ports: Iterable[int]) -> dict[str, Any]:
     """Per-connection view of captured ``segments`` whose server listens on ``server_ports``.
 
     For TCP: the handshake seen (``complete`` or which steps), who sent the

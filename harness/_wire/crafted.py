@@ -25,7 +25,7 @@ import socket
 import struct
 import subprocess
 import sys
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -171,10 +171,12 @@ def fragments(datagram: Any, size: int, ident: int = 1) -> list[Any]:
     from scapy.layers.inet6 import IPv6, IPv6ExtHdrFragment, fragment6
 
     if IP in datagram:
-        return list(fragment(datagram, fragsize=size))
+        split: Callable[..., Any] = fragment  # scapy has no annotations
+        return list(split(datagram, fragsize=size))
     ip6 = datagram[IPv6]
     packet = IPv6(src=ip6.src, dst=ip6.dst) / IPv6ExtHdrFragment(id=ident) / ip6.payload
-    return list(fragment6(packet, size + 48))  # fragment6 counts the IPv6+fragment headers
+    split6: Callable[..., Any] = fragment6
+    return list(split6(packet, size + 48))  # fragment6 counts the IPv6+fragment headers
 
 
 # --- reading packets ----------------------------------------------------------------

@@ -139,7 +139,7 @@ def test_ctrl_c_writes_partial_results(tmp_path: Path) -> None:
     import sys
     import time
 
-    from conftest import ROOT
+    from helpers import ROOT
 
     report = tmp_path / "report"
     proc = subprocess.Popen(

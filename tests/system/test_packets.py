@@ -19,12 +19,14 @@ from typing import Any
 import pytest
 from helpers.mutant import Mutant
 
-from harness import Endpoint, Unsupported, Verdict, _capture, _packets, load_implementation
+from harness import Endpoint, Unsupported, Verdict, load_implementation
 from harness._execution.discovery import discover, select_cases
 from harness._execution.execute import execute
 from harness._model.scenario import Case
 from harness._model.settings import CaseOptions
-from harness._wire.capture import CaseCapture, summarise
+from harness._wire import capture as _capture
+from harness._wire import crafted as _packets
+from harness._wire.capture import CaseCapture, connection_summary
 from harness._wire.crafted import (
     RawSender,
     Segment,
@@ -109,7 +111,7 @@ def test_summary_tells_handshake_who_closed_first_and_how() -> None:
         _segment(c, s, "R"),
         _segment("127.0.0.1:40001", s, "S"),
     ]
-    summary = summarise(segments, [80])
+    summary = connection_summary(segments, [80])
     first, second = summary["connections"]
     assert first["handshake"] == "complete" and first["first_close"] == "server"
     assert (first["client_close"], first["server_close"]) == ("RST", "FIN")
@@ -139,7 +141,7 @@ def test_rst_after_both_fins_are_acked_is_not_a_close(client_isn: int) -> None:
         _segment(c, s, "A", seq=(ci + 404) % m, ack=si + 404),
         _segment(s, c, "R", seq=si + 404),
     ]
-    summary = summarise(segments, [41277])
+    summary = connection_summary(segments, [41277])
     (conn,) = summary["connections"]
     assert (conn["client_close"], conn["server_close"]) == ("FIN", "FIN")
     assert conn["after_close"] == "RST"
@@ -157,7 +159,7 @@ def test_rst_before_the_last_fin_is_acked_is_a_close() -> None:
         _segment(c, s, "A", seq=105, ack=11),
         _segment(s, c, "R", seq=11),  # close(): the unread data resets the connection
     ]
-    (conn,) = summarise(segments, [80])["connections"]
+    (conn,) = connection_summary(segments, [80])["connections"]
     assert (conn["server_close"], conn["after_close"]) == ("FIN+RST", "none")
 
 

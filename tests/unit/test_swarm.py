@@ -37,7 +37,7 @@ from harness._runtime.swarm import (
     ShutdownWrite,
     echo_script,
     run_swarm,
-    summarise,
+    swarm_stats,
 )
 
 T = 5.0
@@ -521,7 +521,7 @@ def test_summarise() -> None:
         ClientResult(201, ok=False, error="x", error_type="ConnectionResetError", finished=2.0),
         ClientResult(202, ok=False, error="y", error_type="TimeoutError", finished=3.0),
     ]
-    stats = summarise(results)
+    stats = swarm_stats(results)
     assert (stats.clients, stats.ok, stats.errors) == (103, 100, 3)
     assert stats.error_types == (("ConnectionResetError", 1), ("TimeoutError", 2))
     assert stats.connect_p50 == pytest.approx(0.50)
@@ -534,7 +534,7 @@ def test_summarise() -> None:
 
 
 def test_summarise_empty() -> None:
-    stats = summarise([])
+    stats = swarm_stats([])
     assert stats.clients == 0 and stats.connect_p50 is None and stats.duration_p99 is None
 
 
