@@ -1,6 +1,6 @@
 """Detection power: every deliberately broken implementation is caught by its named case.
 
-This is the project's own measure of the harness's power (see ``mutants.py``).
+This is the project's own measure of the harness's power (see ``tests/mutants/``).
 Each mutant runs through the real CLI, supervised, so hangs and crashes are
 judged exactly as in a user's run.
 """
