@@ -16,6 +16,15 @@ PROFILES: tuple[str, ...] = ("smoke", "default", "full", "stress")
 
 DEFAULT_IMPLS: tuple[str, ...] = ("stdlib", "reference")
 
+#: ``SOCKSPEC_RAW_PACKETS=off`` makes the host probe report raw packets unavailable, so the
+#: harness and its tests can be tried as on a host without raw sockets (workers inherit it).
+RAW_PACKETS_ENV = "SOCKSPEC_RAW_PACKETS"
+
+
+def raw_packets_switched_off() -> bool:
+    """True when ``SOCKSPEC_RAW_PACKETS`` switches raw packets off (``off``, ``0``, ``no``)."""
+    return os.environ.get(RAW_PACKETS_ENV, "").strip().lower() in ("off", "0", "no", "false")
+
 
 def profile_rank(name: str) -> int:
     """Position of a profile in ``PROFILES``; raises UsageError for unknown names."""

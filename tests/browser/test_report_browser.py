@@ -9,6 +9,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from helpers.host import lacks
 from helpers.reports import MUTANT, write_sample
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -18,7 +19,7 @@ pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(
         not CHROMIUM.exists(),
-        reason="needs Debian's chromium at /usr/bin/chromium (apt-get install -y chromium)",
+        reason=lacks("chromium", "no Debian chromium at /usr/bin/chromium (apt-get install it)"),
     ),
 ]
 
