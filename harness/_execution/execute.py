@@ -30,7 +30,7 @@ from harness._model.implementation import Implementation
 from harness._model.records import CaseResult, Finding, LifecycleEvent, Verdict
 from harness._model.scenario import Case
 from harness._model.settings import CaseOptions
-from harness._model.variants import host_supports
+from harness._model.variants import TRANSPORTS, host_supports, server_class_name
 from harness._runtime.context import Context, bookkeeping
 from harness._runtime.deadline import dump_stacks
 from harness._runtime.eventlog import HARNESS_THREAD_PREFIX, MAX_EVENTS
@@ -91,7 +91,17 @@ def unsupported_reason(impl: Implementation, case: Case) -> str:
     missing = impl.missing(case.spec.requires)
     if missing:
         return f"implementation {impl.spec!r} lacks {', '.join(missing)}"
-    return host_supports(case.transport, case.kind) or ""
+    return host_supports(case.transport, case.kind) or family_missing(impl, case)
+
+
+def family_missing(impl: Implementation, case: Case) -> str:
+    """Why a partial implementation cannot serve the case's variant (no such class), or ""."""
+    transport = TRANSPORTS[case.transport]
+    for name in (transport.base + "Server", server_class_name(case.transport, case.kind),
+                 transport.handler_base):  # fmt: skip
+        if name not in impl.features:
+            return f"implementation {impl.spec!r} lacks {name} (no {case.transport} {case.kind})"
+    return ""
 
 
 def _run_and_check(
