@@ -86,8 +86,7 @@ def lifecycle(ctx: Context, kind: str | None = None) -> bool:
             ok = False
             ctx.fail(
                 "lifecycle.process",
-                f"conn#{conn}: one request's hooks ran in more than one process in a {kind} "
-                "server",
+                f"conn#{conn}: one request's hooks ran in more than one process in a {kind} server",
                 expected=f"every hook in pid {owner}, which accepted it",
                 observed=", ".join(sorted({str(e.pid) for e in steps if e.pid != owner})),
                 conn=conn,
@@ -97,9 +96,7 @@ def lifecycle(ctx: Context, kind: str | None = None) -> bool:
 
 def home_pid(events: Sequence[LifecycleEvent], default: int) -> int:
     """The pid that accepted a request (``get_request`` returned its connection there)."""
-    return next(
-        (e.pid for e in events if e.name == "get_request" and e.phase == "return"), default
-    )
+    return next((e.pid for e in events if e.name == "get_request" and e.phase == "return"), default)
 
 
 def errors_handled(ctx: Context) -> bool:

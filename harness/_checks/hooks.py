@@ -78,8 +78,10 @@ def hooks_effective(ctx: Context, kind: str | None = None) -> bool:
 
 
 def _left_open(event: LifecycleEvent) -> bool:
-    return event.name == "close_request" and event.phase == "return" and bool(
-        event.detail.get("fd_open")
+    return (
+        event.name == "close_request"
+        and event.phase == "return"
+        and bool(event.detail.get("fd_open"))
     )
 
 

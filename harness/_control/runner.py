@@ -30,6 +30,7 @@ from harness._model.implementation import Implementation
 from harness._model.records import CaseResult, Verdict
 from harness._model.scenario import Case
 from harness._model.settings import Settings
+from harness._model.variants import judged_families
 from harness._report.results import RunInfo, append_line, now, write_results
 from harness._runtime.loading import load_implementation
 from harness._wire.crafted import remove_stale_tables
@@ -115,6 +116,7 @@ def run(
     work: list[tuple[Implementation, Case]] = [(i, c) for i in impls for c in cases]
     if progress:
         progress.start(len(work))
+        _note_families(progress, impls)
     results: list[CaseResult] = []
     lock = threading.Lock()
 
@@ -123,7 +125,8 @@ def run(
             results.append(result)
             append_line(report_dir, result)
         if progress:
-            progress.case_done(result)
+            # Shown as it will be judged: an expected failure is an xfail already.
+            progress.case_done(apply_expectations([result], expectations)[0])
 
     partial = False
     try:
@@ -160,6 +163,14 @@ def run(
     # A worker killed on a hang skips its atexit cleanup: sweep firewall tables it left.
     remove_stale_tables()
     return RunOutcome(tuple(results), report_dir, status, partial)
+
+
+def _note_families(progress: Progress, impls: Sequence[Implementation]) -> None:
+    """Say in one line per implementation which transport families are judged."""
+    note = getattr(progress, "note", None)  # optional: recording progresses may lack it
+    if note is not None:
+        for impl in impls:
+            note(judged_families(impl))
 
 
 class _Pool:

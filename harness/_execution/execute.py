@@ -370,8 +370,10 @@ def _module_paths(module: types.ModuleType | None) -> tuple[str, ...]:
 def _is_stdlib(path: str) -> bool:
     """True for a path in the Python installation's own library (not an installed package)."""
     parts = path.split(os.sep)
-    return path.startswith(_STDLIB_DIRS) and "site-packages" not in parts and (
-        "dist-packages" not in parts
+    return (
+        path.startswith(_STDLIB_DIRS)
+        and "site-packages" not in parts
+        and ("dist-packages" not in parts)
     )
 
 

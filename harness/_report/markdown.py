@@ -135,7 +135,9 @@ def _failures(view: ReportView) -> list[str]:
     rest = entries[MAX_ENTRIES:]
     if rest:
         lines.append(f"… and {len(rest)} more distinct failure(s):")
-        lines += [f"- {_code(e[0].impl)} {_code(e[0].id)} {e[0].verdict}" for e in rest[:100]]
+        lines += [
+            f"- {_code(e[0].impl)} {_code(e[0].id)} {e[0].verdict}{_why(e[0])}" for e in rest[:100]
+        ]
     return lines
 
 
@@ -167,6 +169,11 @@ def _entry(cases: list[CaseView]) -> list[str]:
     if first.replay:
         lines.append(f"- replay: {_code(first.replay)}")
     return lines
+
+
+def _why(case: CaseView) -> str:
+    """`` — reason`` (an error's cause, which is all it has), or nothing."""
+    return f" — {_plain(case.reason)}" if case.reason else ""
 
 
 def _code(text: str) -> str:

@@ -115,7 +115,8 @@ def _lookup(server: Any, request: Any) -> int | None:
     key = id(request)
     entry = table.get(key)
     if entry is not None and entry[1]() is request:
-        return entry[0]  # type: ignore[no-any-return]
+        conn: int = entry[0]
+        return conn
     closed: int | None = state["_sockspec_closed"].get(key)
     return closed
 

@@ -124,7 +124,7 @@ def _eof_after_reply(server_cls: type) -> tuple[bytes, bytes]:
             client.settimeout(2.0)  # EOF comes when the server's last reference goes
             try:
                 after = client.recv(64)
-            except socket.timeout:
+            except TimeoutError:
                 after = b"(no EOF within 2s)"
         thread.join(5.0)
         assert not thread.is_alive()

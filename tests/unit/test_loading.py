@@ -41,7 +41,8 @@ def test_module_missing_classes_is_a_load_error(tmp_path: Path) -> None:
     path = tmp_path / "partial.py"
     path.write_text("class BaseServer: pass\nclass TCPServr: pass\n")
     with pytest.raises(
-        LoadError, match=r"lacks BaseRequestHandler, TCPServer or UDPServer.*did you mean 'TCPServr'"
+        LoadError,
+        match=r"lacks BaseRequestHandler, TCPServer or UDPServer.*did you mean 'TCPServr'",
     ):
         load_implementation(str(path))
 
