@@ -114,7 +114,11 @@ def _run_and_check(
     except Unsupported as exc:
         verdict, reason = Verdict.UNSUPPORTED, exc.reason
     except Hang as exc:
-        verdict, reason, tainted = Verdict.HANG, exc.reason, True
+        verdict, reason, tainted = (
+            Verdict.HANG,
+            exc.reason + green_hint(exc.stacks, ctx.impl.spec),
+            True,
+        )
         evidence["stacks"] = exc.stacks
     except Abort as exc:
         reason = exc.reason
@@ -127,7 +131,10 @@ def _run_and_check(
         evidence.update(capture.finish())
     if teardown_hang is not None:
         if verdict is not Verdict.HANG:
-            verdict, reason = Verdict.HANG, teardown_hang.reason
+            verdict, reason = (
+                Verdict.HANG,
+                teardown_hang.reason + green_hint(teardown_hang.stacks, ctx.impl.spec),
+            )
             evidence["stacks"] = teardown_hang.stacks
         tainted = True
     # Settle first: daemon handler threads and children may still be finishing
@@ -211,6 +218,35 @@ def _post_checks(ctx: Context) -> None:
             ctx.fail(
                 "harness.check_error", f"post-check {name!r} raised {type(exc).__name__}: {exc}"
             )
+
+
+def green_hint(stacks: str, spec: str = "SPEC") -> str:
+    """A hint when a hang sits in a green library's primitives without its monkey-patching.
+
+    eventlet and gevent cannot wake a waiter in another OS thread: a server of
+    ``eventlet.green.SocketServer`` driven from the harness's plain threads
+    hangs in ``shutdown()`` unless the worker is patched (``+eventlet``).
+    """
+    for library, probe in _GREEN_PROBES.items():
+        if f"{os.sep}{library}{os.sep}" in stacks and not probe():
+            return (
+                f" (hint: it waits inside {library} from a plain OS thread; "
+                f"run it as --impl {spec}+{library} to monkey-patch first)"
+            )
+    return ""
+
+
+def _eventlet_patched() -> bool:
+    patcher = sys.modules.get("eventlet.patcher")
+    return bool(patcher is not None and patcher.is_monkey_patched("thread"))
+
+
+def _gevent_patched() -> bool:
+    monkey = sys.modules.get("gevent.monkey")
+    return bool(monkey is not None and monkey.is_module_patched("threading"))
+
+
+_GREEN_PROBES = {"eventlet": _eventlet_patched, "gevent": _gevent_patched}
 
 
 def _observe_design(ctx: Context) -> None:
