@@ -148,9 +148,20 @@ def _retire(server: Any, request: Any) -> None:
 
 
 def still_open(request: Any) -> bool:
-    """True for a stream request whose socket is still open (datagram requests are tuples)."""
+    """True for a stream request whose socket was not closed (datagram requests are tuples).
+
+    ``socket.close()`` with makefile objects still open (a handler whose
+    ``finish`` raised before closing ``rfile``/``wfile``) only drops a reference:
+    the descriptor stays open though the socket was closed, so ``_closed`` (set
+    by ``close()``) or outstanding makefile references (``_io_refs``; eventlet's
+    green socket has no ``_closed``) mean "not left open by close_request".
+    """
+    if not isinstance(request, socket.socket):
+        return False
+    if getattr(request, "_closed", False) or getattr(request, "_io_refs", 0):
+        return False
     try:
-        return isinstance(request, socket.socket) and request.fileno() != -1
+        return request.fileno() != -1
     except OSError:
         return False
 
