@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import sys
 import sysconfig
 import tempfile
@@ -156,6 +157,7 @@ def _run_and_check(
         _post_checks(ctx)
         _loop_stopped(ctx)
         _serve_errors(ctx)
+        _listeners_closed(ctx)
     if "resources" in ctx.case.spec.checks and verdict is not Verdict.CRASH:
         ctx.findings.extend(leak_findings(leaks))
     if leaks.children:
@@ -300,6 +302,26 @@ def _loop_stopped(ctx: Context) -> None:
             expected="no service_actions()/get_request() once shutdown() returns",
             observed=f"{len(late)} call(s) in pid(s) {', '.join(map(str, pids))}",
         )
+
+
+def _listeners_closed(ctx: Context) -> None:
+    """``server_close()`` returned with the listening socket still open: a no-op close.
+
+    Said cause-first, before the descriptor count that shows the same leak.
+    """
+    closed = {e.server for e in ctx.log.events("server_close") if e.phase == "return"}
+    for handle in ctx.servers:
+        sid = getattr(handle.server, "_sockspec_server_id", None)
+        sock = getattr(handle.server, "socket", None)
+        if sid in closed and isinstance(sock, socket.socket) and sock.fileno() != -1:
+            ctx.fail(
+                "hooks.noop",
+                "server_close() returned with the listening socket still open: it does not "
+                "close the server's socket",
+                expected="the server's socket closed when server_close() returns",
+                observed=f"fd {sock.fileno()} still open",
+            )
+            return
 
 
 def _serve_errors(ctx: Context) -> None:
