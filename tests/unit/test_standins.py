@@ -8,6 +8,8 @@ behaviour earns, for the right reason.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from standins import path
 
@@ -69,3 +71,18 @@ def test_refcount_closing_fails_on_the_missing_hook_not_on_a_hang() -> None:
     (missing,) = [f for f in result.findings if f.check == "hooks.missing"]
     assert missing.message.startswith("close_request() never ran for 20 of 20")
     assert "resources.fds" not in _checks(result)  # nothing was kept open by the harness
+
+
+@pytest.mark.filterwarnings("ignore::ResourceWarning")
+def test_a_server_close_that_does_nothing_is_named(tmp_path: Path) -> None:
+    impl = tmp_path / "keeps_listening.py"
+    impl.write_text(
+        "from socketserver import *\n"
+        "import socketserver\n"
+        "class TCPServer(socketserver.TCPServer):\n"
+        "    server_close = socketserver.BaseServer.server_close\n"
+    )
+    result = execute(load_implementation(str(impl)), _case("echo.concurrent[tcp-sync-clients=100]"))
+    assert result.result.verdict is Verdict.FAIL
+    (noop,) = [f for f in result.result.findings if f.check == "hooks.noop"]
+    assert noop.message.startswith("server_close() returned with the listening socket still open")
