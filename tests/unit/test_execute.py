@@ -9,8 +9,9 @@ import pytest
 from mutants import by_name
 
 from harness import Verdict, load_implementation
+from harness._execution.blame import green_hint, judge_exception
 from harness._execution.discovery import discover, select_cases
-from harness._execution.execute import _judge_exception, execute, green_hint
+from harness._execution.execute import execute
 from harness._model.scenario import Case
 from harness._runtime.context import Context
 from harness._runtime.resources import take_snapshot
@@ -96,7 +97,7 @@ def test_a_reply_the_scenario_cannot_parse_is_a_fail_not_an_error() -> None:
     case = _case("echo.concurrent[tcp-sync-clients=100]")
     ctx = Context(load_implementation("stdlib"), case, 0, "/nonexistent")
     try:
-        verdict, reason = _judge_exception(ctx, json.JSONDecodeError("Extra data", "{}{}", 2))
+        verdict, reason = judge_exception(ctx, json.JSONDecodeError("Extra data", "{}{}", 2))
     finally:
         ctx.log.close()
     assert verdict is Verdict.FAIL and "unparsable reply" in reason
