@@ -41,7 +41,7 @@ def main(argv: list[str]) -> int:
     sys.path.insert(0, str(HERE))
     status = 0
     for spec, expect, needs, select in LIBRARIES:
-        missing = _unavailable(needs)
+        missing = unavailable(needs)
         if missing:
             print(f"thirdparty: SKIP {spec}: {missing}", flush=True)
             continue
@@ -59,7 +59,7 @@ def main(argv: list[str]) -> int:
     return status
 
 
-def _unavailable(module: str) -> str:
+def unavailable(module: str) -> str:
     """Why ``module`` cannot be imported (the reason to skip), or ""."""
     try:
         found = importlib.util.find_spec(module)
