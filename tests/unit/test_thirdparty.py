@@ -1,4 +1,4 @@
-"""The thirdparty env's inputs: expectation files that cite their sources, and skips with reasons."""
+"""The thirdparty env's inputs: expectations citing their sources, skips with reasons."""
 
 from __future__ import annotations
 
