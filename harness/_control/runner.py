@@ -153,6 +153,7 @@ def run(
             {
                 "spec": i.spec,
                 "features": sorted(i.features),
+                "judged": judged_families(i),
                 "file": getattr(i.module, "__file__", None),
             }
             for i in impls
