@@ -22,6 +22,7 @@ from harness._control.runner import EXIT_UNUSABLE, run
 from harness._execution.discovery import discover, select_cases
 from harness._model.errors import SockspecError, UsageError
 from harness._model.settings import PROFILES, Settings
+from harness._mutation.command import mutate_main
 from harness._report.compare import compare, load_document, render_comparison
 from harness._report.write import write_reports
 
@@ -87,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_p.add_argument("old", type=Path, help="results.json, report directory or results.jsonl")
     cmp_p.add_argument("new", type=Path)
     sub.add_parser("bench", help="benchmarks (see `sockspec bench --help`)", add_help=False)
+    sub.add_parser("mutate", help="mutation testing (see `sockspec mutate --help`)", add_help=False)
     sub.add_parser("history", help="CPython's socketserver through the versions", add_help=False)
     new_p = sub.add_parser("new", help="write a commented skeleton for a new scenario")
     new_p.add_argument("name", help="scenario id, e.g. mine.echo.twice")
@@ -102,6 +104,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             args_list = history_argv(args_list[1:])
         if args_list[:1] == ["bench"]:
             return bench_main(args_list[1:])
+        if args_list[:1] == ["mutate"]:
+            return mutate_main(args_list[1:])
         args = build_parser().parse_args(args_list)
         if args.command == "run":
             return _run(args, args_list)
