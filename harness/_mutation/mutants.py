@@ -56,8 +56,8 @@ def generate(source: str) -> Iterator[Mutant]:
         count = sum(1 for node in nodes for _ in operator.mutation_positions(node))
         for occurrence in range(count):
             mutated = mutate_code(source, operator, occurrence)
-            if mutated is None or mutated == source:
-                continue
+            if mutated is None or mutated == source or not _compiles(mutated):
+                continue  # no edit, or not Python (``*`` in a signature read as a product)
             line, before, after = _changed_line(source, mutated)
             base = f"{name}|{before}|{after}"
             seen[base] = seen.get(base, 0) + 1
@@ -71,6 +71,14 @@ def generate(source: str) -> Iterator[Mutant]:
                 after=after,
                 source=mutated,
             )
+
+
+def _compiles(source: str) -> bool:
+    try:
+        compile(source, "<mutant>", "exec")
+    except (SyntaxError, ValueError):
+        return False
+    return True
 
 
 def _changed_line(source: str, mutated: str) -> tuple[int, str, str]:

@@ -21,6 +21,9 @@ class Server:
         if n > 1:
             return n + 1
         return 0
+
+    def close(self, *, wait=False):
+        pass
 """
 
 CASES = (
@@ -45,6 +48,8 @@ def test_mutants_have_stable_keys_and_name_the_changed_line() -> None:
     assert first and len({m.key for m in first}) == len(first)
     assert [m.key for m in first] == [m.key for m in again]
     assert all(m.line + 1 == n.line for m, n in zip(first, again, strict=True))
+    for mutant in first:  # a "*" read as a product gives no mutant that is not Python
+        compile(mutant.source, mutant.key, "exec")
     negated = next(m for m in first if m.operator == "core/AddNot" and m.line == 5)
     assert negated.before == "if n > 1:" and negated.after == "if not n > 1:"
 
