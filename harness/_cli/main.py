@@ -3,12 +3,16 @@
 Exit statuses (scripts and CI depend on them):
 0 every ``must`` case passed or was unsupported; 1 a ``must`` case failed,
 hung or crashed; 2 the run could not be made (bad arguments, implementation
-not loadable, scenario import error, internal error, a case that errored).
+not loadable, scenario import error, internal error, a case that errored);
+128 + N a run stopped by signal N (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP), with
+partial results and reports written.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,8 +22,8 @@ from harness._cli.progress import make_progress
 from harness._cli.skeleton import write_skeleton
 from harness._control.catalogue import render_catalogue
 from harness._control.history import history_argv
+from harness._control.probing import probe
 from harness._control.runner import EXIT_UNUSABLE, run
-from harness._execution.discovery import discover, select_cases
 from harness._model.errors import SockspecError, UsageError
 from harness._model.settings import PROFILES, Settings
 from harness._mutation.command import mutate_main
@@ -30,6 +34,17 @@ from harness._report.write import write_reports
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         raise UsageError(f"{self.prog}: {message}")
+
+
+def _seconds(text: str) -> float:
+    """A finite number of seconds above zero (``--fuzz-budget``)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number above 0")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -73,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run_p.add_argument(
         "--fuzz-budget",
-        type=float,
+        type=_seconds,
         default=None,
         metavar="SECONDS",
         help="time budget of each fuzz case (default: by profile)",
@@ -118,8 +133,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"sockspec: error: {exc}", file=sys.stderr)
         return EXIT_UNUSABLE
     except KeyboardInterrupt:
-        print("sockspec: interrupted", file=sys.stderr)
+        _say("sockspec: interrupted")
         return EXIT_UNUSABLE
+    except BrokenPipeError:
+        _quiet_stdout()
+        return EXIT_UNUSABLE
+
+
+def _say(line: str) -> None:
+    """A line on stderr, if stderr can still take it."""
+    try:
+        print(line, file=sys.stderr, flush=True)
+    except OSError:
+        pass
+
+
+def _quiet_stdout() -> None:
+    """Point a closed stdout at /dev/null so that the exit flush cannot fail too."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
 
 
 def _run(args: argparse.Namespace, argv: list[str]) -> int:
@@ -139,8 +175,13 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     progress = None if args.quiet else make_progress(sys.stderr)
     outcome = run(settings, ["sockspec", *argv], progress)
     write_reports(outcome.report_dir, sys.stderr)
+    if outcome.stopped_by:
+        _say(f"sockspec: run stopped ({outcome.stopped_by}); results are partial")
     if progress is not None:
-        progress.finish(outcome)
+        try:
+            progress.finish(outcome)
+        except OSError:  # the progress stream is gone (a closed pipe): the report stays
+            pass
     return outcome.exit_status
 
 
@@ -151,11 +192,13 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    specs = discover(tuple(args.scenarios))
+    settings = Settings.from_env()  # the load timeout
+    profile = "stress" if args.format == "md" else args.profile
+    plan = probe((), args.scenarios, args.select, profile, settings.load_timeout)
     if args.format == "md":
-        sys.stdout.write(render_catalogue(specs, args.select))
+        sys.stdout.write(render_catalogue(plan.scenarios, plan.cases))
         return 0
-    for case in select_cases(specs, tuple(args.select), args.profile):
+    for case in plan.cases:
         print(case.id)
     return 0
 

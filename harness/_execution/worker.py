@@ -21,6 +21,7 @@ from typing import Any
 
 from harness._execution.discovery import discover, select_cases
 from harness._execution.execute import execute
+from harness._execution.lifeline import tie_to_parent
 from harness._model.errors import SockspecError
 from harness._model.settings import CaseOptions
 from harness._runtime.greenfork import isolate_forked_children
@@ -59,6 +60,8 @@ def main(argv: list[str]) -> int:
     """Serve cases until stdin closes; returns the exit status."""
     config = json.loads(argv[0])
     out = int(config["result_fd"])
+    if "parent" in config:
+        tie_to_parent(int(config["parent"]))
     workdir = Path(config["workdir"])
     stacks = open(workdir / "stacks.txt", "w")  # noqa: SIM115 - lives as long as the process
     faulthandler.register(signal.SIGUSR1, file=stacks, all_threads=True)
