@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
+from harness._report.text import markdown_text, one_line
+
 if TYPE_CHECKING:
     from harness._report.model import CaseView, ReportView
 
@@ -75,7 +77,7 @@ def _run_line(view: ReportView) -> str:
 
 def _matrix(view: ReportView) -> list[str]:
     """Scenarios with a problem (or a case not run) in full; the others folded away."""
-    names = [_cell(i.name) for i in view.impls]
+    names = [_plain(i.name) for i in view.impls]
     head = ["| scenario | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
     totals = [_counts_text(dict(i.counts)) for i in view.impls]
     loud: list[str] = []
@@ -171,7 +173,7 @@ def _entry(cases: list[CaseView]) -> list[str]:
 
 def _code(text: str) -> str:
     """An inline code span that survives any backticks inside ``text``."""
-    text = " ".join(text.split()) or " "
+    text = one_line(text) or " "
     longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
     fence = "`" * (longest + 1)
     pad = " " if text.startswith("`") or text.endswith("`") else ""
@@ -180,13 +182,12 @@ def _code(text: str) -> str:
 
 def _cell(text: str) -> str:
     """Text safe inside a table cell."""
-    return " ".join(text.split()).replace("|", "\\|")
+    return one_line(text).replace("|", "\\|")
 
 
 def _plain(text: str) -> str:
     """One line of prose with Markdown and HTML specials escaped."""
-    flat = " ".join(text.split())
-    return re.sub(r"([\\`*_\[\]<>|~])", r"\\\1", flat)
+    return markdown_text(text)
 
 
 def _seconds(value: Any) -> str:
