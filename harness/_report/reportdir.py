@@ -81,12 +81,12 @@ def point_latest(report_dir: Path) -> None:
 
 def _check_contents(path: Path) -> None:
     try:
-        names = {p.name for p in path.iterdir()}
+        names = [p.name for p in path.iterdir()]
     except OSError as exc:
         raise UsageError(
             f"report directory {str(path)!r} cannot be read: {exc.strerror or exc}"
         ) from None
-    if names and not any(m in names for m in MARKERS):
+    if names and not any((path / m).is_file() for m in MARKERS):
         raise UsageError(
             f"report directory {str(path)!r} is not empty and holds no sockspec report; "
             "give a new or empty --report-dir"
