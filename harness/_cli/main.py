@@ -28,6 +28,7 @@ from harness._model.errors import SockspecError, UsageError
 from harness._model.settings import PROFILES, Settings
 from harness._mutation.command import mutate_main
 from harness._report.compare import compare, load_document, render_comparison
+from harness._report.text import one_line
 from harness._report.write import write_reports
 
 
@@ -130,7 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _compare(args)
         return _new(args)
     except SockspecError as exc:
-        print(f"sockspec: error: {exc}", file=sys.stderr)
+        _say(f"sockspec: error: {one_line(str(exc))}")
         return EXIT_UNUSABLE
     except KeyboardInterrupt:
         _say("sockspec: interrupted")
