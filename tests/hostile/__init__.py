@@ -88,6 +88,17 @@ for _ in range(8):  # bounded: 8 children, each blocking forever
         _f.write(f"{_pid}\\n")
 """
 
+#: Every handler (thread or forked child) writes its pid to $HOSTILE_PIDS and blocks
+#: forever: a case against it hangs, with threads (or children) that never return.
+HANGING_HANDLERS = """
+import os as _os, threading as _threading
+def _hang(self, request, client_address, server):
+    with open(_os.environ["HOSTILE_PIDS"], "a") as _f:
+        _f.write(f"{_os.getpid()}\\n")
+    _threading.Event().wait()
+BaseRequestHandler.__init__ = _hang
+"""
+
 HOSTILE: tuple[Hostile, ...] = (
     Hostile(
         "exit0_at_import",
