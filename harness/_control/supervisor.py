@@ -58,16 +58,17 @@ class Worker:
             "workdir": str(self.workdir),
             "parent": os.getpid(),
         }
-        self.proc = subprocess.Popen(
-            [*command, json.dumps(config)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-            stderr=open(self.workdir / "worker.err", "wb"),  # noqa: SIM115 - owned by the child
-            pass_fds=(write_fd,),
-            start_new_session=True,
-            cwd=os.getcwd(),
-            env=worker_env(TMPDIR=str(self.workdir / "tmp")),
-        )
+        with open(self.workdir / "worker.err", "wb") as err:  # the child keeps its own copy
+            self.proc = subprocess.Popen(
+                [*command, json.dumps(config)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+                pass_fds=(write_fd,),
+                start_new_session=True,
+                cwd=os.getcwd(),
+                env=worker_env(TMPDIR=str(self.workdir / "tmp")),
+            )
         os.close(write_fd)
         self._reader = os.fdopen(read_fd, "rb", buffering=0)
         self._buffer = b""

@@ -166,7 +166,8 @@ def _run_body(ctx: Context) -> None:
     thread.join(ctx.time_left())
     if thread.is_alive():
         raise Hang(
-            f"case did not finish within its {ctx.case.spec.deadline:g}s deadline", dump_stacks()
+            f"case did not finish within its {ctx.case.spec.deadline * ctx.scale:g}s deadline",
+            dump_stacks(),
         )
     if "error" in box:
         raise box["error"]

@@ -25,6 +25,10 @@ from helpers import ROOT
 from hostile import HANGING_HANDLERS
 from mutants import by_name
 
+from harness._control.runner import run
+from harness._model.records import CaseResult
+from harness._model.settings import Settings
+
 HANGING_CASE = "lifecycle.handler.order[tcp-{kind}-fault=none-clients=20]"
 
 
@@ -127,3 +131,26 @@ def test_closed_progress_pipe_stops_the_run_partial_with_exit_2(tmp_path: Path) 
     assert doc["run"]["partial"] is True and doc["run"]["exit_status"] == 2
     assert "BrokenPipeError" in doc["run"]["stopped_by"]
     assert len(doc["results"]) < 12
+
+
+class _FailingProgress:
+    """Progress output that breaks at the first finished case (a full disk, say)."""
+
+    def start(self, total: int) -> None:
+        """Nothing to show."""
+
+    def case_done(self, result: CaseResult) -> None:
+        """Fails."""
+        raise OSError(28, "No space left on device")
+
+
+def test_error_while_recording_stops_the_run_partial_with_exit_2(tmp_path: Path) -> None:
+    settings = Settings(
+        impls=("stdlib",), select=("lifecycle.handler.order[tcp-*",), report_dir=tmp_path / "r"
+    )
+    outcome = run(settings, progress=_FailingProgress())
+    assert outcome.partial and outcome.exit_status == 2
+    assert "No space left on device" in outcome.stopped_by
+    doc = json.loads((tmp_path / "r" / "results.json").read_text())
+    assert doc["run"]["partial"] is True and doc["run"]["exit_status"] == 2
+    assert 1 <= len(doc["results"]) < 12
