@@ -143,8 +143,9 @@ def make_progress(stream: TextIO) -> LiveProgress | LineProgress:
 
 def problem_line(result: CaseResult) -> str:
     """``FAIL  impl case — reason``."""
-    reason = f" — {result.reason}" if result.reason else ""
-    return one_line(f"{result.verdict.value.upper():5} {result.impl} {result.id}{reason}")
+    reason = f" — {one_line(result.reason)}" if result.reason else ""
+    what = one_line(f"{result.impl} {result.id}")
+    return f"{result.verdict.value.upper():5} {what}{reason}"
 
 
 def summary_lines(outcome: RunOutcome, took: float) -> list[str]:

@@ -54,7 +54,7 @@ def probe(
 ) -> Plan:
     """Load ``impls`` and discover the scenarios in a probe process; raises LoadError."""
     read_fd, write_fd = os.pipe()
-    config = {
+    config: dict[str, Any] = {
         "impls": list(impls),
         "scenario_dirs": [str(d) for d in scenario_dirs],
         "select": list(select),
@@ -62,7 +62,8 @@ def probe(
         "result_fd": write_fd,
         "parent": os.getpid(),
     }
-    with tempfile.TemporaryDirectory(prefix="sockspec-probe-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="sockspec-probe-", ignore_cleanup_errors=True) as tmp:
+        config["leftovers"] = tmp  # the probe removes it if we die first
         err_path = Path(tmp) / "probe.err"
         with open(err_path, "wb") as err:
             proc = subprocess.Popen(

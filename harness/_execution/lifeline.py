@@ -18,6 +18,7 @@ worker whose threads all hold the GIL forever.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import threading
 import time
@@ -26,22 +27,31 @@ import time
 POLL = 0.2
 
 
-def tie_to_parent(parent: int) -> None:
-    """End this process's group as soon as ``parent`` is no longer our parent."""
+def tie_to_parent(parent: int, leftovers: str | None = None) -> None:
+    """End this process's group as soon as ``parent`` is no longer our parent.
+
+    ``leftovers`` is a directory to remove first (the worker's own, which the
+    dead controller can no longer remove).
+    """
     if os.getppid() != parent:  # the parent died before we got here
-        _end_group()
-    watcher = threading.Thread(target=_watch, args=(parent,), name="sockspec-lifeline", daemon=True)
+        _end_group(leftovers)
+    watcher = threading.Thread(
+        target=_watch, args=(parent, leftovers), name="sockspec-lifeline", daemon=True
+    )
     watcher.start()
 
 
-def _watch(parent: int) -> None:
+def _watch(parent: int, leftovers: str | None) -> None:
     while os.getppid() == parent:
         time.sleep(POLL)
-    _end_group()
+    _end_group(leftovers)
 
 
-def _end_group() -> None:
-    """Kill this process's whole group (the worker and what it forked), then itself."""
+def _end_group(leftovers: str | None) -> None:
+    """Remove ``leftovers``, then kill this process's whole group (the worker and
+    what it forked), itself included."""
+    if leftovers:
+        shutil.rmtree(leftovers, ignore_errors=True)
     try:
         os.killpg(os.getpgid(0), signal.SIGKILL)
     except OSError:

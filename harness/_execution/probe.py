@@ -54,7 +54,7 @@ def main(argv: list[str]) -> int:
     """Answer the controller once; returns the exit status."""
     config = json.loads(argv[0])
     out = int(config["result_fd"])
-    tie_to_parent(int(config["parent"]))
+    tie_to_parent(int(config["parent"]), config.get("leftovers"))
     try:
         message = plan(config, out)
     except SockspecError as exc:

@@ -60,9 +60,9 @@ def main(argv: list[str]) -> int:
     """Serve cases until stdin closes; returns the exit status."""
     config = json.loads(argv[0])
     out = int(config["result_fd"])
-    if "parent" in config:
-        tie_to_parent(int(config["parent"]))
     workdir = Path(config["workdir"])
+    if "parent" in config:
+        tie_to_parent(int(config["parent"]), str(workdir))
     stacks = open(workdir / "stacks.txt", "w")  # noqa: SIM115 - lives as long as the process
     faulthandler.register(signal.SIGUSR1, file=stacks, all_threads=True)
     # Line-buffered, write-through text streams: forked children print too.

@@ -77,7 +77,7 @@ def _run_line(view: ReportView) -> str:
 
 def _matrix(view: ReportView) -> list[str]:
     """Scenarios with a problem (or a case not run) in full; the others folded away."""
-    names = [_plain(i.name) for i in view.impls]
+    names = [_cell(i.name) for i in view.impls]
     head = ["| scenario | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
     totals = [_counts_text(dict(i.counts)) for i in view.impls]
     loud: list[str] = []
@@ -181,8 +181,8 @@ def _code(text: str) -> str:
 
 
 def _cell(text: str) -> str:
-    """Text safe inside a table cell."""
-    return one_line(text).replace("|", "\\|")
+    """Text safe inside a table cell (no HTML either: names come from users)."""
+    return re.sub(r"([|<>&])", r"\\\1", one_line(text))
 
 
 def _plain(text: str) -> str:

@@ -23,7 +23,7 @@ from typing import Any
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\x80-\x9f]")
-_MARKDOWN = re.compile(r"([\\`*_\[\]<>|~&#])")
+_MARKDOWN = re.compile(r"([\\`*_\[\]<>|~&])")
 
 
 def _picture(match: re.Match[str]) -> str:

@@ -95,6 +95,7 @@ def test_no_process_survives_sigkill_of_the_controller(tmp_path: Path, kind: str
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
         assert not _survivors([*run, *handlers])
+    assert list((tmp_path / "tmp").iterdir()) == []  # the workers removed their directories
 
 
 @pytest.mark.parametrize(("signum", "status"), [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
