@@ -26,6 +26,7 @@ def raw_packets_switched_off() -> bool:
     """True when ``SOCKSPEC_RAW_PACKETS`` switches raw packets off (``off``, ``0``, ``no``)."""
     return os.environ.get(RAW_PACKETS_ENV, "").strip().lower() in ("off", "0", "no", "false")
 
+
 #: ``--jobs`` above this many workers per CPU is refused: oversubscribed workers
 #: miss their deadlines, and those misses would be blamed on the server.
 JOBS_PER_CPU = 4
