@@ -139,6 +139,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         _quiet_stdout()
         return EXIT_UNUSABLE
+    except OSError as exc:  # results.json or a report directory that cannot be written
+        _say(f"sockspec: error: {one_line(str(exc))}")
+        return EXIT_UNUSABLE
 
 
 def _say(line: str) -> None:

@@ -206,14 +206,7 @@ def run(
             jobs=settings.jobs,
             partial=partial,
             exit_status=status,
-            implementations=tuple(
-                {
-                    "spec": i.spec,
-                    "features": sorted(i.features),
-                    "file": getattr(i.module, "__file__", None),
-                }
-                for i in impls
-            ),
+            implementations=tuple(_impl_record(i) for i in impls),
             extra={"stopped_by": stopped_by} if partial else {},
         )
         write_results(report_dir, info, results)
@@ -221,6 +214,12 @@ def run(
         # A worker killed on a hang skips its atexit cleanup: sweep firewall tables it left.
         remove_stale_tables()
     return RunOutcome(tuple(results), report_dir, status, partial, stopped_by)
+
+
+def _impl_record(impl: Implementation) -> dict[str, Any]:
+    """An implementation as results.json lists it."""
+    file = getattr(impl.module, "__file__", None)
+    return {"spec": impl.spec, "features": sorted(impl.features), "file": file}
 
 
 @contextmanager

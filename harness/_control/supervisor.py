@@ -44,9 +44,6 @@ class Worker:
         spec = parse_spec(impl)
         command = worker_command(spec)
         self.workdir = Path(tempfile.mkdtemp(prefix="sockspec-worker-"))
-        # The worker's temporary files (case directories, socket files) live in
-        # the workdir, which ``kill`` removes even when the worker could not.
-        (self.workdir / "tmp").mkdir()
         read_fd, write_fd = os.pipe()
         config = {
             "impl": spec.module,
@@ -67,7 +64,9 @@ class Worker:
                 pass_fds=(write_fd,),
                 start_new_session=True,
                 cwd=os.getcwd(),
-                env=worker_env(TMPDIR=str(self.workdir / "tmp")),
+                # The worker's temporary files (case directories, socket files) go
+                # into the workdir, which ``kill`` removes even when the worker could not.
+                env=worker_env(TMPDIR=str(self.workdir)),
             )
         os.close(write_fd)
         self._reader = os.fdopen(read_fd, "rb", buffering=0)
