@@ -41,6 +41,8 @@ def write_skeleton(name: str, directory: Path) -> Path:
         raise UsageError(
             f"scenario name {name!r} must be a dotted lower-case id like 'mine.echo.twice'"
         )
+    if directory.exists() and not directory.is_dir():
+        raise UsageError(f"--dir {str(directory)!r} is a file, not a directory")
     path = directory / f"{name.split('.')[-1]}.py"
     if path.exists():
         raise UsageError(f"{str(path)!r} already exists; choose another name or --dir")

@@ -91,7 +91,7 @@ def test_unusable_report_dir_is_one_line_before_any_case(
 
 def test_new_into_a_file_is_one_line(cli: Cli, tmp_path: Path) -> None:
     run = cli("new", "mine.echo.twice", "--dir", str(_file(tmp_path / "f")))
-    _one_line_exit_2(run, "cannot write")
+    _one_line_exit_2(run, "is a file, not a directory")
 
 
 def test_reused_report_dir_holds_only_the_new_run(cli: Cli, tmp_path: Path) -> None:
