@@ -13,8 +13,11 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from harness._bench.command import bench_main
@@ -23,7 +26,7 @@ from harness._cli.skeleton import write_skeleton
 from harness._control.catalogue import render_catalogue
 from harness._control.history import history_argv
 from harness._control.probing import probe
-from harness._control.runner import EXIT_UNUSABLE, run
+from harness._control.runner import EXIT_UNUSABLE, STOP_SIGNALS, run
 from harness._model.errors import SockspecError, UsageError
 from harness._model.settings import PROFILES, Settings
 from harness._mutation.command import mutate_main
@@ -144,6 +147,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_UNUSABLE
 
 
+@contextmanager
+def _signals_ignored() -> Iterator[None]:
+    """Ignore the stop signals for a moment (the run has stopped; its reports are written)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {s: signal.signal(s, signal.SIG_IGN) for s in (*STOP_SIGNALS, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
 def _say(line: str) -> None:
     """A line on stderr, if stderr can still take it."""
     try:
@@ -178,7 +195,8 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     )
     progress = None if args.quiet else make_progress(sys.stderr)
     outcome = run(settings, ["sockspec", *argv], progress)
-    write_reports(outcome.report_dir, sys.stderr)
+    with _signals_ignored():  # a second Ctrl-C must not cut the reports short
+        write_reports(outcome.report_dir, sys.stderr)
     if outcome.stopped_by:
         _say(f"sockspec: run stopped ({outcome.stopped_by}); results are partial")
     if progress is not None:
