@@ -148,8 +148,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 @contextmanager
-def _signals_ignored() -> Iterator[None]:
-    """Ignore the stop signals for a moment (the run has stopped; its reports are written)."""
+def _signals_ignored(restore: bool = True) -> Iterator[None]:
+    """Ignore the stop signals while the reports are written (until exit unless ``restore``)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -157,7 +157,7 @@ def _signals_ignored() -> Iterator[None]:
     try:
         yield
     finally:
-        for number, handler in previous.items():
+        for number, handler in previous.items() if restore else ():
             signal.signal(number, handler)
 
 
@@ -195,7 +195,9 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     )
     progress = None if args.quiet else make_progress(sys.stderr)
     outcome = run(settings, ["sockspec", *argv], progress)
-    with _signals_ignored():  # a second Ctrl-C must not cut the reports short
+    # A second Ctrl-C must not cut the reports short, nor (after a stop) turn the exit
+    # status into death by SIGINT: Python resets its handlers at exit, not SIG_IGN.
+    with _signals_ignored(restore=not outcome.partial):
         write_reports(outcome.report_dir, sys.stderr)
     if outcome.stopped_by:
         _say(f"sockspec: run stopped ({outcome.stopped_by}); results are partial")

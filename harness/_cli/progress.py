@@ -158,7 +158,7 @@ def summary_lines(outcome: RunOutcome, took: float) -> list[str]:
         f"{one_line(impl)}: " + ", ".join(f"{n} {v}" for v, n in sorted(c.items()))
         for impl, c in counts.items()
     ]
-    partial = " (partial: interrupted)" if outcome.partial else ""
+    partial = f" (partial: {outcome.stopped_by or 'interrupted'})" if outcome.partial else ""
     lines.append(
         f"report: {outcome.report_dir}/results.json{partial} — {took:.1f}s, "
         f"exit status {outcome.exit_status}"

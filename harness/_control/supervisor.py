@@ -25,6 +25,7 @@ from harness._model.errors import LoadError
 from harness._model.plan import CaseRef
 from harness._model.records import CaseResult, Verdict
 from harness._model.settings import CaseOptions
+from harness._runtime.tempdirs import LEDGER, remove_listed
 
 #: Extra time the supervisor allows beyond a case's own deadline (teardown, leak grace).
 HARD_DEADLINE_MARGIN = 15.0
@@ -64,9 +65,7 @@ class Worker:
                 pass_fds=(write_fd,),
                 start_new_session=True,
                 cwd=os.getcwd(),
-                # The worker's temporary files (case directories, socket files) go
-                # into the workdir, which ``kill`` removes even when the worker could not.
-                env=worker_env(TMPDIR=str(self.workdir)),
+                env=worker_env(),
             )
         os.close(write_fd)
         self._reader = os.fdopen(read_fd, "rb", buffering=0)
@@ -218,6 +217,8 @@ class Worker:
                 self.proc.stdin.close()
             except OSError:
                 pass
+        # The worker's case directories (socket files) are listed in its ledger.
+        remove_listed(str(self.workdir / LEDGER))
         _remove_tree(self.workdir)
 
 

@@ -23,6 +23,8 @@ import signal
 import threading
 import time
 
+from harness._runtime.tempdirs import LEDGER, remove_listed
+
 #: Seconds between looks at the parent pid.
 POLL = 0.2
 
@@ -30,8 +32,8 @@ POLL = 0.2
 def tie_to_parent(parent: int, leftovers: str | None = None) -> None:
     """End this process's group as soon as ``parent`` is no longer our parent.
 
-    ``leftovers`` is a directory to remove first (the worker's own, which the
-    dead controller can no longer remove).
+    ``leftovers`` is a directory to remove first (the worker's own, with the
+    case directories its ledger lists, which the dead controller cannot remove).
     """
     if os.getppid() != parent:  # the parent died before we got here
         _end_group(leftovers)
@@ -51,6 +53,7 @@ def _end_group(leftovers: str | None) -> None:
     """Remove ``leftovers``, then kill this process's whole group (the worker and
     what it forked), itself included."""
     if leftovers:
+        remove_listed(os.path.join(leftovers, LEDGER))
         shutil.rmtree(leftovers, ignore_errors=True)
     try:
         os.killpg(os.getpgid(0), signal.SIGKILL)

@@ -26,6 +26,7 @@ from harness._model.errors import SockspecError
 from harness._model.settings import CaseOptions
 from harness._runtime.greenfork import isolate_forked_children
 from harness._runtime.loading import load_implementation
+from harness._runtime.tempdirs import LEDGER, keep_ledger
 
 STDERR_TAIL = 20_000
 
@@ -61,6 +62,7 @@ def main(argv: list[str]) -> int:
     config = json.loads(argv[0])
     out = int(config["result_fd"])
     workdir = Path(config["workdir"])
+    keep_ledger(str(workdir / LEDGER))
     if "parent" in config:
         tie_to_parent(int(config["parent"]), str(workdir))
     stacks = open(workdir / "stacks.txt", "w")  # noqa: SIM115 - lives as long as the process
