@@ -26,6 +26,7 @@ from rich.progress import (
 )
 
 from harness._model.records import CaseResult, Verdict
+from harness._report.text import one_line
 
 if TYPE_CHECKING:
     from harness._control.runner import RunOutcome
@@ -114,7 +115,7 @@ class LiveProgress:
                     problem_line(result), markup=False, style="red", soft_wrap=True
                 )
             if self.task is not None:
-                last = f"{result.verdict.value} {result.id}"[:60]
+                last = one_line(f"{result.verdict.value} {result.id}")[:60]
                 self.bar.update(self.task, advance=1, failed=_failed(self.failed), last=last)
 
     def finish(self, outcome: RunOutcome) -> None:
@@ -142,8 +143,9 @@ def make_progress(stream: TextIO) -> LiveProgress | LineProgress:
 
 def problem_line(result: CaseResult) -> str:
     """``FAIL  impl case — reason``."""
-    reason = f" — {result.reason}" if result.reason else ""
-    return f"{result.verdict.value.upper():5} {result.impl} {result.id}{reason}"
+    reason = f" — {one_line(result.reason)}" if result.reason else ""
+    what = one_line(f"{result.impl} {result.id}")
+    return f"{result.verdict.value.upper():5} {what}{reason}"
 
 
 def summary_lines(outcome: RunOutcome, took: float) -> list[str]:
@@ -153,10 +155,10 @@ def summary_lines(outcome: RunOutcome, took: float) -> list[str]:
         per = counts.setdefault(r.impl, {})
         per[r.verdict.value] = per.get(r.verdict.value, 0) + 1
     lines = [
-        f"{impl}: " + ", ".join(f"{n} {v}" for v, n in sorted(c.items()))
+        f"{one_line(impl)}: " + ", ".join(f"{n} {v}" for v, n in sorted(c.items()))
         for impl, c in counts.items()
     ]
-    partial = " (partial: interrupted)" if outcome.partial else ""
+    partial = f" (partial: {outcome.stopped_by or 'interrupted'})" if outcome.partial else ""
     lines.append(
         f"report: {outcome.report_dir}/results.json{partial} — {took:.1f}s, "
         f"exit status {outcome.exit_status}"

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 import threading
 import time
 import traceback
@@ -30,6 +29,7 @@ from harness._runtime.context import Context, bookkeeping
 from harness._runtime.deadline import dump_stacks
 from harness._runtime.eventlog import HARNESS_THREAD_PREFIX, MAX_EVENTS
 from harness._runtime.resources import leak_findings, reap_and_kill, settle, take_snapshot
+from harness._runtime.tempdirs import make_tempdir
 from harness._runtime.wirelog import timeline
 from harness._wire.capture import CaseCapture, case_slug
 
@@ -58,7 +58,7 @@ def execute(impl: Implementation, case: Case, options: CaseOptions | None = None
     reason = unsupported_reason(impl, case)
     if reason:
         return CaseOutcome(_result(impl, case, Verdict.UNSUPPORTED, started, seed, reason=reason))
-    tmpdir = tempfile.mkdtemp(prefix="sockspec-")  # mkdtemp makes it 0700
+    tmpdir = make_tempdir()  # mode 0700; listed for the supervisor to remove
     ctx = Context(impl, case, seed, tmpdir, options)
     capture = _attach_capture(ctx) if options.capture else None
     baseline = take_snapshot()
@@ -166,7 +166,8 @@ def _run_body(ctx: Context) -> None:
     thread.join(ctx.time_left())
     if thread.is_alive():
         raise Hang(
-            f"case did not finish within its {ctx.case.spec.deadline:g}s deadline", dump_stacks()
+            f"case did not finish within its {ctx.case.spec.deadline * ctx.scale:g}s deadline",
+            dump_stacks(),
         )
     if "error" in box:
         raise box["error"]

@@ -5,6 +5,12 @@ pass, xfail or unsupported and is now fail, hang, crash, error or xpass; it was
 *fixed* for the opposite move.  Any other verdict change is *changed*; pairs in
 one run only are *new* or *gone*.  Only regressions make the exit status 1,
 so ``python -m harness compare OLD NEW`` can gate CI.
+
+Inputs are checked: a results file of another schema version, or one without
+a list of case records, is refused in one line (exit 2).  A run that was
+stopped (``partial``) or left only its ``results.jsonl`` is said to be
+partial, since its missing cases are not judged; a torn last line of a
+``results.jsonl`` (the run was killed while writing it) is skipped.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from typing import Any
 
 from harness._model.errors import UsageError
 from harness._report.model import BAD, GOOD, build_view
+from harness._report.results import SCHEMA
 
 MAX_LISTED = 50
 
@@ -42,6 +49,7 @@ class Comparison:
     gone: tuple[Change, ...]
     changed: tuple[Change, ...]
     unchanged: int
+    partial: tuple[str, ...] = ()  # "old"/"new": which input was a partial run
 
     @property
     def exit_status(self) -> int:
@@ -79,7 +87,15 @@ def compare(old_doc: Mapping[str, Any], new_doc: Mapping[str, Any]) -> Compariso
         gone=tuple(gone),
         changed=tuple(buckets["changed"]),
         unchanged=unchanged,
+        partial=tuple(
+            side for side, doc in (("old", old_doc), ("new", new_doc)) if _is_partial(doc)
+        ),
     )
+
+
+def _is_partial(document: Mapping[str, Any]) -> bool:
+    run = document.get("run")
+    return not isinstance(run, Mapping) or bool(run.get("partial"))
 
 
 def render_comparison(
@@ -88,6 +104,12 @@ def render_comparison(
     """The text ``compare`` prints: each non-empty list, then a one-line tally."""
     c = comparison
     lines = [f"sockspec compare: {old_label} → {new_label}"]
+    labels = {"old": old_label, "new": new_label}
+    lines += [
+        f"note: {labels[side]} is a partial run (stopped or killed): "
+        "cases it did not reach are not judged"
+        for side in c.partial
+    ]
     failing_new = sum(1 for ch in c.new if ch.new in BAD)
     sections: Sequence[tuple[str, tuple[Change, ...], int | None]] = (
         ("regressed", c.regressed, None),
@@ -130,19 +152,52 @@ def load_document(path: Path) -> dict[str, Any]:
         )
     try:
         text = target.read_text(encoding="utf-8", errors="replace")
-        if target.suffix == ".jsonl":
-            records = [json.loads(line) for line in text.splitlines() if line.strip()]
-            return {"schema": "sockspec-results/1", "results": records}
-        document = json.loads(text)
+        document = _jsonl(text, target) if target.suffix == ".jsonl" else json.loads(text)
     except (OSError, ValueError) as exc:
         raise UsageError(f"cannot read results {str(target)!r}: {exc}") from None
+    _check_shape(document, target)
+    return document
+
+
+def _jsonl(text: str, target: Path) -> dict[str, Any]:
+    """The complete lines of a results.jsonl; a torn last line (a killed run) is skipped."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    records = []
+    for n, line in enumerate(lines, 1):
+        try:
+            records.append(json.loads(line))
+        except ValueError:
+            if n == len(lines):
+                break  # written while the run was killed
+            raise ValueError(f"line {n} is not JSON") from None
+    if not records:
+        raise UsageError(f"{str(target)!r} holds no case results (the run recorded none)")
+    return {"schema": SCHEMA, "run": {"partial": True}, "results": records}
+
+
+def _check_shape(document: Any, target: Path) -> None:
     schema = document.get("schema") if isinstance(document, dict) else None
     if not isinstance(schema, str) or not schema.startswith("sockspec-results/"):
         raise UsageError(
             f"{str(target)!r} is not a sockspec results file (schema {schema!r}); "
             "expected the results.json of a sockspec run"
         )
-    return document
+    if schema != SCHEMA:
+        raise UsageError(
+            f"{str(target)!r} has schema {schema!r}, which this sockspec cannot read; "
+            f"expected {SCHEMA!r}"
+        )
+    results = document.get("results")
+    if not isinstance(results, list) or not all(_is_record(r) for r in results):
+        raise UsageError(
+            f"{str(target)!r} has no list of case results (each with id, impl and verdict)"
+        )
+
+
+def _is_record(record: Any) -> bool:
+    return isinstance(record, dict) and all(
+        isinstance(record.get(k), str) for k in ("id", "impl", "verdict")
+    )
 
 
 def _line(change: Change) -> str:

@@ -24,6 +24,7 @@ import jinja2
 from markupsafe import Markup
 
 from harness._report.svg import timeline_svg
+from harness._report.text import clean
 
 if TYPE_CHECKING:
     from harness._report.model import CaseView, FindingGroup, ImplView, ReportView
@@ -46,7 +47,6 @@ KNOWN_EVIDENCE = frozenset(
 MAX_DUMP = 20_000
 MAX_PROBLEMS = 50
 MAX_STEPS = 40
-_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f]")
 _WORDS = {
     "pass": "pass",
     "fail": "fail",
@@ -78,7 +78,7 @@ def _environment() -> jinja2.Environment:
 def visible(value: Any) -> Any:
     """Control characters (NUL, ESC...) of text shown as their Unicode pictures (␀, ␛)."""
     if isinstance(value, str) and not isinstance(value, Markup):
-        return _CONTROL.sub(lambda m: chr(0x2400 + ord(m.group())), value).replace("\x7f", "␡")
+        return clean(value)
     return value
 
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
+from harness._report.text import markdown_text, one_line
+
 if TYPE_CHECKING:
     from harness._report.model import CaseView, ReportView
 
@@ -171,7 +173,7 @@ def _entry(cases: list[CaseView]) -> list[str]:
 
 def _code(text: str) -> str:
     """An inline code span that survives any backticks inside ``text``."""
-    text = " ".join(text.split()) or " "
+    text = one_line(text) or " "
     longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
     fence = "`" * (longest + 1)
     pad = " " if text.startswith("`") or text.endswith("`") else ""
@@ -179,14 +181,13 @@ def _code(text: str) -> str:
 
 
 def _cell(text: str) -> str:
-    """Text safe inside a table cell."""
-    return " ".join(text.split()).replace("|", "\\|")
+    """Text safe inside a table cell (no HTML either: names come from users)."""
+    return re.sub(r"([|<>&])", r"\\\1", one_line(text))
 
 
 def _plain(text: str) -> str:
     """One line of prose with Markdown and HTML specials escaped."""
-    flat = " ".join(text.split())
-    return re.sub(r"([\\`*_\[\]<>|~])", r"\\\1", flat)
+    return markdown_text(text)
 
 
 def _seconds(value: Any) -> str:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from harness._model.records import CaseResult, Strictness, Verdict, replay_command
+from harness._report.text import clean_data
 
 #: Verdicts that make a cell a problem; ``compare`` counts a move into them as a regression.
 BAD = frozenset({"fail", "hang", "crash", "error", "xpass"})
@@ -229,7 +230,7 @@ def load_view(path: Path) -> ReportView:
     """Read a results.json file (or a report directory holding one) into a view."""
     if path.is_dir():
         path = path / "results.json"
-    return build_view(json.loads(path.read_text(encoding="utf-8", errors="replace")))
+    return build_view(clean_data(json.loads(path.read_text(encoding="utf-8", errors="replace"))))
 
 
 def _case(record: Mapping[str, Any], run_seed: int) -> CaseView:
