@@ -130,6 +130,10 @@ class ReportView:
     cases: tuple[CaseView, ...]
     case_ids: tuple[str, ...]
     notes: tuple[str, ...] = ()
+    #: The document's ``problems`` section, as stored (see ``harness._report.problems``).
+    problem_records: tuple[Mapping[str, Any], ...] = ()
+    #: Where the bulky evidence left out of results.json is ('' when it is inline).
+    evidence_file: str = ""
     _cells: Mapping[tuple[str, str], CaseView] = field(default_factory=dict, repr=False)
 
     def cell(self, impl: str, case_id: str) -> CaseView | None:
@@ -222,7 +226,16 @@ def build_view(document: Any) -> ReportView:
     impls = tuple(
         ImplView(spec, _impl_name(spec), slug_of[spec], _counts(shown, spec)) for spec in specs
     )
-    return ReportView(run, impls, shown, tuple(case_ids), tuple(notes), cells)
+    got_problems = doc.get("problems")
+    stored = tuple(
+        p
+        for p in (got_problems if isinstance(got_problems, list) else [])
+        if isinstance(p, Mapping)
+    )
+    evidence_file = _text(doc.get("evidence_file"))
+    return ReportView(
+        run, impls, shown, tuple(case_ids), tuple(notes), stored, evidence_file, cells
+    )
 
 
 def load_view(path: Path) -> ReportView:

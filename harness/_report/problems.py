@@ -50,7 +50,7 @@ from harness._model.lifecycle import (
     expected_paths,
 )
 from harness._model.records import LifecycleEvent
-from harness._report.model import CaseView
+from harness._report.model import CaseView, ReportView
 
 #: What a hang's phase is called when the case body itself ran out of time.
 CASE_BODY = "the case"
@@ -136,6 +136,7 @@ class Problem:
     cases: tuple[CaseView, ...]
     consequences: tuple[tuple[str, int], ...] = ()
     impls: tuple[str, ...] = field(default=())
+    stored_transcript: str = ""
 
     @property
     def representative(self) -> CaseView:
@@ -153,6 +154,8 @@ class Problem:
 
     def transcript(self) -> str:
         """The representative's transcript for this problem ('' when it has none)."""
+        if self.stored_transcript:
+            return self.stored_transcript
         rep = self.representative
         for finding in rep.findings:
             mine = {r.signature for r in reasons_of(finding)}
@@ -179,6 +182,47 @@ class Problem:
             "cases": [[c.impl, c.id] for c in self.cases],
             "consequences": [{"signature": s, "cases": n} for s, n in self.consequences],
         }
+
+
+def problems_of(view: ReportView) -> list[Problem]:
+    """The view's problems: its document's ``problems`` section when it has one (made
+    from the complete evidence), else clustered from its cases."""
+    if not view.problem_records:
+        return cluster(view.cases)
+    problems = []
+    for raw in view.problem_records:
+        problem = _stored(raw, view)
+        if problem is not None:
+            problems.append(problem)
+    return problems
+
+
+def _stored(raw: Mapping[str, Any], view: ReportView) -> Problem | None:
+    """A problem read back from results.json (None when none of its cases is there)."""
+    pairs = raw.get("cases")
+    cells = [
+        view.cell(str(pair[0]), str(pair[1]))
+        for pair in (pairs if isinstance(pairs, list) else [])
+        if isinstance(pair, list) and len(pair) == 2
+    ]
+    cases = tuple(c for c in cells if c is not None)
+    if not cases:
+        return None
+    rep = raw.get("representative")
+    consequences = raw.get("consequences")
+    return Problem(
+        signature=_text(raw.get("signature")),
+        diagnosis=_text(raw.get("diagnosis")) or _text(raw.get("signature")),
+        check=_text(raw.get("check")),
+        cases=cases,
+        consequences=tuple(
+            (_text(c.get("signature")), _count(c.get("cases")))
+            for c in (consequences if isinstance(consequences, list) else [])
+            if isinstance(c, Mapping)
+        ),
+        impls=tuple(dict.fromkeys(c.impl for c in cases)),
+        stored_transcript=_text(rep.get("transcript")) if isinstance(rep, Mapping) else "",
+    )
 
 
 def cluster(cases: Iterable[CaseView]) -> list[Problem]:
@@ -479,6 +523,10 @@ def _event(item: Any) -> LifecycleEvent | None:
 def _first_line(text: str) -> str:
     line = text.strip().splitlines()[0] if text.strip() else ""
     return re.sub(r"conn#\d+:\s*", "", line)[:200]
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 def _text(value: Any) -> str:
