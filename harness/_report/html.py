@@ -18,7 +18,7 @@ import difflib
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from html import escape
 from pathlib import Path
@@ -54,8 +54,12 @@ KNOWN_EVIDENCE = frozenset(
 MAX_DUMP = 20_000
 MAX_PROBLEMS = 50
 MAX_PROBLEM_LINKS = 200
-MAX_CONN_TABLES = 3
-MAX_OUTPUT = 6_000
+MAX_CONN_TABLES = 2
+MAX_TABLE_ROWS = 25
+MAX_CONN_LINES = 10
+MAX_TRACEBACKS = 3
+MAX_OUTPUT = 2_000
+MAX_WIRE_ROWS = 10
 MAX_STEPS = 40
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f]")
 _WORDS = {
@@ -154,11 +158,12 @@ def render_case(view: ReportView, case: CaseView) -> str:
             root="../../",
             siblings=[(impl, view.cell(impl.spec, case.id)) for impl in view.impls],
             groups=[_Group.of(g) for g in case.groups()],
-            conn_logs=_conn_logs(ev.get("event_log"), involved),
+            conn_logs=_bounded_logs(_conn_logs(ev.get("event_log"), involved)),
             max_tables=MAX_CONN_TABLES,
             dropped=_dropped(ev.get("dropped")),
             svg=Markup(timeline_svg(ev.get("timeline"))),
-            wire=_wire(ev.get("wire")),
+            wire=_wire(ev.get("wire"))[:MAX_WIRE_ROWS],
+            wire_total=len(ev["wire"]) if isinstance(ev.get("wire"), list) else 0,
             output=_tail(_str(ev.get("output")), MAX_OUTPUT),
             stacks=_str(ev.get("stacks")),
             traceback=_str(ev.get("traceback")),
@@ -305,6 +310,7 @@ class _ConnLog:
     transcript: str
     rows: list[dict[str, str]]
     involved: bool
+    cut: int = 0  # rows left out of the table
 
 
 def _conn_logs(raw: Any, involved: set[int]) -> list[_ConnLog]:
@@ -323,6 +329,28 @@ def _conn_logs(raw: Any, involved: set[int]) -> list[_ConnLog]:
         title = "server (no connection)" if conn is None else f"conn#{conn}"
         logs.append(_ConnLog(title, _transcript(items), rows, conn in involved))
     return sorted(logs, key=lambda log: (not log.involved, log.title != "server (no connection)"))
+
+
+def _bounded_logs(logs: list[_ConnLog]) -> list[_ConnLog]:
+    """The first ``MAX_CONN_TABLES`` logs with at most ``MAX_TABLE_ROWS`` rows, then up to
+    ``MAX_CONN_LINES`` in all (the page shows those as transcripts), then one line saying
+    how many connections are left out."""
+    out = [
+        replace(log, rows=log.rows[:MAX_TABLE_ROWS], cut=max(0, len(log.rows) - MAX_TABLE_ROWS))
+        for log in logs[:MAX_CONN_TABLES]
+    ]
+    tracebacks = 0
+    for log in out:  # the first few tracebacks in full; the others by their last line
+        for n, row in enumerate(log.rows):
+            if row["exc_full"]:
+                tracebacks += 1
+                if tracebacks > MAX_TRACEBACKS:
+                    log.rows[n] = {**row, "exc_full": ""}
+    out += logs[MAX_CONN_TABLES:MAX_CONN_LINES]
+    if len(logs) > MAX_CONN_LINES:
+        rest = len(logs) - MAX_CONN_LINES
+        out.append(_ConnLog(f"… {rest} more connection(s)", "see results.jsonl.gz", [], False))
+    return out
 
 
 def _event_row(event: Mapping[str, Any], t0: float) -> dict[str, str]:

@@ -67,7 +67,7 @@ SEALED_STREAM = "results.jsonl.gz"
 #: out the first three and keeps the last ``TAIL`` characters of the others.
 BULKY_EVIDENCE = frozenset({"event_log", "wire", "timeline", "output", "stacks", "traceback"})
 TAILED_EVIDENCE = frozenset({"output", "stacks", "traceback"})
-TAIL = 3000
+TAIL = 2000
 VERSION = "0.1.0"
 
 
