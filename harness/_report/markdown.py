@@ -137,6 +137,10 @@ def _problem(n: int, problem: Problem, names: dict[str, str], detail: Detail) ->
         f"- smallest case: {_code(rep.id)} on {_code(names.get(rep.impl, rep.impl))}"
         f" ({rep.verdict}, {rep.strictness}, {rep.duration * 1000:.0f} ms)",
     ]
+    finding = problem.finding()
+    if finding is not None and (finding.expected or finding.observed):
+        lines.append(f"- expected: {_code(finding.expected[:MAX_TEXT])}")
+        lines.append(f"- observed: {_code(finding.observed[:MAX_TEXT])}")
     transcript = problem.transcript()
     if transcript and detail.transcripts:
         lines.append(f"- transcript: {_code(transcript[:MAX_TEXT])}")

@@ -50,7 +50,7 @@ from harness._model.lifecycle import (
     expected_paths,
 )
 from harness._model.records import LifecycleEvent
-from harness._report.model import CaseView, ReportView
+from harness._report.model import CaseView, FindingView, ReportView
 
 #: What a hang's phase is called when the case body itself ran out of time.
 CASE_BODY = "the case"
@@ -151,6 +151,14 @@ class Problem:
     def in_impl(self, spec: str) -> tuple[CaseView, ...]:
         """The affected cases of one implementation, smallest first."""
         return tuple(c for c in self.cases if c.impl == spec)
+
+    def finding(self) -> FindingView | None:
+        """The representative's finding that shows this problem, if one does."""
+        parts = set(self.signature.split(" + "))
+        for finding in self.representative.findings:
+            if parts & {r.signature for r in reasons_of(finding)}:
+                return finding
+        return None
 
     def transcript(self) -> str:
         """The representative's transcript for this problem ('' when it has none)."""
@@ -421,13 +429,13 @@ def deviation(expected: Sequence[str], observed: Sequence[str]) -> list[str]:
 
 
 def order_diagnosis(step: str) -> str:
-    """``handle() runs before setup()``: one deviation as a contract sentence."""
+    """``handle() runs before setup() has run``: one deviation as a contract sentence."""
     if step.startswith("no "):
         return f"{step[3:]}() is not called"
     if step.startswith("extra "):
         return f"{step[6:]}() is called more often than the contract says"
     b, _, a = step.partition(" before ")
-    return f"{b}() runs before {a}()"
+    return f"{b}() runs before {a}() has run"
 
 
 def deviations_in_log(case: CaseView) -> set[str]:
