@@ -26,6 +26,10 @@ left out.  The rules:
    the deviation's problem, not as a problem of its own.  A reason that also
    shows without it is a problem of its own, and every case with both appears
    under both problems.
+5. Hook deviations of an implementation that show in exactly the same cases
+   are one problem (a hook skipped takes the hooks it calls with it: ``no
+   shutdown_request`` + ``no close_request``).  Other reasons stay apart even
+   when they share every case: a hang and a failed check are two problems.
 
 Each problem carries a one-line diagnosis in the words of the socketserver
 contract (``DIAGNOSES``; the finding's own message when no sentence fits), its
@@ -101,9 +105,9 @@ _NOISE: tuple[tuple[re.Pattern[str], str], ...] = (
     ),
     (re.compile(r"(?:\d{1,3}\.){3}\d{1,3}(?::\d+)?"), "ADDR"),
     (re.compile(r"(?:/[\w.@+-]+)+/?"), "PATH"),
+    (re.compile(r"\b(?:" + "|".join((*_TRANSPORTS, *_KINDS)) + r")\b"), "T"),
     (re.compile(r"0x[0-9a-fA-F]+"), "N"),
     (re.compile(r"\d+(?:\.\d+)?"), "N"),
-    (re.compile(r"\b(?:" + "|".join((*_TRANSPORTS, *_KINDS)) + r")\b"), "T"),
 )
 _FRAME = re.compile(r'File "([^"]+)", line \d+, in (\S+)')
 _HARNESS_FILES = re.compile(
@@ -266,7 +270,7 @@ def _impl_problems(
     cases: Sequence[CaseView],
 ) -> list[tuple[Reason, list[CaseView], Counter[str]]]:
     """One implementation's problems: reasons, less the explained ones (rule 4), with
-    reasons that show in exactly the same cases merged into one problem."""
+    hook deviations that show in exactly the same cases merged into one problem."""
     reasons = {id(c): case_reasons(c) for c in cases}
     shown = {id(c): deviations_in_log(c) | _order_of(reasons[id(c)]) for c in cases}
     ranks = {r.signature: r.rank for rs in reasons.values() for r in rs}
@@ -282,9 +286,13 @@ def _impl_problems(
                 seen_with.setdefault(cause, Counter())[reason.signature] += 1
             else:
                 members.setdefault(reason.signature, []).append(case)
-    together: dict[frozenset[int], list[str]] = {}
+    # Hook deviations that always show together are one problem (a hook skipped takes
+    # the hooks it calls with it); other reasons stay apart even in the same cases.
+    together: dict[tuple[object, ...], list[str]] = {}
     for sig, found in members.items():
-        together.setdefault(frozenset(id(c) for c in found), []).append(sig)
+        cases_key = frozenset(id(c) for c in found)
+        key = (cases_key,) if described[sig].rank < 2 else (cases_key, sig)
+        together.setdefault(key, []).append(sig)
     out = []
     for sigs in together.values():
         parts = sorted((described[s] for s in sigs), key=lambda r: (r.rank, r.signature))
