@@ -252,7 +252,7 @@ def cluster(cases: Iterable[CaseView]) -> list[Problem]:
     problems = [
         Problem(
             signature=sig,
-            diagnosis=described[sig].diagnosis,
+            diagnosis=_diagnosis(described[sig], consequences[sig], len(found)),
             check=described[sig].check,
             cases=tuple(sorted(found, key=smallness)),
             consequences=tuple(consequences[sig].most_common()),
@@ -264,6 +264,16 @@ def cluster(cases: Iterable[CaseView]) -> list[Problem]:
         problems,
         key=lambda p: (_MUST_FIRST.get(p.representative.strictness, 3), -len(p.cases), p.signature),
     )
+
+
+def _diagnosis(reason: Reason, seen_with: Counter[str], cases: int) -> str:
+    """The reason's sentence, or — for ``B before A`` where A never ran in any of its
+    cases — ``A() is not called: B() runs without it``."""
+    b, before, a = reason.signature.removeprefix("hook order: ").partition(" before ")
+    single = reason.rank == 0 and before and " + " not in reason.signature
+    if single and seen_with.get(f"hook order: no {a}", 0) >= cases:
+        return f"{a}() is not called: {b}() runs without it"
+    return reason.diagnosis
 
 
 def _impl_problems(
