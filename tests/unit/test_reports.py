@@ -31,7 +31,7 @@ from harness._model.records import Verdict
 from harness._report import write as _reports
 from harness._report.html import diff_tokens
 from harness._report.model import build_view
-from harness._report.svg import timeline_svg
+from harness._report.svg import MAX_BARS, timeline_svg
 from harness._report.write import write_reports
 
 
@@ -352,3 +352,13 @@ def test_live_progress_draws_a_bar_on_a_terminal(tmp_path: Path) -> None:
     text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", stream.getvalue())
     assert "11/11" in text and "5 failed" in text
     assert "lifecycle.order[tcp-sync]" in text and "index.html" in text
+
+
+def test_timeline_of_thousands_of_requests_stays_small() -> None:
+    raw = [
+        {"conn": n, "pid": 1, "thread": "serve", "start": n, "end": n + 0.5} for n in range(3000)
+    ]
+    svg = timeline_svg(raw)
+    assert svg.count("<g class=") == MAX_BARS
+    assert f"{3000 - MAX_BARS} interval(s) not drawn" in svg
+    assert len(svg) < 40_000
