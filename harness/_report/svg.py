@@ -24,7 +24,7 @@ PAD = 16
 AXIS = 24
 MAX_LANES = 40
 #: Bars drawn in all: enough to see the shape, few enough to keep a page small.
-MAX_BARS = 120
+MAX_BARS = 60
 OK_FILL = "#4f7cac"
 RAISED_FILL = "#c62828"
 
