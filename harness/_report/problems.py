@@ -160,7 +160,7 @@ class Problem:
         """The representative's finding that shows this problem, if one does."""
         parts = set(self.signature.split(" + "))
         for finding in self.representative.findings:
-            if parts & {r.signature for r in reasons_of(finding)}:
+            if parts & {r.signature for r in reasons_of(finding, self.representative.params)}:
                 return finding
         return None
 
@@ -170,7 +170,7 @@ class Problem:
             return self.stored_transcript
         rep = self.representative
         for finding in rep.findings:
-            mine = {r.signature for r in reasons_of(finding)}
+            mine = {r.signature for r in reasons_of(finding, rep.params)}
             if finding.transcript and mine & set(self.signature.split(" + ")):
                 return finding.transcript
         return next((f.transcript for f in rep.findings if f.transcript), "")
@@ -368,7 +368,7 @@ def case_reasons(case: CaseView) -> list[Reason]:
         reason = hang_reason(case.reason, _text(case.evidence.get("stacks")))
         out[reason.signature] = reason
     elif case.verdict == "crash":
-        sig = f"crash: {normalise(case.reason)}"
+        sig = f"crash: {normalise(case.reason, case.params)}"
         out[sig] = Reason(sig, f"the server process crashed: {case.reason}", "crash")
     elif case.verdict == "xpass":
         sig = f"xpass: {case.scenario}"
@@ -377,26 +377,30 @@ def case_reasons(case: CaseView) -> list[Reason]:
     for finding in case.findings:
         if restated and restated in normalise(f"{finding.message} {finding.observed}"):
             continue  # the finding only restates the hang or crash: not a reason of its own
-        for reason in reasons_of(finding):
+        for reason in reasons_of(finding, case.params):
             out.setdefault(reason.signature, reason)
     if not out:
         why = case.reason or case.verdict
-        sig = f"{case.verdict}: {normalise(why)}"
+        sig = f"{case.verdict}: {normalise(why, case.params)}"
         out[sig] = Reason(sig, why, case.verdict)
     return list(out.values())
 
 
-def reasons_of(finding: Any) -> list[Reason]:
-    """The reasons one finding stands for: its deviations (rule 1), or itself (rule 3)."""
+def reasons_of(finding: Any, params: Mapping[str, Any] | None = None) -> list[Reason]:
+    """The reasons one finding stands for: its deviations (rule 1), or itself (rule 3),
+    with the values of the case's ``params`` left out of its texts."""
     check, expected, observed = finding.check, finding.expected, finding.observed
     if "→" in expected and "→" in observed:
         steps = deviation(_steps(expected), _steps(observed))
         if steps:
             return [_deviation_reason(step, check) for step in steps]
     if expected or observed:
-        sig = f"{check}: expected {normalise(expected)} observed {normalise(observed)}"
+        sig = (
+            f"{check}: expected {normalise(expected, params)}"
+            f" observed {normalise(observed, params)}"
+        )
     else:
-        sig = f"{check}: {normalise(finding.message)}"
+        sig = f"{check}: {normalise(finding.message, params)}"
     return [Reason(sig, DIAGNOSES.get(check) or _first_line(finding.message), check)]
 
 
@@ -512,9 +516,13 @@ def clients_of(case: CaseView) -> int:
         return 1
 
 
-def normalise(text: str) -> str:
-    """``text`` without what varies between cases of one bug: numbers, addresses, bytes..."""
+def normalise(text: str, params: Mapping[str, Any] | None = None) -> str:
+    """``text`` without what varies between cases of one bug: the case's parameter values
+    (as whole words), numbers, addresses, paths, byte values, transports and kinds."""
     flat = " ".join(text.split())
+    for value in (params or {}).values():
+        if isinstance(value, str) and len(value) > 1:
+            flat = re.sub(rf"(?<![\w.]){re.escape(value)}(?![\w])", "P", flat)
     for pattern, replacement in _NOISE:
         flat = pattern.sub(replacement, flat)
     return flat[:300]

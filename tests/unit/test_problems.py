@@ -251,3 +251,23 @@ def test_compare_reports_fixed_new_and_remaining_problems() -> None:
     assert [p.signature for p in result.problems_remaining] == ["hook order: handle before setup"]
     text = render_comparison(result)
     assert "problems: 1 fixed, 1 new, 1 remaining" in text
+
+
+def test_parameter_values_are_left_out_of_the_signature() -> None:
+    results = [
+        case(
+            f"lifecycle.handler.order[tcp-sync-fault={hook}]",
+            Finding(
+                "errors.handle_error_once",
+                "conn#1: handle_error called 0 time(s)",
+                f"1 call(s) after {hook} raised InjectedError",
+                "0 call(s)",
+                1,
+            ),
+        )
+        for hook in ("setup", "handle", "finish")
+    ]
+    for result in results:
+        result.params["fault"] = result.id.rsplit("=", 1)[1].rstrip("]")
+    (problem,) = cluster(views(*results))
+    assert problem.diagnosis == "handle_error() is not called exactly once per failed request"
