@@ -4,7 +4,8 @@ The controller loads every implementation first (so a bad spec ends the run
 before any case, with exit status 2), decides ``unsupported`` cases itself
 from the probed features, and hands the rest to ``jobs`` worker slots.  Each
 finished case is streamed to ``results.jsonl`` at once; ``results.json`` is
-written at the end — also after Ctrl-C, then marked partial.
+written at the end — also after Ctrl-C, then marked partial — and the stream is
+then sealed as ``results.jsonl.gz`` (see ``harness._report.results``).
 """
 
 from __future__ import annotations
