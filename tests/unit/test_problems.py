@@ -12,8 +12,9 @@ from harness._model.records import CaseResult, Finding, Strictness, Verdict
 from harness._report.compare import compare, render_comparison
 from harness._report.markdown import MAX_CHARS, render_summary
 from harness._report.model import CaseView, build_view
-from harness._report.problems import cluster, deviation, normalise, problem_counts
+from harness._report.problems import cluster, problem_counts
 from harness._report.results import stream_records, to_document
+from harness._report.signatures import deviation, normalise
 
 IMPL = "/tmp/x/mutant_two_bugs.py"
 HANDLER = ["handler_init", "setup", "handle", "finish"]
