@@ -12,10 +12,13 @@ Two more rules make reasons into problems:
    deviation's problem, not as a problem of its own.  A reason that also shows
    without it is a problem of its own, and every case with both appears under
    both problems.
-5. Hook deviations of an implementation that show in exactly the same cases
-   are one problem (a hook skipped takes the hooks it calls with it: ``no
-   shutdown_request`` + ``no close_request``).  Other reasons stay apart even
-   when they share every case: a hang and a failed check are two problems.
+5. Reasons of one family (hook deviations; checks of one family such as
+   ``concurrency``) that show in exactly the same cases of an implementation
+   are one problem: a hook skipped takes the hooks it calls with it (``no
+   shutdown_request`` + ``no close_request``), and one wrong threading model
+   fails every concurrency check that looks.  Reasons of different families
+   stay apart even when they share every case: a hang and a failed check are
+   two problems.
 
 Each problem carries its diagnosis, its cases across implementations, and a
 representative: the smallest case that shows it (``smallness``).
@@ -191,11 +194,11 @@ def _impl_problems(
     cases: Sequence[CaseView],
 ) -> list[tuple[Reason, list[CaseView], Counter[str]]]:
     """One implementation's problems: reasons, less the explained ones (rule 4), with
-    hook deviations that show in exactly the same cases merged into one problem."""
+    reasons of one family that show in exactly the same cases merged (rule 5)."""
     reasons = {id(c): case_reasons(c) for c in cases}
     shown = {id(c): deviations_in_log(c) | _order_of(reasons[id(c)]) for c in cases}
-    ranks = {r.signature: r.rank for rs in reasons.values() for r in rs}
-    explained = _explained(cases, reasons, shown, ranks)
+    known = {r.signature: r for rs in reasons.values() for r in rs}
+    explained = _explained(cases, reasons, shown, known)
     members: dict[str, list[CaseView]] = {}
     described: dict[str, Reason] = {}
     seen_with: dict[str, Counter[str]] = {}
@@ -207,12 +210,9 @@ def _impl_problems(
                 seen_with.setdefault(cause, Counter())[reason.signature] += 1
             else:
                 members.setdefault(reason.signature, []).append(case)
-    # Hook deviations that always show together are one problem (a hook skipped takes
-    # the hooks it calls with it); other reasons stay apart even in the same cases.
-    together: dict[tuple[object, ...], list[str]] = {}
+    together: dict[tuple[object, ...], list[str]] = {}  # rule 5
     for sig, found in members.items():
-        cases_key = frozenset(id(c) for c in found)
-        key = (cases_key,) if described[sig].rank < 2 else (cases_key, sig)
+        key = (frozenset(id(c) for c in found), described[sig].family)
         together.setdefault(key, []).append(sig)
     out = []
     for sigs in together.values():
@@ -240,20 +240,26 @@ def _explained(
     cases: Sequence[CaseView],
     reasons: Mapping[int, list[Reason]],
     shown: Mapping[int, set[str]],
-    ranks: Mapping[str, int],
+    known: Mapping[str, Reason],
 ) -> dict[str, str]:
-    """Rule 4: each reason seen only in cases showing a lower-ranked deviation → it.
+    """Rule 4: each reason seen only in cases showing a lower-ranked one that may
+    explain it (``Reason.explains``) → that one.
 
-    Only deviations that a check reported somewhere in these cases can explain;
-    one merely derived from an event log cannot.  Chains resolve to the root.
+    Only reasons found by a check somewhere in these cases can explain; a
+    deviation merely derived from an event log cannot.  Chains resolve to the root.
     """
+    ranks = {sig: r.rank for sig, r in known.items()}
     reported = Counter(r.signature for rs in reasons.values() for r in rs if r.rank < 2)
     common: dict[str, set[str]] = {}
     for case in cases:
         present = shown[id(case)] & set(reported)
         for reason in reasons[id(case)]:
             sig = reason.signature
-            below = {d for d in present if ranks.get(d, 2) < reason.rank}
+            below = {
+                d
+                for d in present
+                if ranks.get(d, 2) < reason.rank and reason.check.startswith(known[d].explains)
+            }
             common[sig] = common[sig] & below if sig in common else below
     cause = {
         sig: min(sorted(found), key=lambda d: (ranks.get(d, 2), -reported[d]))

@@ -14,15 +14,16 @@ left out (``normalise``).  The rules:
    child and a threading server; the deviations do not.
 2. A hang is signed by its phase (what did not return) and the top frames of
    the stacks outside the harness; a crash by its reason.  A finding that only
-   restates the hang or crash is not a second reason.
+   restates the hang or crash is not a second reason, and a resource left
+   behind by a case that hung or crashed is its consequence (``LEAKS``).
 3. Any other finding is signed by its check id and its normalised expected and
    observed values (its message when it has neither).
 
 A reason's ``rank`` says what it can explain (``harness._report.problems``,
-rule 4): 0 for hooks out of order, 1 for hooks missing or repeated, 2 for
-anything else.  Each reason carries a one-line diagnosis in the words of the
-socketserver contract (``DIAGNOSES``; the finding's own message when no
-sentence fits).
+rule 4): 0 for hooks out of order; 1 for hooks missing or repeated, and for a
+hang or crash (which explain only leaks); 2 for anything else.  Each reason
+carries a one-line diagnosis in the words of the socketserver contract
+(``DIAGNOSES``; the finding's own message when no sentence fits).
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ from harness._report.model import CaseView
 
 #: What a hang's phase is called when the case body itself ran out of time.
 CASE_BODY = "the case"
+#: What a hang or crash explains: a case torn down by force leaves its resources behind.
+LEAKS = "resources."
 #: One-line diagnoses per check id: the socketserver contract in words.
 DIAGNOSES: Mapping[str, str] = {
     "errors.handle_error_once": "handle_error() is not called exactly once per failed request",
@@ -95,7 +98,11 @@ _NOISE: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"\b(?:" + "|".join((*_TRANSPORTS, *_KINDS)) + r")\b"), "T"),
     (re.compile(r"0x[0-9a-fA-F]+"), "N"),
     (re.compile(r"\d+(?:\.\d+)?"), "N"),
+    (re.compile(r"(\b[\w .:-]+?)(?:, \1)+\b"), r"\1, …"),  # lists of any length
 )
+#: Check families that say the same kind of thing (rule 5 merges within a family):
+#: what the clients saw, whatever the scenario family that looked.
+_FAMILIES = dict.fromkeys(("replies", "stream", "datagram", "wire", "echo", "packets"), "clients")
 _FRAME = re.compile(r'File "([^"]+)", line \d+, in (\S+)')
 _HARNESS_FILES = re.compile(
     r"^<|[/\\](harness|scenarios|hypothesis|site-packages|(threading|selectors|runpy)\.py)"
@@ -107,14 +114,26 @@ _EVENT_FIELDS = tuple(f.name for f in fields(LifecycleEvent))
 class Reason:
     """One reason a case failed: its signature, the sentence that says it, and its rank.
 
-    ``rank`` orders the reasons that explain others (rule 4): 0 for hooks out of
-    order, 1 for hooks missing or repeated, 2 for anything else.
+    ``rank`` orders the reasons that explain others (``harness._report.problems``,
+    rule 4): 0 for hooks out of order; 1 for hooks missing or repeated, and for a
+    hang or crash; 2 for anything else.  ``explains`` limits what a reason can
+    explain to checks with that prefix ('' for any): a hang or crash explains
+    only the resources its case could not release.
     """
 
     signature: str
     diagnosis: str
     check: str
     rank: int = 2
+    explains: str = ""
+
+    @property
+    def family(self) -> str:
+        """What kind of reason: ``hook order`` for deviations, else the check's family."""
+        if self.rank == 0 or self.check.endswith("order"):
+            return "hook order"
+        family = self.check.split(".", 1)[0]
+        return _FAMILIES.get(family, family)
 
 
 def case_reasons(case: CaseView) -> list[Reason]:
@@ -125,7 +144,8 @@ def case_reasons(case: CaseView) -> list[Reason]:
         out[reason.signature] = reason
     elif case.verdict == "crash":
         sig = f"crash: {normalise(case.reason, case.params)}"
-        out[sig] = Reason(sig, f"the server process crashed: {case.reason}", "crash")
+        diagnosis = f"the server process crashed: {case.reason}"
+        out[sig] = Reason(sig, diagnosis, "crash", 1, LEAKS)
     elif case.verdict == "xpass":
         sig = f"xpass: {case.scenario}"
         out[sig] = Reason(sig, f"{case.scenario} passed although expected to fail", "xpass")
@@ -146,8 +166,11 @@ def reasons_of(finding: Any, params: Mapping[str, Any] | None = None) -> list[Re
     """The reasons one finding stands for: its deviations (rule 1), or itself (rule 3),
     with the values of the case's ``params`` left out of its texts."""
     check, expected, observed = finding.check, finding.expected, finding.observed
-    if "→" in expected and "→" in observed:
-        steps = deviation(_steps(expected), _steps(observed))
+    if "→" in expected:
+        want = _steps(expected)
+        got = [] if observed.strip() in ("", "(nothing)") else _steps(observed)
+        known = set(HOOK_ORDER) | set(want) | {"handle_error"}
+        steps = deviation(want, got) if all(name in known for name in got) else []
         if steps:
             return [_deviation_reason(step, check) for step in steps]
     if expected or observed:
@@ -173,7 +196,7 @@ def hang_reason(reason: str, stacks: str) -> Reason:
     frames = top_frames(stacks)
     where = f" in {' / '.join(frames)}" if frames else ""
     sig = f"hang: {normalise(phase)}{where}"
-    return Reason(sig, f"{phase} never returns{where}", "hang")
+    return Reason(sig, f"{phase} never returns{where}", "hang", 1, LEAKS)
 
 
 def top_frames(stacks: str, per_thread: int = 2, threads: int = 3) -> list[str]:
