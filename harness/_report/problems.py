@@ -13,7 +13,8 @@ Two more rules make reasons into problems:
    without it is a problem of its own, and every case with both appears under
    both problems.
 5. Reasons of one family (hook deviations; checks of one family such as
-   ``concurrency``) that show in exactly the same cases of an implementation
+   ``concurrency``; every check of what the clients saw, ``Reason.family``)
+   that show in exactly the same cases of an implementation
    are one problem: a hook skipped takes the hooks it calls with it (``no
    shutdown_request`` + ``no close_request``), and one wrong threading model
    fails every concurrency check that looks.  Reasons of different families
