@@ -151,22 +151,6 @@ class ReportView:
         """The cells of one matrix row, one per implementation."""
         return [self.cell(impl.spec, case_id) for impl in self.impls]
 
-    def problems(self) -> list[CaseView]:
-        """Every bad cell, loud (``must``) ones first, then in display order."""
-        bad = [c for c in self.cases if c.bad]
-        return sorted(bad, key=lambda c: c.tone != "loud")
-
-    def distinct_problems(self) -> list[list[CaseView]]:
-        """Bad cells grouped: same implementation, scenario and verdict, and the same checks
-        failing with the same message but for numbers (details may differ between cases)."""
-        grouped: dict[tuple[object, ...], list[CaseView]] = {}
-        for case in self.problems():
-            checks = sorted({(f.check, _no_digits(f.message)) for f in case.findings})
-            reason = "" if checks else _no_digits(case.reason)
-            key = (case.impl, case.scenario, case.verdict, case.strictness, tuple(checks), reason)
-            grouped.setdefault(key, []).append(case)
-        return list(grouped.values())
-
     def must_failures(self, impl: str) -> int:
         """Count of must-strictness fail/hang/crash for ``impl``."""
         return sum(1 for c in self.cases if c.impl == impl and c.tone == "loud")
@@ -345,10 +329,6 @@ def _slugs(names: Iterable[str], limit: int) -> list[str]:
 
 def _finding_key(f: FindingView) -> tuple[str, str, str, str]:
     return (f.check, _no_conn(f.message), f.expected, f.observed)
-
-
-def _no_digits(text: str) -> str:
-    return re.sub(r"\d+(\.\d+)?", "N", text)
 
 
 def _no_conn(text: str) -> str:
