@@ -163,11 +163,11 @@ def write_results(directory: Path, info: RunInfo, results: Sequence[CaseResult])
 
 def seal_stream(directory: Path) -> Path | None:
     """Compress ``results.jsonl`` into ``results.jsonl.gz`` (then remove it); the sealed
-    path, or None when there is no stream."""
+    path, or None when this run streamed nothing."""
     plain = directory / STREAM
     sealed = directory / SEALED_STREAM
     if not plain.exists():
-        return sealed if sealed.exists() else None
+        return None  # nothing streamed by this run (a sealed file there is an older run's)
     tmp = sealed.with_name(sealed.name + ".tmp")
     with open(plain, "rb") as source, gzip.open(tmp, "wb", compresslevel=6) as target:
         shutil.copyfileobj(source, target)
