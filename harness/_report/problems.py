@@ -14,8 +14,8 @@ Two more rules make reasons into problems:
    both problems.
 5. Reasons of one family (hook deviations; checks of one family such as
    ``concurrency``; every check of what the clients saw, ``Reason.family``)
-   that show in exactly the same cases of an implementation
-   are one problem: a hook skipped takes the hooks it calls with it (``no
+   whose cases are all cases of a wider reason of that family, in one
+   implementation, are one problem with it: a hook skipped takes the hooks it calls with it (``no
    shutdown_request`` + ``no close_request``), and one wrong threading model
    fails every concurrency check that looks.  Reasons of different families
    stay apart even when they share every case: a hang and a failed check are
@@ -195,7 +195,7 @@ def _impl_problems(
     cases: Sequence[CaseView],
 ) -> list[tuple[Reason, list[CaseView], Counter[str]]]:
     """One implementation's problems: reasons, less the explained ones (rule 4), with
-    reasons of one family that show in exactly the same cases merged (rule 5)."""
+    reasons of one family merged into the widest that covers them (rule 5)."""
     reasons = {id(c): case_reasons(c) for c in cases}
     shown = {id(c): deviations_in_log(c) | _order_of(reasons[id(c)]) for c in cases}
     known = {r.signature: r for rs in reasons.values() for r in rs}
@@ -211,13 +211,9 @@ def _impl_problems(
                 seen_with.setdefault(cause, Counter())[reason.signature] += 1
             else:
                 members.setdefault(reason.signature, []).append(case)
-    together: dict[tuple[object, ...], list[str]] = {}  # rule 5
-    for sig, found in members.items():
-        key = (frozenset(id(c) for c in found), described[sig].family)
-        together.setdefault(key, []).append(sig)
     out = []
-    for sigs in together.values():
-        parts = sorted((described[s] for s in sigs), key=lambda r: (r.rank, r.signature))
+    for sigs in _families(members, described):
+        parts = [described[s] for s in sigs]
         counts: Counter[str] = Counter()
         for sig in sigs:
             counts.update(seen_with.get(sig, Counter()))
@@ -225,13 +221,40 @@ def _impl_problems(
     return out
 
 
+def _families(
+    members: Mapping[str, list[CaseView]], described: Mapping[str, Reason]
+) -> list[list[str]]:
+    """Rule 5: signatures grouped under the widest one of their family whose cases
+    include all of theirs; the widest first in each group."""
+    widest = sorted(members, key=lambda s: (-len(members[s]), described[s].rank, s))
+    groups: list[list[str]] = []
+    for sig in widest:
+        mine = {id(c) for c in members[sig]}
+        home = next(
+            (
+                g
+                for g in groups
+                if described[g[0]].family == described[sig].family
+                and mine <= {id(c) for c in members[g[0]]}
+            ),
+            None,
+        )
+        if home is None:
+            groups.append([sig])
+        else:
+            home.append(sig)
+    return groups
+
+
 def merge_reasons(parts: Sequence[Reason]) -> Reason:
     """Reasons that always show together, as one (their signatures joined by `` + ``)."""
     if len(parts) == 1:
         return parts[0]
+    sentences = list(dict.fromkeys(r.diagnosis for r in parts))
+    more = f" (and {len(sentences) - 3} more)" if len(sentences) > 3 else ""
     return Reason(
         " + ".join(r.signature for r in parts),
-        "; ".join(dict.fromkeys(r.diagnosis for r in parts)),
+        "; ".join(sentences[:3]) + more,
         parts[0].check,
         min(r.rank for r in parts),
     )

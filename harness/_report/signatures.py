@@ -89,13 +89,19 @@ _KINDS = ("sync", "threading", "forking")
 _ARROW = re.compile(r"\s*→\s*")
 _NOISE: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"""b(['"])(?:\\.|(?!\1).)*\1…?"""), "b'…'"),  # byte values
+    (re.compile(r"<[\w.]+ object at 0x[0-9a-fA-F]+>"), "<object>"),
+    (re.compile(r"<socket\.socket [^>]*>"), "<socket>"),
     (
         re.compile(r"\[?'(?:\d{1,3}\.){3}\d{1,3}', \d+\]?|\[?'[0-9a-f:]*:[0-9a-f:]*', \d+\]?"),
         "ADDR",
     ),
     (re.compile(r"(?:\d{1,3}\.){3}\d{1,3}(?::\d+)?"), "ADDR"),
-    (re.compile(r"(?:/[\w.@+-]+)+/?"), "PATH"),
+    (re.compile(r"(?:/[\w.@+-]+)+/?"), "ADDR"),  # a path: a Unix socket's address, mostly
+    (re.compile(r"""[('"\[]+ADDR[)'"\]]+"""), "ADDR"),
     (re.compile(r"\b(?:" + "|".join((*_TRANSPORTS, *_KINDS)) + r")\b"), "T"),
+    (re.compile(r"\b\w*(?:TCP|UDP|Unix|Threading|Forking)\w*"), "CLASS"),  # server classes
+    # An exception's type says what went wrong; its text varies with the transport.
+    (re.compile(r"\b(\w+(?:Error|Exception|Timeout)): [^;|]*"), r"\1"),
     (re.compile(r"0x[0-9a-fA-F]+"), "N"),
     (re.compile(r"\d+(?:\.\d+)?"), "N"),
     (re.compile(r"(\b[\w .:-]+?)(?:, \1)+\b"), r"\1, …"),  # lists of any length

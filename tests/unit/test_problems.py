@@ -272,3 +272,17 @@ def test_parameter_values_are_left_out_of_the_signature() -> None:
         result.params["fault"] = result.id.rsplit("=", 1)[1].rstrip("]")
     (problem,) = cluster(views(*results))
     assert problem.diagnosis == "handle_error() is not called exactly once per failed request"
+
+
+def test_checks_of_one_family_failing_in_the_same_cases_are_one_problem() -> None:
+    def concurrency(check: str) -> Finding:
+        return Finding(f"concurrency.{check}", f"{check} broke", "one thing", "another")
+
+    results = [
+        case(f"c.x[tcp-sync-n={n}]", concurrency("sync_overlap"), concurrency("sync_thread"))
+        for n in range(3)
+    ]
+    results.append(case("c.y[tcp-sync]", concurrency("sync_overlap")))
+    (problem,) = cluster(views(*results))
+    assert len(problem.cases) == 4  # sync_thread's three cases are all sync_overlap's too
+    assert " + " in problem.signature
