@@ -34,6 +34,7 @@ from typing import Any
 
 from harness._report.model import CaseView, FindingView, ReportView
 from harness._report.signatures import (
+    HOOK_ORDER,
     Reason,
     case_reasons,
     deviations_in_log,
@@ -182,13 +183,18 @@ def cluster(cases: Iterable[CaseView]) -> list[Problem]:
 
 
 def _diagnosis(reason: Reason, seen_with: Counter[str], cases: int) -> str:
-    """The reason's sentence, or — for ``B before A`` where A never ran in any of its
-    cases — ``A() is not called: B() runs without it``."""
-    b, before, a = reason.signature.removeprefix("hook order: ").partition(" before ")
-    single = reason.rank == 0 and before and " + " not in reason.signature
-    if single and seen_with.get(f"hook order: no {a}", 0) >= cases:
-        return f"{a}() is not called: {b}() runs without it"
-    return reason.diagnosis
+    """The reason's sentence, or — when it is ``B before A`` (one or more A) and no A
+    ever ran in its cases — ``A() is not called: B() runs without it``."""
+    parts = [p.removeprefix("hook order: ") for p in reason.signature.split(" + ")]
+    pairs = [p.partition(" before ") for p in parts]
+    if not all(before for _, before, _ in pairs) or len({b for b, _, _ in pairs}) != 1:
+        return reason.diagnosis
+    missing = [a for _, _, a in pairs]
+    if any(seen_with.get(f"hook order: no {a}", 0) < cases for a in missing):
+        return reason.diagnosis
+    names = ", ".join(f"{a}()" for a in _in_hook_order(missing))
+    verb, them = ("is", "it") if len(missing) == 1 else ("are", "them")
+    return f"{names} {verb} not called: {pairs[0][0]}() runs without {them}"
 
 
 def _impl_problems(
@@ -341,6 +347,10 @@ def problem_counts(problems: Iterable[Problem], specs: Iterable[str]) -> dict[st
         for spec in problem.impls:
             counts[spec] = counts.get(spec, 0) + 1
     return counts
+
+
+def _in_hook_order(names: Sequence[str]) -> list[str]:
+    return sorted(names, key=lambda n: HOOK_ORDER.index(n) if n in HOOK_ORDER else len(HOOK_ORDER))
 
 
 def _count(value: Any) -> int:
