@@ -49,6 +49,9 @@ KNOWN_EVIDENCE = frozenset(
         "stacks",
         "traceback",
         "pcap",
+        "replay",  # shown as the page's Replay section
+        "t0",  # the monotonic origin of the times shown: no use to a reader
+        "dropped",  # shown as the note on what the harness left out
     }
 )
 MAX_DUMP = 20_000
@@ -58,8 +61,8 @@ MAX_CONN_TABLES = 1
 MAX_TABLE_ROWS = 20
 MAX_CONN_LINES = 6
 MAX_TRACEBACKS = 1
-MAX_OUTPUT = 2_000
-MAX_WIRE_ROWS = 10
+MAX_OUTPUT = 1_000
+MAX_WIRE_ROWS = 5
 MAX_STEPS = 40
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f]")
 _WORDS = {
@@ -168,7 +171,7 @@ def render_case(view: ReportView, case: CaseView) -> str:
             stacks=_str(ev.get("stacks")),
             traceback=_str(ev.get("traceback")),
             pcap=_pcap(ev.get("pcap")),
-            other=[(k, _dump(v)) for k, v in ev.items() if k not in KNOWN_EVIDENCE | {"dropped"}],
+            other=[(k, _dump(v)) for k, v in ev.items() if k not in KNOWN_EVIDENCE],
             params=[(k, _str(v)) for k, v in case.params.items()],
         )
     )

@@ -24,8 +24,8 @@ measured is lost if the run itself is killed.
 Evidence is stored once per case.  When the run ends, ``results.jsonl`` — the
 complete record, bulky evidence included — is compressed to
 ``results.jsonl.gz`` (one JSON record per line; ``zcat`` streams it), and the
-records of results.json keep the small evidence keys and the last ``TAIL``
-characters of server output, stacks and traceback; the rest of
+records of results.json keep the small evidence keys and the tails of
+server output, stacks and traceback (``TAILED_EVIDENCE``); the rest of
 ``BULKY_EVIDENCE`` (event log, wire log, timeline, and those texts whole) is in
 the file named by ``evidence_file`` only.  A document without ``evidence_file``
 has all its evidence inline.
@@ -64,10 +64,10 @@ STREAM = "results.jsonl"
 #: The compressed stream, written when the run ends: where bulky evidence lives.
 SEALED_STREAM = "results.jsonl.gz"
 #: Evidence keys kept whole only in the stream (``evidence_file``): results.json leaves
-#: out the first three and keeps the last ``TAIL`` characters of the others.
+#: out the first three and keeps the last characters of the others (``TAILED_EVIDENCE``:
+#: the output of every failing case briefly, the rarer stacks and tracebacks at length).
 BULKY_EVIDENCE = frozenset({"event_log", "wire", "timeline", "output", "stacks", "traceback"})
-TAILED_EVIDENCE = frozenset({"output", "stacks", "traceback"})
-TAIL = 2000
+TAILED_EVIDENCE: dict[str, int] = {"output": 1000, "stacks": 4000, "traceback": 4000}
 VERSION = "0.1.0"
 
 
@@ -139,7 +139,7 @@ def _slim(record: dict[str, Any]) -> dict[str, Any]:
     slim: dict[str, Any] = {}
     for key, value in (record.get("evidence") or {}).items():
         if key in TAILED_EVIDENCE and isinstance(value, str):
-            slim[key] = value[-TAIL:]
+            slim[key] = value[-TAILED_EVIDENCE[key] :]
         elif key not in BULKY_EVIDENCE:
             slim[key] = value
     return {**record, "evidence": slim}

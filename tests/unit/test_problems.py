@@ -214,7 +214,7 @@ def test_results_json_leaves_bulky_evidence_to_the_stream() -> None:
     )
     doc = to_document(sample_info(), [bulky], evidence_file="results.jsonl.gz")
     evidence = doc["results"][0]["evidence"]
-    assert "event_log" not in evidence and len(evidence["output"]) == 2000
+    assert "event_log" not in evidence and len(evidence["output"]) == 1000
     assert doc["evidence_file"] == "results.jsonl.gz"
 
 
