@@ -310,7 +310,7 @@ def _order_of(reasons: Iterable[Reason]) -> set[str]:
 
 def smallness(case: CaseView) -> tuple[Any, ...]:
     """Sort key of the smallest case: must first, fewest clients, simplest transport and
-    kind, then fastest."""
+    kind, fewest checks failing (the case shows this problem and little else), fastest."""
     transport = _text(case.params.get("transport"))
     kind = _text(case.params.get("kind"))
     return (
@@ -318,6 +318,7 @@ def smallness(case: CaseView) -> tuple[Any, ...]:
         clients_of(case),
         _TRANSPORTS.index(transport) if transport in _TRANSPORTS else len(_TRANSPORTS),
         _KINDS.index(kind) if kind in _KINDS else len(_KINDS),
+        len({f.check for f in case.findings}),
         case.duration,
         case.id,
     )
