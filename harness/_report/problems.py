@@ -27,6 +27,7 @@ representative: the smallest case that shows it (``smallness``).
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -310,7 +311,8 @@ def _order_of(reasons: Iterable[Reason]) -> set[str]:
 
 def smallness(case: CaseView) -> tuple[Any, ...]:
     """Sort key of the smallest case: must first, fewest clients, simplest transport and
-    kind, fewest checks failing (the case shows this problem and little else), fastest."""
+    kind, fastest — among cases of one order of magnitude of duration, the one failing the
+    fewest checks (it shows this problem and little else)."""
     transport = _text(case.params.get("transport"))
     kind = _text(case.params.get("kind"))
     return (
@@ -318,6 +320,7 @@ def smallness(case: CaseView) -> tuple[Any, ...]:
         clients_of(case),
         _TRANSPORTS.index(transport) if transport in _TRANSPORTS else len(_TRANSPORTS),
         _KINDS.index(kind) if kind in _KINDS else len(_KINDS),
+        _order_of_magnitude(case.duration),
         len({f.check for f in case.findings}),
         case.duration,
         case.id,
@@ -348,6 +351,10 @@ def problem_counts(problems: Iterable[Problem], specs: Iterable[str]) -> dict[st
         for spec in problem.impls:
             counts[spec] = counts.get(spec, 0) + 1
     return counts
+
+
+def _order_of_magnitude(seconds: float) -> int:
+    return math.ceil(math.log10(max(seconds, 1e-3)))
 
 
 def _in_hook_order(names: Sequence[str]) -> list[str]:
