@@ -13,7 +13,8 @@ the end, however the run ends:
   directory that became unwritable, a closed pipe) stops the run the same
   way, partial, with exit status 2.
 
-A partial run never exits 0.
+A partial run never exits 0.  At the end the stream is sealed as
+``results.jsonl.gz`` (see ``harness._report.results``).
 """
 
 from __future__ import annotations

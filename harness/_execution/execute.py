@@ -18,6 +18,7 @@ import zlib
 from dataclasses import dataclass
 from typing import Any
 
+from harness._execution.evidence import bounded_evidence, bounded_findings
 from harness._execution.postchecks import POST_CHECKS
 from harness._model.errors import Abort, Hang, Unsupported
 from harness._model.implementation import Implementation
@@ -146,8 +147,8 @@ def _run_and_check(
     if ctx.notes:
         evidence["notes"] = ctx.notes
     if ctx.findings or verdict not in (Verdict.PASS, Verdict.UNSUPPORTED):
-        evidence["event_log"] = [_compact(e) for e in events[:2000]]
-        evidence["wire"] = ctx.wire
+        evidence.update(bounded_evidence(events, ctx.wire, ctx.findings, _compact))
+        ctx.findings[:] = bounded_findings(ctx.findings, evidence)
     return verdict, reason, evidence, tainted
 
 

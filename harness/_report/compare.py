@@ -11,10 +11,15 @@ a list of case records, is refused in one line (exit 2).  A run that was
 stopped (``partial``) or left only its ``results.jsonl`` is said to be
 partial, since its missing cases are not judged; a torn last line of a
 ``results.jsonl`` (the run was killed while writing it) is skipped.
+
+Problems (``harness._report.problems``: one per root cause) are compared too,
+per implementation and by signature: a problem is *fixed* when only the old
+run has it, *new* when only the new run has it, and *remaining* when both do.
 """
 
 from __future__ import annotations
 
+import gzip
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -23,6 +28,7 @@ from typing import Any
 
 from harness._model.errors import UsageError
 from harness._report.model import BAD, GOOD, build_view
+from harness._report.problems import Problem, problems_of
 from harness._report.results import SCHEMA
 
 MAX_LISTED = 50
@@ -40,6 +46,17 @@ class Change:
 
 
 @dataclass(frozen=True)
+class ProblemChange:
+    """One problem of one implementation in either run: cases affected before and now."""
+
+    impl: str
+    signature: str
+    diagnosis: str
+    old_cases: int
+    new_cases: int
+
+
+@dataclass(frozen=True)
 class Comparison:
     """The difference between two runs, each list in the new run's order."""
 
@@ -50,6 +67,9 @@ class Comparison:
     changed: tuple[Change, ...]
     unchanged: int
     partial: tuple[str, ...] = ()  # "old"/"new": which input was a partial run
+    problems_fixed: tuple[ProblemChange, ...] = ()
+    problems_new: tuple[ProblemChange, ...] = ()
+    problems_remaining: tuple[ProblemChange, ...] = ()
 
     @property
     def exit_status(self) -> int:
@@ -59,8 +79,9 @@ class Comparison:
 
 def compare(old_doc: Mapping[str, Any], new_doc: Mapping[str, Any]) -> Comparison:
     """Compare two results.json documents (read defensively: odd records are ignored)."""
-    old = {(c.impl, c.id): c for c in build_view(old_doc).cases}
-    new = {(c.impl, c.id): c for c in build_view(new_doc).cases}
+    old_view, new_view = build_view(old_doc), build_view(new_doc)
+    old = {(c.impl, c.id): c for c in old_view.cases}
+    new = {(c.impl, c.id): c for c in new_view.cases}
     buckets: dict[str, list[Change]] = {k: [] for k in ("regressed", "fixed", "changed", "new")}
     unchanged = 0
     for key, now in new.items():
@@ -80,7 +101,11 @@ def compare(old_doc: Mapping[str, Any], new_doc: Mapping[str, Any]) -> Compariso
     gone = [
         Change(c.impl, c.id, c.verdict, None, c.strictness) for k, c in old.items() if k not in new
     ]
+    fixed_p, new_p, remaining_p = compare_problems(problems_of(old_view), problems_of(new_view))
     return Comparison(
+        problems_fixed=fixed_p,
+        problems_new=new_p,
+        problems_remaining=remaining_p,
         regressed=tuple(buckets["regressed"]),
         fixed=tuple(buckets["fixed"]),
         new=tuple(buckets["new"]),
@@ -98,6 +123,33 @@ def _is_partial(document: Mapping[str, Any]) -> bool:
     return not isinstance(run, Mapping) or bool(run.get("partial"))
 
 
+def compare_problems(
+    old: Sequence[Problem], new: Sequence[Problem]
+) -> tuple[tuple[ProblemChange, ...], tuple[ProblemChange, ...], tuple[ProblemChange, ...]]:
+    """(fixed, new, remaining) problems, each per implementation and signature."""
+
+    def per_impl(problems: Sequence[Problem]) -> dict[tuple[str, str], tuple[str, int]]:
+        return {
+            (spec, p.signature): (p.diagnosis, len(p.in_impl(spec)))
+            for p in problems
+            for spec in p.impls
+        }
+
+    before, after = per_impl(old), per_impl(new)
+    fixed = [
+        ProblemChange(impl, sig, diagnosis, n, 0)
+        for (impl, sig), (diagnosis, n) in before.items()
+        if (impl, sig) not in after
+    ]
+    fresh: list[ProblemChange] = []
+    remaining: list[ProblemChange] = []
+    for (impl, sig), (diagnosis, n) in after.items():
+        was = before.get((impl, sig))
+        change = ProblemChange(impl, sig, diagnosis, was[1] if was else 0, n)
+        (remaining if was else fresh).append(change)
+    return tuple(fixed), tuple(fresh), tuple(remaining)
+
+
 def render_comparison(
     comparison: Comparison, old_label: str = "OLD", new_label: str = "NEW"
 ) -> str:
@@ -111,6 +163,7 @@ def render_comparison(
         for side in c.partial
     ]
     failing_new = sum(1 for ch in c.new if ch.new in BAD)
+    lines += _problem_lines(c)
     sections: Sequence[tuple[str, tuple[Change, ...], int | None]] = (
         ("regressed", c.regressed, None),
         ("fixed", c.fixed, None),
@@ -144,16 +197,21 @@ def load_document(path: Path) -> dict[str, Any]:
     target = path
     if path.is_dir():
         target = path / "results.json"
-        if not target.exists() and (path / "results.jsonl").exists():
-            target = path / "results.jsonl"
+        for stream in ("results.jsonl", "results.jsonl.gz"):
+            if not target.exists() and (path / stream).exists():
+                target = path / stream
     if not target.is_file():
         raise UsageError(
             f"no results at {str(path)!r}; expected a results.json file or a report directory"
         )
     try:
-        text = target.read_text(encoding="utf-8", errors="replace")
-        document = _jsonl(text, target) if target.suffix == ".jsonl" else json.loads(text)
-    except (OSError, ValueError) as exc:
+        if target.name.endswith(".jsonl.gz"):
+            with gzip.open(target, "rt", encoding="utf-8", errors="replace") as packed:
+                document = _jsonl(packed.read(), target)
+        else:
+            text = target.read_text(encoding="utf-8", errors="replace")
+            document = _jsonl(text, target) if target.suffix == ".jsonl" else json.loads(text)
+    except (OSError, ValueError, EOFError) as exc:
         raise UsageError(f"cannot read results {str(target)!r}: {exc}") from None
     _check_shape(document, target)
     return document
@@ -198,6 +256,24 @@ def _is_record(record: Any) -> bool:
     return isinstance(record, dict) and all(
         isinstance(record.get(k), str) for k in ("id", "impl", "verdict")
     )
+
+
+def _problem_lines(c: Comparison) -> list[str]:
+    lines = [
+        f"problems: {len(c.problems_fixed)} fixed, {len(c.problems_new)} new, "
+        f"{len(c.problems_remaining)} remaining"
+    ]
+    for title, changes in (
+        ("fixed", c.problems_fixed),
+        ("new", c.problems_new),
+        ("remaining", c.problems_remaining),
+    ):
+        for ch in changes[:MAX_LISTED]:
+            counts = f"{ch.old_cases} → {ch.new_cases} case(s)"
+            lines.append(f"  {title:9} {ch.impl}  {ch.diagnosis}  ({counts})")
+        if len(changes) > MAX_LISTED:
+            lines.append(f"  … and {len(changes) - MAX_LISTED} more {title}")
+    return lines
 
 
 def _line(change: Change) -> str:

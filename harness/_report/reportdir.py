@@ -21,10 +21,20 @@ from harness._model.errors import UsageError
 
 #: What a run writes into its report directory (names other writers may add too).
 REPORT_ENTRIES = frozenset(
-    {"results.json", "results.jsonl", "summary.md", "junit.xml", "index.html", "cases", "pcaps"}
+    {
+        "results.json",
+        "results.jsonl",
+        "results.jsonl.gz",
+        "summary.md",
+        "junit.xml",
+        "index.html",
+        "report.css",
+        "cases",
+        "pcaps",
+    }
 )
 #: Any one of these marks a directory as a previous sockspec report.
-MARKERS = ("results.json", "results.jsonl")
+MARKERS = ("results.json", "results.jsonl", "results.jsonl.gz")
 
 
 def check_report_dir(path: Path) -> None:
