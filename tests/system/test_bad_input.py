@@ -3,6 +3,7 @@ directories never mix two runs or lose a user's file."""
 
 from __future__ import annotations
 
+import gzip
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -102,7 +103,9 @@ def test_reused_report_dir_holds_only_the_new_run(cli: Cli, tmp_path: Path) -> N
     second = cli("run", "--impl", "stdlib", "--select", CASE, "--report-dir", str(report))
     assert second.status == 0, second.stderr
     assert len(json.loads((report / "results.json").read_text())["results"]) == 1
-    assert (report / "results.jsonl").read_text().count("\n") == 1
+    with gzip.open(report / "results.jsonl.gz", "rt") as stream:  # sealed at the end
+        assert stream.read().count("\n") == 1
+    assert not (report / "results.jsonl").exists()
     assert len(pages) > 1 and len(list((report / "cases").rglob("*.html"))) == 1
 
 
