@@ -10,7 +10,6 @@ says ``tainted`` and the supervisor retires the process.
 from __future__ import annotations
 
 import shutil
-import tempfile
 import threading
 import time
 import traceback
@@ -19,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness._execution.blame import green_hint, judge_exception
+from harness._execution.evidence import bounded_evidence, bounded_findings
 from harness._execution.postchecks import POST_CHECKS
 from harness._execution.serving import observe_design, serving_checks
 from harness._model.errors import Abort, Hang, Unsupported
@@ -31,6 +31,7 @@ from harness._runtime.context import Context, bookkeeping
 from harness._runtime.deadline import dump_stacks
 from harness._runtime.eventlog import HARNESS_THREAD_PREFIX, MAX_EVENTS
 from harness._runtime.resources import leak_findings, reap_and_kill, settle, take_snapshot
+from harness._runtime.tempdirs import make_tempdir
 from harness._runtime.wirelog import timeline
 from harness._wire.capture import CaseCapture, case_slug
 
@@ -59,7 +60,7 @@ def execute(impl: Implementation, case: Case, options: CaseOptions | None = None
     reason = unsupported_reason(impl, case)
     if reason:
         return CaseOutcome(_result(impl, case, Verdict.UNSUPPORTED, started, seed, reason=reason))
-    tmpdir = tempfile.mkdtemp(prefix="sockspec-")  # mkdtemp makes it 0700
+    tmpdir = make_tempdir()  # mode 0700; listed for the supervisor to remove
     ctx = Context(impl, case, seed, tmpdir, options)
     capture = _attach_capture(ctx) if options.capture else None
     baseline = take_snapshot()
@@ -164,8 +165,8 @@ def _run_and_check(
     if ctx.notes:
         evidence["notes"] = ctx.notes
     if ctx.findings or verdict not in (Verdict.PASS, Verdict.UNSUPPORTED):
-        evidence["event_log"] = [_compact(e) for e in events[:2000]]
-        evidence["wire"] = ctx.wire
+        evidence.update(bounded_evidence(events, ctx.wire, ctx.findings, _compact))
+        ctx.findings[:] = bounded_findings(ctx.findings, evidence)
     return verdict, reason, evidence, tainted
 
 
@@ -184,7 +185,8 @@ def _run_body(ctx: Context) -> None:
     thread.join(ctx.time_left())
     if thread.is_alive():
         raise Hang(
-            f"case did not finish within its {ctx.case.spec.deadline:g}s deadline", dump_stacks()
+            f"case did not finish within its {ctx.case.spec.deadline * ctx.scale:g}s deadline",
+            dump_stacks(),
         )
     if "error" in box:
         raise box["error"]

@@ -480,7 +480,8 @@ def case_slug(impl: str, case_id: str) -> str:
     """A file name for one implementation × case (stable, filesystem-safe, bounded)."""
     text = f"{impl}--{case_id}"
     slug = re.sub(r"[^A-Za-z0-9._=,-]+", "_", text).strip("._")
-    if len(slug) > 150:
+    if len(slug) > 150 or slug != text:
+        # Replaced characters would make ids that differ only in them collide.
         slug = f"{slug[:140]}-{zlib.crc32(text.encode()):08x}"
     return slug
 
