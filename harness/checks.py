@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from harness._checks.concurrency import observed_design
 from harness._checks.nesting import expect_silence, handle_error_context, nesting
 from harness._checks.timing import in_order, within
 from harness._model.lifecycle import by_conn, entries, expected_paths, transcript
@@ -49,15 +50,18 @@ def lifecycle(ctx: Context, kind: str | None = None) -> bool:
     """Every request passed through its hooks exactly once each, in order.
 
     See ``harness._model.lifecycle`` for the rules.  Roles are told apart by process:
-    events in the server's process are the ``server`` path, events in any other
-    process the ``child`` path of a forking server.
+    events in the process that accepted the request (the serving process, or a
+    pre-fork pool's worker) are the ``server`` path, events in any other process
+    the ``child`` path of a forking server.
     """
     kind = kind or ctx.kind
-    owner = ctx.log.owner_pid
     ok = True
     for conn, events in by_conn(ctx.events()).items():
         if not any(e.name == "get_request" for e in events):
             continue  # not a request (e.g. a connection id from elsewhere)
+        # The process that accepted the request is its server side: the serving
+        # process, or a pre-fork pool's worker that calls get_request() itself.
+        owner = home_pid(events, ctx.log.owner_pid)
         setup_raised = _raised(events, "setup") is not None
         paths = expected_paths(kind, _accepted(events), setup_raised)
         steps = entries(events)
@@ -82,12 +86,17 @@ def lifecycle(ctx: Context, kind: str | None = None) -> bool:
             ok = False
             ctx.fail(
                 "lifecycle.process",
-                f"conn#{conn}: hooks ran in another process in a {kind} server",
-                expected=f"every hook in pid {owner}",
+                f"conn#{conn}: one request's hooks ran in more than one process in a {kind} server",
+                expected=f"every hook in pid {owner}, which accepted it",
                 observed=", ".join(sorted({str(e.pid) for e in steps if e.pid != owner})),
                 conn=conn,
             )
     return ok
+
+
+def home_pid(events: Sequence[LifecycleEvent], default: int) -> int:
+    """The pid that accepted a request (``get_request`` returned its connection there)."""
+    return next((e.pid for e in events if e.name == "get_request" and e.phase == "return"), default)
 
 
 def errors_handled(ctx: Context) -> bool:
@@ -173,6 +182,10 @@ def concurrency_placement(ctx: Context, kind: str | None = None) -> bool:
             observed=", ".join(sorted({h.thread_name for h in strays})),
         )
         ok &= _no_overlap(ctx)
+    elif kind == "threading" and observed_design(ctx).startswith("pool"):
+        # A pre-fork pool's workers accept and handle themselves: the request is
+        # concurrent with the serving loop by construction; threads are reused.
+        ctx.note("design", observed_design(ctx))
     elif kind == "threading":
         names = [w[2] for w in where]
         ok &= ctx.expect(

@@ -62,3 +62,32 @@ def request_ends(ctx: Context) -> dict[int, float]:
         if event.conn is not None and event.name in _TAIL_HOOKS and in_worker:
             ends[event.conn] = max(ends.get(event.conn, 0.0), event.t)
     return ends
+
+
+def observed_design(ctx: Context) -> str:
+    """The concurrency design the event log shows, named for evidence.
+
+    ``pool``: requests accepted (``get_request`` returned) in processes other
+    than the serving one, which only a pre-fork pool does; ``per-request fork``:
+    handlers in child processes that did not accept; ``threads``: handlers in
+    threads other than the serving one; ``serving thread``: everything in the
+    thread that serves; ``""`` when no request was handled.
+    """
+    owner = ctx.log.owner_pid
+    events = ctx.events()
+    accepted = {e.pid for e in events if e.name == "get_request" and e.phase == "return"}
+    handles = [e for e in events if e.name == "handle" and e.phase == "call"]
+    if not handles:
+        return ""
+    if accepted - {owner}:
+        return f"pool ({len(accepted - {owner})} worker process(es) calling get_request)"
+    if any(e.pid != owner for e in handles):
+        return "per-request fork"
+    serving = {
+        (e.pid, e.thread_id)
+        for e in events
+        if e.name in ("serve_forever", "handle_request") and e.phase == "call"
+    }
+    if all((e.pid, e.thread_id) in serving for e in handles):
+        return "serving thread"
+    return "threads"

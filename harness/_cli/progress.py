@@ -37,6 +37,8 @@ if TYPE_CHECKING:
     from harness._control.runner import RunOutcome
 
 PROBLEMS = frozenset({Verdict.FAIL, Verdict.HANG, Verdict.CRASH, Verdict.ERROR})
+#: Printed as they happen too, under their own name, but not counted as failures.
+SHOWN = PROBLEMS | {Verdict.XFAIL}
 REPORT_FILES = ("summary.md", "index.html", "junit.xml")
 MAX_SHOWN = 10
 
@@ -68,9 +70,14 @@ class LineProgress:
         self.stream.write(f"sockspec: running {total} case(s)\n")
         self.stream.flush()
 
+    def note(self, text: str) -> None:
+        """A line about the run (which families are judged)."""
+        self.stream.write(text + "\n")
+        self.stream.flush()
+
     def case_done(self, result: CaseResult) -> None:
-        """Called after each case: prints a line when it is a problem."""
-        if result.verdict in PROBLEMS:
+        """Called after each case: prints a line when it is a problem (or an xfail)."""
+        if result.verdict in SHOWN:
             with self._lock:
                 self.stream.write(problem_line(result) + "\n")
                 self.stream.flush()
@@ -112,13 +119,18 @@ class LiveProgress:
         self._running = True
         atexit.register(self._stop)
 
+    def note(self, text: str) -> None:
+        """A line about the run, above the bar."""
+        self.bar.console.print(text, markup=False, highlight=False, soft_wrap=True)
+
     def case_done(self, result: CaseResult) -> None:
         """Advance the bar; print problems above it."""
         with self._lock:
-            if result.verdict in PROBLEMS:
-                self.failed += 1
+            if result.verdict in SHOWN:
+                self.failed += result.verdict in PROBLEMS
+                style = "red" if result.verdict in PROBLEMS else "yellow"
                 self.bar.console.print(
-                    problem_line(result), markup=False, style="red", soft_wrap=True
+                    problem_line(result), markup=False, style=style, soft_wrap=True
                 )
             if self.task is not None:
                 last = one_line(f"{result.verdict.value} {result.id}")[:60]

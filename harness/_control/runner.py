@@ -42,7 +42,7 @@ from harness._model.implementation import Implementation
 from harness._model.plan import CaseRef
 from harness._model.records import CaseResult, Verdict
 from harness._model.settings import Settings
-from harness._model.variants import host_supports
+from harness._model.variants import host_supports, judged_families
 from harness._report.reportdir import check_report_dir, point_latest, prepare_report_dir
 from harness._report.results import RunInfo, append_line, now, write_results
 from harness._wire.crafted import remove_stale_tables
@@ -173,13 +173,15 @@ def run(
             results.append(result)
             append_line(report_dir, result)
             if progress:
-                progress.case_done(result)
+                # Shown as it will be judged: an expected failure is an xfail already.
+                progress.case_done(apply_expectations([result], expectations)[0])
 
     stopped_by, status_floor = "", EXIT_OK
     with _stop_signals() as stopping:
         try:
             if progress:
                 progress.start(len(work))
+                _note_families(progress, impls)
             failure = _Pool(settings, record, report_dir).run(work)
             if failure is not None:
                 stopped_by, status_floor = f"internal error: {one_line(failure)}", EXIT_UNUSABLE
@@ -220,7 +222,20 @@ def run(
 def _impl_record(impl: Implementation) -> dict[str, Any]:
     """An implementation as results.json lists it."""
     file = getattr(impl.module, "__file__", None)
-    return {"spec": impl.spec, "features": sorted(impl.features), "file": file}
+    return {
+        "spec": impl.spec,
+        "features": sorted(impl.features),
+        "judged": judged_families(impl),
+        "file": file,
+    }
+
+
+def _note_families(progress: Progress, impls: Sequence[Implementation]) -> None:
+    """Say in one line per implementation which transport families are judged."""
+    note = getattr(progress, "note", None)  # optional: recording progresses may lack it
+    if note is not None:
+        for impl in impls:
+            note(judged_families(impl))
 
 
 @contextmanager

@@ -9,7 +9,6 @@ says ``tainted`` and the supervisor retires the process.
 
 from __future__ import annotations
 
-import os
 import shutil
 import threading
 import time
@@ -18,14 +17,16 @@ import zlib
 from dataclasses import dataclass
 from typing import Any
 
+from harness._execution.blame import green_hint, judge_exception
 from harness._execution.evidence import bounded_evidence, bounded_findings
 from harness._execution.postchecks import POST_CHECKS
+from harness._execution.serving import observe_design, serving_checks
 from harness._model.errors import Abort, Hang, Unsupported
 from harness._model.implementation import Implementation
 from harness._model.records import CaseResult, Finding, LifecycleEvent, Verdict
 from harness._model.scenario import Case
 from harness._model.settings import CaseOptions
-from harness._model.variants import host_supports
+from harness._model.variants import TRANSPORTS, host_supports, server_class_name
 from harness._runtime.context import Context, bookkeeping
 from harness._runtime.deadline import dump_stacks
 from harness._runtime.eventlog import HARNESS_THREAD_PREFIX, MAX_EVENTS
@@ -87,7 +88,17 @@ def unsupported_reason(impl: Implementation, case: Case) -> str:
     missing = impl.missing(case.spec.requires)
     if missing:
         return f"implementation {impl.spec!r} lacks {', '.join(missing)}"
-    return host_supports(case.transport, case.kind) or ""
+    return host_supports(case.transport, case.kind) or family_missing(impl, case)
+
+
+def family_missing(impl: Implementation, case: Case) -> str:
+    """Why a partial implementation cannot serve the case's variant (no such class), or ""."""
+    transport = TRANSPORTS[case.transport]
+    for name in (transport.base + "Server", server_class_name(case.transport, case.kind),
+                 transport.handler_base):  # fmt: skip
+        if name not in impl.features:
+            return f"implementation {impl.spec!r} lacks {name} (no {case.transport} {case.kind})"
+    return ""
 
 
 def _run_and_check(
@@ -100,29 +111,34 @@ def _run_and_check(
     except Unsupported as exc:
         verdict, reason = Verdict.UNSUPPORTED, exc.reason
     except Hang as exc:
-        verdict, reason, tainted = Verdict.HANG, exc.reason, True
+        verdict, reason, tainted = (
+            Verdict.HANG,
+            exc.reason + green_hint(exc.stacks, ctx.impl.spec),
+            True,
+        )
         evidence["stacks"] = exc.stacks
     except Abort as exc:
         reason = exc.reason
         ctx.fail("scenario.abort", exc.reason)
     except Exception as exc:
-        verdict, reason = _judge_exception(ctx, exc)
+        verdict, reason = judge_exception(ctx, exc)
         evidence["traceback"] = _format(exc)
     teardown_hang = _teardown(ctx)
     if capture is not None:
         evidence.update(capture.finish())
     if teardown_hang is not None:
         if verdict is not Verdict.HANG:
-            verdict, reason = Verdict.HANG, teardown_hang.reason
+            verdict, reason = (
+                Verdict.HANG,
+                teardown_hang.reason + green_hint(teardown_hang.stacks, ctx.impl.spec),
+            )
             evidence["stacks"] = teardown_hang.stacks
         tainted = True
     # Settle first: daemon handler threads and children may still be finishing
     # their requests, and the lifecycle checks must see the complete story.
     leaks = settle(baseline, LEAK_GRACE, ignore_fds=ctx.log.fds())
     ctx.log.sync()
-    rogue = _rogue_children(ctx)
-    if rogue:
-        verdict, reason = Verdict.CRASH, rogue
+    observe_design(ctx)
     if ctx.log.dropped:
         # The lifecycle story is incomplete: checking it would only invent findings.
         ctx.fail(
@@ -132,8 +148,10 @@ def _run_and_check(
             expected=f"at most {MAX_EVENTS:,} events",
             observed=f"{MAX_EVENTS + ctx.log.dropped:,} events",
         )
-    elif verdict in (Verdict.PASS, Verdict.FAIL):
+    elif verdict not in (Verdict.ERROR, Verdict.UNSUPPORTED):
+        # A hang or crash still reports what the log shows (the cause, often).
         _post_checks(ctx)
+        serving_checks(ctx)
     if "resources" in ctx.case.spec.checks and verdict is not Verdict.CRASH:
         ctx.findings.extend(leak_findings(leaks))
     if leaks.children:
@@ -197,48 +215,6 @@ def _post_checks(ctx: Context) -> None:
             ctx.fail(
                 "harness.check_error", f"post-check {name!r} raised {type(exc).__name__}: {exc}"
             )
-
-
-#: Hooks only the serving process may run: seen in a child, the child returned into the loop.
-_LOOP_HOOKS = frozenset(("get_request", "serve_forever", "handle_request", "service_actions"))
-
-
-def _rogue_children(ctx: Context) -> str:
-    """Why the case crashed because a forked child kept running the server loop, or ""."""
-    owner = ctx.log.owner_pid
-    pids = sorted({e.pid for e in ctx.log.events() if e.pid != owner and e.name in _LOOP_HOOKS})
-    if not pids:
-        return ""
-    return f"forked child process(es) {', '.join(map(str, pids))} returned into the server loop"
-
-
-def _judge_exception(ctx: Context, exc: BaseException) -> tuple[Verdict, str]:
-    """An exception out of the scenario: the implementation's fault, or the scenario's?
-
-    Raised inside the implementation's own code, or a socket error a client
-    saw, it is an observation about the server (``fail``); anything else is a
-    broken scenario (``error``), never blamed on the server.
-    """
-    text = f"{type(exc).__name__}: {exc}"
-    prefixes = _impl_paths(ctx.impl)
-    frames = traceback.extract_tb(exc.__traceback__)
-    if prefixes and any(os.path.realpath(f.filename).startswith(prefixes) for f in frames[-3:]):
-        ctx.fail("implementation.raised", f"the implementation raised {text}", observed=text)
-        return Verdict.FAIL, f"implementation raised {text}"
-    if isinstance(exc, OSError):
-        ctx.fail(
-            "clients.io", f"a client saw {text}", expected="the exchange completes", observed=text
-        )
-        return Verdict.FAIL, f"client saw {text}"
-    return Verdict.ERROR, f"scenario raised {text}"
-
-
-def _impl_paths(impl: Implementation) -> tuple[str, ...]:
-    paths = getattr(impl.module, "__path__", None)
-    if paths:
-        return tuple(os.path.realpath(p) + os.sep for p in paths)
-    file = getattr(impl.module, "__file__", None)
-    return (os.path.realpath(file),) if file else ()
 
 
 def _compact(event: LifecycleEvent) -> dict[str, Any]:

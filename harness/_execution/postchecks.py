@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from harness import checks
+from harness._checks.hooks import hooks_effective
 from harness._model.scenario import POST_CHECK_NAMES
 from harness._runtime.context import Context
 
@@ -18,6 +19,7 @@ from harness._runtime.context import Context
 def _lifecycle(ctx: Context) -> None:
     checks.lifecycle(ctx)
     checks.errors_handled(ctx)
+    hooks_effective(ctx)
 
 
 def _concurrency(ctx: Context) -> None:

@@ -10,21 +10,19 @@ from dataclasses import dataclass
 from types import ModuleType
 
 #: Names without which nothing can be tested.
-REQUIRED_NAMES: tuple[str, ...] = (
-    "BaseServer",
-    "TCPServer",
-    "UDPServer",
-    "BaseRequestHandler",
-    "StreamRequestHandler",
-    "DatagramRequestHandler",
-)
+REQUIRED_NAMES: tuple[str, ...] = ("BaseServer", "BaseRequestHandler")
+
+#: The base server classes, one per transport family; an implementation needs at
+#: least one (a stream-only or Unix-less module is judged on what it offers).
+SERVER_BASES: tuple[str, ...] = ("TCPServer", "UDPServer", "UnixStreamServer", "UnixDatagramServer")
 
 #: Optional classes, each a feature of the same name.
 OPTIONAL_CLASSES: tuple[str, ...] = (
+    *SERVER_BASES,
+    "StreamRequestHandler",
+    "DatagramRequestHandler",
     "ThreadingMixIn",
     "ForkingMixIn",
-    "UnixStreamServer",
-    "UnixDatagramServer",
     "ThreadingTCPServer",
     "ThreadingUDPServer",
     "ForkingTCPServer",
@@ -71,10 +69,25 @@ class Implementation:
 
 
 def probe_features(module: ModuleType) -> frozenset[str]:
-    """Return the names of the optional classes and attributes ``module`` provides."""
+    """Return the names of the optional classes and attributes ``module`` provides.
+
+    ``server_bind``: every base server class offered binds an address itself
+    (a socket-activated server, handed a listening descriptor, does not).
+    """
     found = {name for name in OPTIONAL_CLASSES if isinstance(getattr(module, name, None), type)}
     for feature, (cls_name, attr) in ATTRIBUTE_FEATURES.items():
         cls = getattr(module, cls_name, None)
         if cls is not None and hasattr(cls, attr):
             found.add(feature)
+    bases = [getattr(module, name) for name in SERVER_BASES if name in found]
+    if bases and all(callable(getattr(cls, "server_bind", None)) for cls in bases):
+        found.add("server_bind")
     return frozenset(found)
+
+
+def missing_required(module: ModuleType) -> list[str]:
+    """What ``module`` lacks of the minimum: the required names, and any base server class."""
+    missing = [name for name in REQUIRED_NAMES if not isinstance(getattr(module, name, None), type)]
+    if not any(isinstance(getattr(module, name, None), type) for name in SERVER_BASES):
+        missing.append(" or ".join(SERVER_BASES))
+    return missing

@@ -123,3 +123,14 @@ def bind_address(transport: str, tmpdir: str, index: int) -> object:
     if t.is_unix:
         return os.path.join(tmpdir, f"srv{index}.sock")
     return (t.host, 0)
+
+
+def judged_families(impl: Implementation) -> str:
+    """One line: which transports ``impl`` offers (and so are judged), and which it lacks."""
+    offered = [n for n, t in TRANSPORTS.items() if f"{t.base}Server" in impl.features]
+    absent = sorted({f"{t.base}Server" for t in TRANSPORTS.values()} - impl.features)
+    line = f"{impl.spec}: judged {', '.join(offered) or 'nothing'}"
+    if absent:
+        lacking = [n for n in TRANSPORTS if n not in offered]
+        line += f"; not offered: {', '.join(lacking)} (no {', '.join(absent)})"
+    return line

@@ -7,7 +7,7 @@ Schema ``sockspec-results/1``::
       "run": {"started", "finished", "duration", "argv", "python", "platform",
               "hostname", "profile", "select", "seed", "jobs", "partial",
               "exit_status", "sockspec"},
-      "implementations": [{"spec", "features", "file"}],
+      "implementations": [{"spec", "features", "judged", "file"}],
       "summary": {"<impl>": {"pass": n, "fail": n, ...}},
       "problems": [<problem>],
       "evidence_file": "results.jsonl.gz",

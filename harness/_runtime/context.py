@@ -163,6 +163,11 @@ class Context:
         transport = transport or self.case.transport
         spec = handler if isinstance(handler, HandlerSpec) else HandlerSpec(handle=handler)
         base = resolve_server_class(self.impl, transport, kind or self.kind)
+        if not bind_and_activate and not callable(getattr(base, "server_bind", None)):
+            raise Unsupported(
+                f"implementation {self.impl.spec!r} lacks server_bind: {base.__name__} cannot "
+                "defer binding (a socket-activated server?)"
+            )
         server_cls = instrument_server(type(base.__name__, (base,), dict(attrs)), self.log)
         handler_base = resolve_handler_base(self.impl, transport, spec.base)
         handler_cls = instrument_handler(build_handler(handler_base, spec), self.log)

@@ -70,9 +70,18 @@ class EventLog:
         return self._rx.fileno(), self._tx.fileno()
 
     def new_conn(self) -> int:
-        """A connection id unique within this log (across all servers of a case)."""
-        with self._lock:
+        """A connection id unique within this log, across all servers and processes of a case.
+
+        The owner counts from 1.  A forked child (a pre-fork pool's worker
+        calls ``get_request`` itself) would restart from its copy of the
+        counter, so its ids are pid-qualified instead: ``pid * CHILD_CONN_STRIDE
+        + n``, which no other process can give out.  ``next()`` on the counter
+        is atomic under the GIL: no lock, which a fork could copy while held.
+        """
+        pid = _process.pid
+        if pid == self._owner:
             return next(self._conns)
+        return pid * CHILD_CONN_STRIDE + next(_process.conns)
 
     def emit(
         self,
@@ -206,6 +215,9 @@ class EventLog:
         self._tx.close()
 
 
+#: Connection ids of a forked child are ``pid * CHILD_CONN_STRIDE + n``.
+CHILD_CONN_STRIDE = 1_000_000
+
 #: Events one log keeps: a server looping without end must not exhaust memory
 #: or make the checks run past every deadline (10,000 clients use about 200,000).
 MAX_EVENTS = 1_000_000
@@ -244,10 +256,13 @@ class _Process:
     """This process's pid, kept current across forks (os.getpid() is a system call)."""
 
     pid = os.getpid()
+    #: This process's own connection counter (see ``EventLog.new_conn``), new in each child.
+    conns = itertools.count(1)
 
     @classmethod
     def forked(cls) -> None:
         cls.pid = os.getpid()
+        cls.conns = itertools.count(1)
 
 
 _process = _Process

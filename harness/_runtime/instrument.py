@@ -8,6 +8,12 @@ Connection ids are given out when ``get_request`` returns and are found again
 from the request object (the same object travels through every later hook and
 into the handler), so forked children, which inherit the mapping, tag their
 events with the right id too.
+
+Observing must not change what is observed: the harness never keeps a
+reference that decides when or whether a request's socket closes.  It records
+facts instead — ``close_request`` returned with the descriptor still open
+(``fd_open`` on its return event), a request collected before any
+``close_request`` (a ``request_released`` point event).
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import socket
 import sys
 import threading
 import traceback
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -107,20 +114,24 @@ def _lookup(server: Any, request: Any) -> int | None:
         return None
     key = id(request)
     entry = table.get(key)
-    closed: int | None = state["_sockspec_closed"].get(key) if entry is None else entry[0]
+    if entry is not None and entry[1]() is request:
+        conn: int = entry[0]
+        return conn
+    closed: int | None = state["_sockspec_closed"].get(key)
     return closed
 
 
 def _retire(server: Any, request: Any) -> None:
-    """Stop holding a closed request; remember its id's connection for a while.
+    """Stop tracking a closed request; remember its id's connection for a while.
 
-    Holding every request for the server's life would keep two objects per
-    request tracked by the garbage collector, and full collections (which also
-    walk the event log) would come ever more often.  The last
-    ``RETAINED_CLOSED`` ids map to their connection as plain ints, so a hook
-    called again on a request soon after its close (a double close) is still
-    attributed; a live request with a reused id is found first, in the table
-    of open ones.
+    The table never holds a stream request itself (only a weak reference), so
+    whether and when its socket closes is the implementation's doing alone:
+    an implementation that forgets ``close_request`` but drops its last
+    reference still closes the socket through CPython's reference counting,
+    with or without the harness.  The last ``RETAINED_CLOSED`` ids map to their
+    connection as plain ints, so a hook called again on a request soon after
+    its close (a double close) is still attributed; a live request with a
+    reused id is found first, in the table of open ones.
     """
     state = server.__dict__
     table = state.get("_sockspec_conns")
@@ -128,25 +139,44 @@ def _retire(server: Any, request: Any) -> None:
         return
     with _retire_lock:  # handler threads close concurrently; eviction iterates
         entry = table.pop(id(request), None)
-        if entry is None:
+        if entry is None or entry[1]() is not request:
             return
-        if _still_open(request):
-            # close_request() left the socket open: keep it, so that the
-            # leak shows in the descriptor count instead of being closed
-            # quietly by the collector.
-            state.setdefault("_sockspec_unclosed", []).append(request)
         closed = state["_sockspec_closed"]
         closed[id(request)] = entry[0]
         while len(closed) > RETAINED_CLOSED:
             del closed[next(iter(closed))]
 
 
-def _still_open(request: Any) -> bool:
-    """True for a stream request whose socket is still open (datagram requests are tuples)."""
+def still_open(request: Any) -> bool:
+    """True for a stream request whose socket was not closed (datagram requests are tuples).
+
+    ``socket.close()`` with makefile objects still open (a handler whose
+    ``finish`` raised before closing ``rfile``/``wfile``) only drops a reference:
+    the descriptor stays open though the socket was closed, so ``_closed`` (set
+    by ``close()``) or outstanding makefile references (``_io_refs``; eventlet's
+    green socket has no ``_closed``) mean "not left open by close_request".
+    """
+    if not isinstance(request, socket.socket):
+        return False
+    if getattr(request, "_closed", False) or getattr(request, "_io_refs", 0):
+        return False
     try:
-        return isinstance(request, socket.socket) and request.fileno() != -1
+        return request.fileno() != -1
     except OSError:
         return False
+
+
+def _reference(request: Any, on_release: Callable[[Any], None]) -> Callable[[], Any]:
+    """A reference to ``request`` that does not keep it alive, where that matters.
+
+    A socket is referenced weakly (``on_release`` runs when it is collected); a
+    datagram request is a ``(data, server socket)`` tuple, which cannot be
+    referenced weakly and owns no descriptor of its own, so it is held.
+    """
+    try:
+        return weakref.ref(request, on_release)
+    except TypeError:
+        return lambda: request
 
 
 def _register(server: Any, result: Any, log: EventLog) -> int | None:
@@ -159,10 +189,25 @@ def _register(server: Any, result: Any, log: EventLog) -> int | None:
     if "_sockspec_conns" not in state:
         state["_sockspec_closed"] = {}
         state["_sockspec_conns"] = {}  # second: _lookup tests this one
+    table = state["_sockspec_conns"]
     conn = log.new_conn()
-    # Holding the request keeps its id() unique until it is retired.
-    state["_sockspec_conns"][id(request)] = (conn, request)
+    key = id(request)
+    sid = getattr(server, "_sockspec_server_id", 0)
+
+    def released(ref: Any) -> None:
+        # The request was collected before close_request retired it: the fact
+        # the checks need ("closed by the collector, close_request never ran").
+        entry = table.get(key)
+        if entry is not None and entry[1] is ref:
+            del table[key]
+            log.emit(RELEASED, "point", conn, sid, None, "closed_by", "collector")
+
+    table[key] = (conn, _reference(request, released))
     return conn
+
+
+#: The point event recorded when a request was collected without ``close_request``.
+RELEASED = "request_released"
 
 
 def _wrap_server_hook(
@@ -192,8 +237,11 @@ def _wrap_server_hook(
                 _retire(self, args[0])
             raise
         if is_close and args:
+            # A fact, not an object: whether the descriptor is still open now.
+            emit(name, "return", conn, sid, None, "fd_open", still_open(args[0]))
             _retire(self, args[0])
-        elif is_get_request:
+            return result
+        if is_get_request:
             conn = _register(self, result, log)
             address = address_text(result[1]) if conn else None
             emit(name, "return", conn, sid, None, "client_address", address)

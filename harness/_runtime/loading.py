@@ -17,7 +17,13 @@ from types import ModuleType
 
 from harness._model.compat import entry_points
 from harness._model.errors import LoadError, one_line
-from harness._model.implementation import REQUIRED_NAMES, Implementation, probe_features
+from harness._model.implementation import (
+    REQUIRED_NAMES,
+    SERVER_BASES,
+    Implementation,
+    missing_required,
+    probe_features,
+)
 
 ENTRY_POINT_GROUP = "sockspec.implementations"
 
@@ -25,10 +31,13 @@ ENTRY_POINT_GROUP = "sockspec.implementations"
 def load_implementation(spec: str) -> Implementation:
     """Load the implementation named by ``spec`` and probe it; raise ``LoadError``."""
     module = _import_spec(spec)
-    missing = [name for name in REQUIRED_NAMES if not isinstance(getattr(module, name, None), type)]
+    missing = missing_required(module)
     if missing:
         public = [n for n in dir(module) if not n.startswith("_")]
-        hint = _did_you_mean(missing[0], public)
+        wanted = [*REQUIRED_NAMES, *SERVER_BASES]
+        hint = next(
+            (h for h in (_did_you_mean(n, public) for n in wanted if n not in public) if h), ""
+        )
         raise LoadError(
             f"implementation {spec!r} lacks {', '.join(missing)}; "
             f"expected the socketserver API{hint}"

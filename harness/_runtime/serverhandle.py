@@ -27,6 +27,8 @@ class ServerHandle:
         self._thread: threading.Thread | None = None
         self._serve_error: BaseException | None = None
         self._closed = False
+        #: ``serve_forever()`` kept running after ``shutdown()`` returned (checked by the executor).
+        self.survived_shutdown = False
 
     @property
     def endpoint(self) -> Endpoint:
@@ -72,6 +74,11 @@ class ServerHandle:
             call_with_deadline(self.server.shutdown, limit, "shutdown()")
         thread, self._thread = self._thread, None
         call_with_deadline(lambda: thread.join(limit), limit + 1, "serve_forever() thread")
+        self._note_survivor(thread)
+
+    def _note_survivor(self, thread: threading.Thread) -> None:
+        """Remember a ``serve_forever()`` thread alive after ``shutdown()`` and the wait."""
+        self.survived_shutdown = self.survived_shutdown or thread.is_alive()
 
     def handle_request(self, timeout: float | None = None) -> None:
         """One ``handle_request()`` with a deadline."""

@@ -58,7 +58,7 @@ def test_unsupported_case_is_a_skip(pytester: pytest.Pytester, tmp_path: Path) -
         "-rs",
     )
     result.assert_outcomes(skipped=1)
-    result.stdout.fnmatch_lines(["*has no UnixStreamServer*"])
+    result.stdout.fnmatch_lines(["*lacks UnixStreamServer*"])
 
 
 def test_fixtures_serve_users_own_tests(pytester: pytest.Pytester) -> None:

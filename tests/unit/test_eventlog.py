@@ -92,3 +92,25 @@ def test_a_full_log_counts_what_it_drops(monkeypatch: pytest.MonkeyPatch) -> Non
         assert log.dropped == 2
     finally:
         log.close()
+
+
+def test_connection_ids_are_unique_across_forked_children() -> None:
+    """Two children of one log (a pre-fork pool's workers) never give out the same id."""
+    log = EventLog()
+    try:
+        parent = [log.new_conn(), log.new_conn()]
+        ids: list[int] = []
+        for _ in range(2):
+            rx, tx = os.pipe()
+            pid = os.fork()
+            if pid == 0:
+                os.write(tx, f"{log.new_conn()} {log.new_conn()}".encode())
+                os._exit(0)
+            os.close(tx)
+            with os.fdopen(rx) as pipe:
+                ids += [int(n) for n in pipe.read().split()]
+            os.waitpid(pid, 0)
+    finally:
+        log.close()
+    assert parent == [1, 2]
+    assert len(set(ids)) == 4 and not set(ids) & set(parent)

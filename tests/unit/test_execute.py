@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 from mutants import by_name
 
 from harness import Verdict, load_implementation
+from harness._execution.blame import green_hint, judge_exception
 from harness._execution.discovery import discover, select_cases
 from harness._execution.evidence import MAX_SAME
 from harness._execution.execute import execute
 from harness._model.scenario import Case
+from harness._runtime.context import Context
 from harness._runtime.resources import take_snapshot
 
 
@@ -85,3 +88,20 @@ def test_missing_feature_is_unsupported_not_fail(tmp_path: Path) -> None:
     ).result
     assert result.verdict is Verdict.UNSUPPORTED
     assert "UnixStreamServer" in result.reason
+
+
+def test_a_hang_inside_eventlet_without_its_patching_gets_a_hint() -> None:
+    stacks = 'File "/venv/site-packages/eventlet/hubs/hub.py", line 310, in switch\n'
+    assert "+eventlet" in green_hint(stacks)  # eventlet is not patched in this process
+    assert green_hint('File "/usr/lib/python3/threading.py", line 320, in wait\n') == ""
+
+
+def test_a_reply_the_scenario_cannot_parse_is_a_fail_not_an_error() -> None:
+    case = _case("echo.concurrent[tcp-sync-clients=100]")
+    ctx = Context(load_implementation("stdlib"), case, 0, "/nonexistent")
+    try:
+        verdict, reason = judge_exception(ctx, json.JSONDecodeError("Extra data", "{}{}", 2))
+    finally:
+        ctx.log.close()
+    assert verdict is Verdict.FAIL and "unparsable reply" in reason
+    assert [f.check for f in ctx.findings] == ["replies.unparsable"]

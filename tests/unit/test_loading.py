@@ -40,7 +40,10 @@ def test_path_is_loaded_under_a_private_name(tmp_path: Path) -> None:
 def test_module_missing_classes_is_a_load_error(tmp_path: Path) -> None:
     path = tmp_path / "partial.py"
     path.write_text("class BaseServer: pass\nclass TCPServr: pass\n")
-    with pytest.raises(LoadError, match=r"lacks TCPServer.*did you mean 'TCPServr'"):
+    with pytest.raises(
+        LoadError,
+        match=r"lacks BaseRequestHandler, TCPServer or UDPServer.*did you mean 'TCPServr'",
+    ):
         load_implementation(str(path))
 
 
