@@ -20,10 +20,14 @@ layer                 what lives there                                          
 ====================  ==========================================================  ======
 ``_cli``              command line, progress output, scenario skeletons           3.10+
 ``pytest_plugin``     the pytest plugin (the only module that imports pytest)     3.10+
-``_bench``            benchmarks (``python -m harness bench``)                    3.10+
-``_report``           report view model; HTML/Markdown/JUnit/SVG writers; compare 3.10+
-``_control``          controller: supervisor, runner, agents, expectations        3.10+
-``_execution``        worker: discovery, executor, post-check binding, worker     3.7+
+``_bench``,           benchmarks (``python -m harness bench``); mutation testing  3.10+
+``_mutation``         (``python -m harness mutate``)
+``_control``          controller: supervisor, runner, probe driver, agents,       3.10+
+                      expectations, history
+``_report``           report view model, problems (triage), writers (HTML,        3.10+
+                      Markdown, JUnit, SVG), results files, compare
+``_execution``        worker and probe: discovery, executor, blame, evidence,     3.7+
+                      post-check binding, worker loop
 ``fuzz``/``_fuzz``,   optional engines: Hypothesis fuzzing; scapy capture and     3.7+
 ``packets``/``_wire`` crafted packets (independent of each other)
 ``support``/          fault injection, descriptors, timed calls, children         3.7+
