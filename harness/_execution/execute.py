@@ -20,14 +20,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness._execution.postchecks import POST_CHECKS
-from harness._model.errors import Abort, Hang, Unsupported
+from harness._model.errors import Abort, Hang, ServeDied, Unsupported
 from harness._model.implementation import Implementation
+from harness._model.phases import CASE_PHASE
 from harness._model.records import CaseResult, Finding, LifecycleEvent, Verdict
 from harness._model.scenario import Case
 from harness._model.settings import CaseOptions
 from harness._model.variants import host_supports
-from harness._runtime.context import Context, bookkeeping
-from harness._runtime.deadline import dump_stacks
+from harness._runtime.context import Context, bookkeeping, impl_paths
 from harness._runtime.eventlog import HARNESS_THREAD_PREFIX, MAX_EVENTS
 from harness._runtime.resources import leak_findings, reap_and_kill, settle, take_snapshot
 from harness._runtime.wirelog import timeline
@@ -100,6 +100,16 @@ def _run_and_check(
         verdict, reason = Verdict.UNSUPPORTED, exc.reason
     except Hang as exc:
         verdict, reason, tainted = Verdict.HANG, exc.reason, True
+        evidence.update(_hang_evidence(exc))
+    except ServeDied as exc:
+        verdict, reason = Verdict.FAIL, exc.reason
+        ctx.fail(
+            "serve.died",
+            exc.reason,
+            expected="serve_forever() runs until shutdown() is called",
+            observed=exc.reason,
+        )
+        evidence["traceback"] = exc.traceback
         evidence["stacks"] = exc.stacks
     except Abort as exc:
         reason = exc.reason
@@ -113,7 +123,7 @@ def _run_and_check(
     if teardown_hang is not None:
         if verdict is not Verdict.HANG:
             verdict, reason = Verdict.HANG, teardown_hang.reason
-            evidence["stacks"] = teardown_hang.stacks
+            evidence.update(_hang_evidence(teardown_hang))
         tainted = True
     # Settle first: daemon handler threads and children may still be finishing
     # their requests, and the lifecycle checks must see the complete story.
@@ -145,6 +155,8 @@ def _run_and_check(
     evidence["t0"] = ctx.started  # event-log times are monotonic; timeline/wire are t - t0
     if ctx.notes:
         evidence["notes"] = ctx.notes
+    if ctx.clock.took:
+        evidence["phase_times"] = {k: round(v, 4) for k, v in ctx.clock.took.items()}
     if ctx.findings or verdict not in (Verdict.PASS, Verdict.UNSUPPORTED):
         evidence["event_log"] = [_compact(e) for e in events[:2000]]
         evidence["wire"] = ctx.wire
@@ -152,28 +164,76 @@ def _run_and_check(
 
 
 def _run_body(ctx: Context) -> None:
-    """Run the scenario function in a harness thread, bounded by the case deadline."""
+    """Run the scenario function in a harness thread, bounded by the case deadline.
+
+    With phase deadlines, a serve thread that died on its own ends the case
+    (``ServeDied``) once the scenario had ``after_serve_death`` to finish.
+    """
     box: dict[str, BaseException] = {}
+    book = bookkeeping(ctx)
+    finished = threading.Event()
 
     def body() -> None:
         try:
             ctx.case.spec.func(ctx, **ctx.case.params)
         except BaseException as exc:
             box["error"] = exc
+        finally:
+            finished.set()
+            book.wake.set()
 
     thread = threading.Thread(target=body, name=f"{HARNESS_THREAD_PREFIX}scenario", daemon=True)
+    book.scenario_thread = thread
     thread.start()
-    thread.join(ctx.time_left())
-    if thread.is_alive():
-        raise Hang(
-            f"case did not finish within its {ctx.case.spec.deadline:g}s deadline", dump_stacks()
-        )
+    ctx.clock.wait(
+        lambda wait: _body_done(ctx, finished, wait),
+        CASE_PHASE,
+        ctx.time_left(),
+        "the scenario",
+        reason=f"case did not finish within its {ctx.case.spec.deadline:g}s deadline",
+    )
     if "error" in box:
         raise box["error"]
 
 
+def _body_done(ctx: Context, finished: threading.Event, wait: float) -> bool:
+    """Wait up to ``wait`` for the scenario; raises ``ServeDied`` once its grace is over."""
+    book = bookkeeping(ctx)
+    end = time.monotonic() + wait
+    while not finished.is_set():
+        left = end - time.monotonic()
+        if not ctx.clock.enabled:
+            return finished.wait(max(0.0, left))
+        if book.serve_died.is_set():
+            grace = book.died_at + ctx.clock.limit("after_serve_death", wait) - time.monotonic()
+            if finished.wait(max(0.0, min(left, grace))):
+                return True
+            if grace <= left:
+                raise book.deaths[0]
+            return False
+        if left <= 0:
+            return False
+        book.wake.wait(left)  # the scenario finished, or a serve thread died
+    return True
+
+
+def _hang_evidence(hang: Hang) -> dict[str, Any]:
+    """Stacks, and the phase and signature that let later cases recognise the hang."""
+    evidence: dict[str, Any] = {"stacks": hang.stacks}
+    if hang.phase:
+        evidence["hang_phase"] = hang.phase
+        evidence["hang_signature"] = hang.signature
+    if hang.note:
+        evidence["deadline_shortened"] = hang.note
+    return evidence
+
+
 def _teardown(ctx: Context) -> Hang | None:
-    bookkeeping(ctx).release()
+    book = bookkeeping(ctx)
+    book.release()
+    if book.scenario_thread is not None and ctx.clock.enabled:
+        # A scenario ended early (dead server, hang) unblocks once its clients are closed.
+        book.scenario_thread.join(ctx.clock.limit("serve_join", 1.0))
     hang: Hang | None = None
     for handle in reversed(ctx.servers):
         try:
@@ -218,7 +278,7 @@ def _judge_exception(ctx: Context, exc: BaseException) -> tuple[Verdict, str]:
     broken scenario (``error``), never blamed on the server.
     """
     text = f"{type(exc).__name__}: {exc}"
-    prefixes = _impl_paths(ctx.impl)
+    prefixes = impl_paths(ctx.impl)
     frames = traceback.extract_tb(exc.__traceback__)
     if prefixes and any(os.path.realpath(f.filename).startswith(prefixes) for f in frames[-3:]):
         ctx.fail("implementation.raised", f"the implementation raised {text}", observed=text)
@@ -229,14 +289,6 @@ def _judge_exception(ctx: Context, exc: BaseException) -> tuple[Verdict, str]:
         )
         return Verdict.FAIL, f"client saw {text}"
     return Verdict.ERROR, f"scenario raised {text}"
-
-
-def _impl_paths(impl: Implementation) -> tuple[str, ...]:
-    paths = getattr(impl.module, "__path__", None)
-    if paths:
-        return tuple(os.path.realpath(p) + os.sep for p in paths)
-    file = getattr(impl.module, "__file__", None)
-    return (os.path.realpath(file),) if file else ()
 
 
 def _compact(event: LifecycleEvent) -> dict[str, Any]:
