@@ -22,7 +22,9 @@ from typing import Protocol
 
 from harness._control.agents import parse_spec
 from harness._control.expectations import apply_expectations, load_expectations
+from harness._control.spare import SpareWorkers
 from harness._control.supervisor import Worker
+from harness._control.symptoms import Symptoms
 from harness._execution.discovery import discover, select_cases
 from harness._execution.execute import case_seed, unsupported_reason
 from harness._model.errors import LoadError, UsageError
@@ -179,6 +181,8 @@ class _Pool:
         self.stop = threading.Event()
         self._active: dict[int, Worker] = {}
         self._lock = threading.Lock()
+        self.symptoms = Symptoms()
+        self.spares = SpareWorkers(self._new_worker)
 
     def run(self, work: list[tuple[Implementation, Case]]) -> None:
         """Run all ``work``; re-raises KeyboardInterrupt after stopping the workers."""
@@ -195,7 +199,9 @@ class _Pool:
             while any(s.is_alive() for s in slots):
                 for slot in slots:
                     slot.join(0.2)
+            self.spares.close()
         except KeyboardInterrupt:
+            self.spares.close()
             self.stop.set()
             with self._lock:
                 workers = list(self._active.values())
@@ -236,7 +242,9 @@ class _Pool:
         try:
             if worker is None:
                 worker = self._start(n, impl.spec)
-            result, usable = worker.run(case)
+            known = self.symptoms.known(impl.spec) if self.settings.phase_deadlines else ()
+            result, usable = worker.run(case, known)
+            self.symptoms.record(result)
         except LoadError as exc:
             elapsed = time.monotonic() - started
             result = case.record(impl.spec, Verdict.ERROR, elapsed, reason=str(exc))
@@ -244,15 +252,20 @@ class _Pool:
         if not usable and worker is not None:
             worker.kill()
             worker = None
+            if not self.pending.empty():
+                self.spares.prepare(impl.spec)  # the replacement starts off the critical path
         return worker, result
 
     def _start(self, n: int, spec: str) -> Worker:
-        s = self.settings
-        options = s.case_options(self.report_dir)
-        worker = Worker(spec, options, [str(d) for d in s.scenario_dirs])
+        worker = self.spares.take(spec) or self._new_worker(spec)
         with self._lock:
             self._active[n] = worker
         return worker
+
+    def _new_worker(self, spec: str) -> Worker:
+        s = self.settings
+        options = s.case_options(self.report_dir)
+        return Worker(spec, options, [str(d) for d in s.scenario_dirs])
 
 
 def replay_line(settings: Settings, impl: str, case: Case) -> str:

@@ -22,6 +22,7 @@ from typing import Any
 
 from harness._control.agents import parse_spec, worker_command
 from harness._model.errors import LoadError
+from harness._model.phases import KnownHang
 from harness._model.records import CaseResult, Verdict
 from harness._model.scenario import Case
 from harness._model.settings import CaseOptions
@@ -70,11 +71,12 @@ class Worker:
             raise LoadError(error.strip().splitlines()[-1])
         self.features = frozenset(ready.get("features", ()))
 
-    def run(self, case: Case) -> tuple[CaseResult, bool]:
-        """Run one case; returns the result and whether the worker is still usable."""
+    def run(self, case: Case, known: tuple[KnownHang, ...] = ()) -> tuple[CaseResult, bool]:
+        """Run one case (told of the ``known`` hangs of this implementation);
+        returns the result and whether the worker is still usable."""
         started = time.monotonic()
         try:
-            self._command({"id": case.id})
+            self._command({"id": case.id, "known_hangs": [k.to_json() for k in known]})
         except OSError:
             return _result(
                 case, self.impl, Verdict.CRASH, started, "worker died before the case"

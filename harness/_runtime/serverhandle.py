@@ -103,9 +103,8 @@ class ServerHandle:
         limit = timeout or self.call_timeout
         clock = self.clock
         if self._thread.is_alive():
-            call_with_deadline(
-                self.server.shutdown, clock.limit("shutdown", limit), "shutdown()", clock, "shutdown"
-            )
+            wait = clock.limit("shutdown", limit)
+            call_with_deadline(self.server.shutdown, wait, "shutdown()", clock, "shutdown")
         thread, self._thread = self._thread, None
         # A loop still running after shutdown() returned is not judged here: the
         # leak check sees the thread and retires the process.

@@ -52,7 +52,8 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "every_handler_hangs",
         "        try:\n            self.handle()\n        finally:\n            self.finish()",
-        "        try:\n            threading.Event().wait()\n        finally:\n            self.finish()",
+        "        try:\n            threading.Event().wait()\n"
+        "        finally:\n            self.finish()",
         "echo.concurrent[tcp-threading-*",
         verdict="hang",
     ),
