@@ -127,7 +127,9 @@ def _run_and_check(
         tainted = True
     # Settle first: daemon handler threads and children may still be finishing
     # their requests, and the lifecycle checks must see the complete story.
-    leaks = settle(baseline, LEAK_GRACE, ignore_fds=ctx.log.fds())
+    ended = bookkeeping(ctx).ended.is_set() or teardown_hang is not None
+    grace = ctx.clock.limit("leak_grace_ended", LEAK_GRACE) if ended else LEAK_GRACE
+    leaks = settle(baseline, grace, ignore_fds=ctx.log.fds())
     ctx.log.sync()
     rogue = _rogue_children(ctx)
     if rogue:
@@ -185,13 +187,17 @@ def _run_body(ctx: Context) -> None:
     thread = threading.Thread(target=body, name=f"{HARNESS_THREAD_PREFIX}scenario", daemon=True)
     book.scenario_thread = thread
     thread.start()
-    ctx.clock.wait(
-        lambda wait: _body_done(ctx, finished, wait),
-        CASE_PHASE,
-        ctx.time_left(),
-        "the scenario",
-        reason=f"case did not finish within its {ctx.case.spec.deadline:g}s deadline",
-    )
+    try:
+        ctx.clock.wait(
+            lambda wait: _body_done(ctx, finished, wait),
+            CASE_PHASE,
+            ctx.time_left(),
+            "the scenario",
+            reason=f"case did not finish within its {ctx.case.spec.deadline:g}s deadline",
+        )
+    except (Hang, ServeDied):
+        book.ended.set()
+        raise
     if "error" in box:
         raise box["error"]
 
@@ -237,7 +243,7 @@ def _teardown(ctx: Context) -> Hang | None:
     hang: Hang | None = None
     for handle in reversed(ctx.servers):
         try:
-            handle.close(timeout=max(2.0, min(5.0, ctx.time_left() + 2.0)))
+            handle.close(timeout=max(2.0, min(5.0, ctx.time_left() + 2.0)), phased=True)
         except Hang as exc:
             hang = hang or exc
         except Exception as exc:

@@ -33,6 +33,10 @@ PHASE_DEADLINES: dict[str, float] = {
     # its own (an exception, or a return without shutdown()) before the case
     # ends as ``fail``: a scenario that expects the death finishes well within it.
     "after_serve_death": 1.0,
+    # leftovers winding down after a case that already ended as hang or dead
+    # server (its verdict is known; leaks only add evidence).  A case that ran
+    # to its end keeps the executor's full LEAK_GRACE.
+    "leak_grace_ended": 0.5,
 }
 
 #: Phases whose hangs count as a repeated symptom, besides the above.

@@ -58,6 +58,9 @@ class Bookkeeping:
         self.deaths: list[ServeDied] = []
         self.died_at = 0.0  # monotonic time of the first death
         self.scenario_thread: threading.Thread | None = None
+        # Set when the executor ended the case before the scenario returned (a dead
+        # server or a hang): the scenario's own polls stop waiting at once.
+        self.ended = threading.Event()
         # Set when the scenario finishes or a serve thread dies: what the executor waits on.
         self.wake = threading.Event()
 
@@ -292,7 +295,7 @@ class Context:
             self.log.sync()
             if len([e for e in self.log.events(name) if e.phase == phase]) >= count:
                 return True
-            if time.monotonic() >= deadline:
+            if time.monotonic() >= deadline or self._book.ended.is_set():
                 return False
             time.sleep(0.005)
 
@@ -308,7 +311,7 @@ class Context:
             done = {e.conn for e in events if e.name == "shutdown_request" and e.phase != "call"}
             if accepted <= done:
                 return True
-            if time.monotonic() >= deadline:
+            if time.monotonic() >= deadline or self._book.ended.is_set():
                 return False
             time.sleep(0.005)
 

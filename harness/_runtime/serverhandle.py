@@ -95,13 +95,18 @@ class ServerHandle:
         )
         self._thread.start()
 
-    def stop(self, timeout: float | None = None) -> None:
-        """``shutdown()`` and wait for the serving thread, both with a deadline."""
+    def stop(self, timeout: float | None = None, phased: bool = False) -> None:
+        """``shutdown()`` and wait for the serving thread, both with a deadline.
+
+        ``phased`` (teardown, where every gate is open and every client closed)
+        bounds each call by its phase deadline too; a scenario's own call may
+        legitimately wait for handlers it holds, so it gets ``timeout`` only.
+        """
         if self._thread is None:
             return
         self._stopping = True
         limit = timeout or self.call_timeout
-        clock = self.clock
+        clock = self.clock if phased else NO_PHASES
         if self._thread.is_alive():
             wait = clock.limit("shutdown", limit)
             call_with_deadline(self.server.shutdown, wait, "shutdown()", clock, "shutdown")
@@ -116,16 +121,16 @@ class ServerHandle:
             self.server.handle_request, timeout or self.call_timeout, "handle_request()"
         )
 
-    def close(self, timeout: float | None = None) -> None:
-        """Stop serving if needed, then ``server_close()`` (once) with a deadline."""
-        self.stop(timeout)
+    def close(self, timeout: float | None = None, phased: bool = False) -> None:
+        """Stop serving if needed, then ``server_close()`` (once) with a deadline
+        (``phased``: see ``stop``)."""
+        self.stop(timeout, phased)
         if self._closed:
             return
         self._closed = True
-        limit = self.clock.limit("server_close", timeout or self.call_timeout)
-        call_with_deadline(
-            self.server.server_close, limit, "server_close()", self.clock, "server_close"
-        )
+        clock = self.clock if phased else NO_PHASES
+        limit = clock.limit("server_close", timeout or self.call_timeout)
+        call_with_deadline(self.server.server_close, limit, "server_close()", clock, "server_close")
 
     def listening_fd(self) -> int:
         """The listening socket's descriptor (-1 once closed)."""

@@ -80,5 +80,6 @@ MUTANTS: tuple[Mutant, ...] = (
         "        except OSError:\n"
         "            pass\n",
         "errors.handler.exception[tcp-sync-hook=handle-*",
+        verdict="hang",
     ),
 )
