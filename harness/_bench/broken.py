@@ -37,9 +37,16 @@ TODAY = {1: 56.3, 2: 34.3}
 
 #: The broken implementations of ``--quick`` (stalls in common paths) and its cases.
 QUICK_MUTANTS = ("serve_thread_dies_on_first_error", "shutdown_never_returns", "server_close_hangs")
-QUICK_SELECT = ("echo.*", "shutdown.*", "errors.handler.*")
+QUICK_SELECT = (
+    "echo.concurrent",
+    "shutdown.stops_loop",
+    "shutdown.server_close",
+    "errors.handler.exception",
+)
 
 RUN_TIMEOUT = 3600.0
+
+HEADER = f"  {'implementation':<44} {'serial':>8} {'ratio':>6} {'jobs2':>8} {'ratio':>6}  verdicts"
 
 Out = Callable[[str], None]
 
@@ -80,14 +87,18 @@ def judge(impl: str, jobs: int, select: Sequence[str], phases: bool = True) -> d
     }
 
 
-def broken_section(quick: bool, out: Out) -> dict[str, Any]:
-    """Judge stdlib, reference and every broken implementation; the table and goals."""
+def broken_section(quick: bool, out: Out, names: Sequence[str] = ()) -> dict[str, Any]:
+    """Judge stdlib, reference and every broken implementation (or those ``names``d);
+    the table and goals."""
     table = load_table()
     if not table:
         out("  PENDING: the table of broken implementations (tests/mutants) needs a checkout")
         return {"status": "pending", "goals": []}
-    if quick:
-        table = [m for m in table if m.name in QUICK_MUTANTS]
+    wanted = set(names) or (set(QUICK_MUTANTS) if quick else {m.name for m in table})
+    unknown = wanted - {m.name for m in table}
+    if unknown:
+        raise ValueError(f"no broken implementation named {', '.join(sorted(unknown))}")
+    table = [m for m in table if m.name in wanted]
     select = QUICK_SELECT if quick else ()
     rows: list[dict[str, Any]] = []
     clean: dict[int, float] = {}
@@ -98,9 +109,7 @@ def broken_section(quick: bool, out: Out) -> dict[str, Any]:
                 specs.append((mutant.name, str(mutant.write(Path(tmp))), False))
             except LookupError as exc:  # pattern absent in this interpreter's socketserver.py
                 out(f"  skipped {mutant.name}: {exc}")
-        out(
-            f"  {'implementation':<44} {'serial':>8} {'ratio':>6} {'jobs2':>8} {'ratio':>6}  verdicts"  # noqa: E501
-        )
+        out(HEADER)
         for name, spec, correct in specs:
             row: dict[str, Any] = {"impl": name, "correct": correct}
             for jobs in (1, 2):
@@ -127,13 +136,14 @@ def broken_section(quick: bool, out: Out) -> dict[str, Any]:
                     if slow["verdicts"].get(c) != v
                 )
                 row["unchanged"] = not row["changed"]
-            out(_line(row))
+            out(row_line(row))
             del row["verdicts"]
             rows.append(row)
-    return {"rows": rows, "clean": clean, "select": list(select), "goals": _goals(rows, quick)}
+    return {"rows": rows, "clean": clean, "select": list(select), "goals": goals_of(rows, quick)}
 
 
-def _line(row: dict[str, Any]) -> str:
+def row_line(row: dict[str, Any]) -> str:
+    """One printed table line: wall times, ratios, verdict-set comparison."""
     what = (
         f"{row['false_failures']} false failures"
         if row["correct"]
@@ -146,7 +156,8 @@ def _line(row: dict[str, Any]) -> str:
     )
 
 
-def _goals(rows: list[dict[str, Any]], quick: bool) -> list[dict[str, Any]]:
+def goals_of(rows: list[dict[str, Any]], quick: bool) -> list[dict[str, Any]]:
+    """The section's goal records from its table rows."""
     broken = [r for r in rows if not r["correct"]]
     correct = [r for r in rows if r["correct"]]
     ratios = [r[f"ratio{j}"] or 0.0 for r in broken for j in (1, 2)]

@@ -87,6 +87,7 @@ class BenchOptions:
     quick: bool
     clients: int
     profile: bool
+    broken: tuple[str, ...] = ()  # names of broken implementations (``broken``; default all)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -104,6 +105,9 @@ def parse_options(argv: Sequence[str]) -> BenchOptions:
     parser.add_argument("--quick", action="store_true", help="a tiny version, under a minute")
     parser.add_argument("--clients", type=int, default=None, help="load clients (10000)")
     parser.add_argument("--no-profile", action="store_true", help="do not profile slow rows")
+    parser.add_argument(
+        "--broken", default="", metavar="NAMES", help="broken section: only these (comma list)"
+    )
     args = parser.parse_args(list(argv))
     only = tuple(s.strip() for s in args.only.split(",") if s.strip())
     unknown = [s for s in only if s not in SECTIONS]
@@ -127,6 +131,7 @@ def parse_options(argv: Sequence[str]) -> BenchOptions:
         quick=args.quick,
         clients=clients,
         profile=not args.no_profile,
+        broken=tuple(n.strip() for n in args.broken.split(",") if n.strip()),
     )
 
 
@@ -342,7 +347,7 @@ def fuzz(options: BenchOptions, out: Out) -> dict[str, Any]:
 
 def broken(options: BenchOptions, out: Out) -> dict[str, Any]:
     """Section 6: broken implementations against correct ones (see ``_bench.broken``)."""
-    return broken_section(options.quick, out)
+    return broken_section(options.quick, out, options.broken)
 
 
 RUNNERS: dict[str, Callable[[BenchOptions, Out], dict[str, Any]]] = {
@@ -382,6 +387,7 @@ def _options_json(options: BenchOptions) -> dict[str, Any]:
         "duration": options.duration,
         "quick": options.quick,
         "clients": options.clients,
+        "broken": list(options.broken),
     }
 
 
