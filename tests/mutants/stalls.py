@@ -27,20 +27,20 @@ MUTANTS: tuple[Mutant, ...] = (
         "serve_forever_returns_early",
         "                    self.service_actions()\n        finally:",
         "                    self.service_actions()\n                    return\n        finally:",
-        "echo.concurrent[tcp-threading-*",
+        "echo.concurrent[tcp-threading-clients=100]",
     ),
     Mutant(
         "shutdown_never_signalled",
         "            self.__shutdown_request = False\n            self.__is_shut_down.set()",
         "            self.__shutdown_request = False",
-        "echo.concurrent[tcp-threading-*",
+        "echo.concurrent[tcp-threading-clients=100]",
         verdict="hang",
     ),
     Mutant(
         "serve_forever_blocks_in_select",
         "ready = selector.select(poll_interval)",
         "ready = selector.select()",
-        "shutdown.stops_loop[tcp-sync-loop=idle-*",
+        "echo.concurrent[tcp-threading-clients=100]",
         verdict="hang",
     ),
     Mutant(
@@ -54,14 +54,14 @@ MUTANTS: tuple[Mutant, ...] = (
         "        try:\n            self.handle()\n        finally:\n            self.finish()",
         "        try:\n            threading.Event().wait()\n"
         "        finally:\n            self.finish()",
-        "echo.concurrent[tcp-threading-*",
+        "shutdown.restart[tcp-threading-*",
         verdict="hang",
     ),
     Mutant(
         "server_close_hangs",
         "        self.socket.close()\n\n    def fileno(self):",
         "        self.socket.close()\n        threading.Event().wait()\n\n    def fileno(self):",
-        "shutdown.server_close[tcp-sync-how=call]",
+        "echo.concurrent[tcp-sync-clients=100]",
         verdict="hang",
     ),
     Mutant(
@@ -79,7 +79,6 @@ MUTANTS: tuple[Mutant, ...] = (
         "            self.__dict__.setdefault('_kept', []).append(request)\n"
         "        except OSError:\n"
         "            pass\n",
-        "errors.handler.exception[tcp-sync-hook=handle-*",
-        verdict="hang",
+        "shutdown.restart[tcp-sync-*",
     ),
 )
