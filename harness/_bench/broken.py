@@ -46,6 +46,8 @@ QUICK_SELECT = (
 
 RUN_TIMEOUT = 3600.0
 
+FAILING = ("fail", "hang", "crash", "error")
+
 HEADER = f"  {'implementation':<44} {'serial':>8} {'ratio':>6} {'jobs2':>8} {'ratio':>6}  verdicts"
 
 Out = Callable[[str], None]
@@ -122,9 +124,7 @@ def broken_section(quick: bool, out: Out, names: Sequence[str] = ()) -> dict[str
                     round(run["wall"] / clean[jobs], 2) if clean.get(jobs) else None
                 )
             if correct:
-                failures = [
-                    c for c, v in row["verdicts"].items() if v in ("fail", "hang", "crash", "error")
-                ]
+                failures = [c for c, v in row["verdicts"].items() if v in FAILING]
                 row["false_failures"] = len(failures)
                 row["unchanged"] = None
             else:
@@ -136,6 +136,12 @@ def broken_section(quick: bool, out: Out, names: Sequence[str] = ()) -> dict[str
                     if slow["verdicts"].get(c) != v
                 )
                 row["unchanged"] = not row["changed"]
+                # A verdict lost: a case the slow run caught that the fast run passes.
+                row["lost"] = sorted(
+                    c
+                    for c, v in row["verdicts"].items()
+                    if v in ("pass", "xfail") and slow["verdicts"].get(c) in FAILING
+                )
             out(row_line(row))
             del row["verdicts"]
             rows.append(row)
@@ -147,7 +153,11 @@ def row_line(row: dict[str, Any]) -> str:
     what = (
         f"{row['false_failures']} false failures"
         if row["correct"]
-        else ("unchanged" if row["unchanged"] else f"CHANGED: {'; '.join(row['changed'][:3])}")
+        else (
+            "unchanged"
+            if row["unchanged"]
+            else f"CHANGED ({len(row['lost'])} lost): {'; '.join(row['changed'][:3])}"
+        )
     )
     r1, r2 = row["ratio1"], row["ratio2"]
     return (
@@ -184,6 +194,15 @@ def goals_of(rows: list[dict[str, Any]], quick: bool) -> list[dict[str, Any]]:
             3.0,
             "x",
             note,
+        ),
+        goal_record(
+            "broken",
+            "verdicts lost (caught without phase deadlines, passed with them)",
+            sum(len(r["lost"]) for r in broken),
+            "<=",
+            0,
+            "cases",
+            "; ".join(f"{r['impl']}: {', '.join(r['lost'][:3])}" for r in broken if r["lost"]),
         ),
         goal_record(
             "broken",

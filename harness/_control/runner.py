@@ -257,7 +257,11 @@ class _Pool:
         return worker, result
 
     def _start(self, n: int, spec: str) -> Worker:
-        worker = self.spares.take(spec) or self._new_worker(spec)
+        worker = self.spares.take(spec)
+        if worker is None:
+            worker = self._new_worker(spec)
+        elif not self.pending.empty():
+            self.spares.prepare(spec)  # keep one ahead while this one runs
         with self._lock:
             self._active[n] = worker
         return worker

@@ -36,7 +36,7 @@ PHASE_DEADLINES: dict[str, float] = {
     # leftovers winding down after a case that already ended as hang or dead
     # server (its verdict is known; leaks only add evidence).  A case that ran
     # to its end keeps the executor's full LEAK_GRACE.
-    "leak_grace_ended": 0.5,
+    "leak_grace_ended": 0.2,
 }
 
 #: Phases whose hangs count as a repeated symptom, besides the above.
@@ -46,7 +46,7 @@ CASE_PHASE = "case"
 REPEAT_AFTER = 2
 
 #: The shortened deadline in seconds (before scale) for a phase with a known hang.
-SHORT_DEADLINE = 1.0
+SHORT_DEADLINE = 0.5
 
 #: Shortened deadlines of phases that legitimately last longer on a correct
 #: server: a whole case runs up to about 2 s on reference (fuzz, 200 forks).

@@ -66,7 +66,7 @@ def test_a_known_hang_is_judged_after_the_short_deadline_and_says_so(tmp_path: P
     known = KnownHang("shutdown", first["hang_signature"], REPEAT_AFTER)
     again = execute(impl, _case(ECHO), CaseOptions(known_hangs=(known,))).result
     assert again.verdict is Verdict.HANG
-    assert "deadline shortened from 2s to 1s" in again.evidence["deadline_shortened"]
+    assert "deadline shortened from 2s to 0.5s" in again.evidence["deadline_shortened"]
     assert again.evidence["hang_signature"] == first["hang_signature"]
     assert again.evidence["stacks"]
 
