@@ -77,11 +77,20 @@ class PhaseClock:
         self.known = {(k.phase, k.signature): k for k in known if k.cases >= REPEAT_AFTER}
         #: Longest time each phase took in this case (evidence; sizes the deadlines).
         self.took: dict[str, float] = {}
+        self.limits = enabled  # False: the caller's own limit, but known hangs still count
+
+    def without_limits(self) -> PhaseClock:
+        """This clock for a call whose caller sets its own limit (a scenario's own
+        ``shutdown()``/``server_close()``): no phase deadline, but hangs still get a
+        phase and signature, and a known hang still its shortened deadline."""
+        clock = PhaseClock(self.scale, self.enabled, (), self.impl_paths)
+        clock.known, clock.took, clock.limits = self.known, self.took, False
+        return clock
 
     def limit(self, phase: str, fallback: float) -> float:
         """The full deadline of ``phase`` (scaled), never beyond ``fallback``;
         ``fallback`` itself when phase deadlines are off or the phase has none."""
-        if not self.enabled or phase not in PHASE_DEADLINES:
+        if not self.limits or phase not in PHASE_DEADLINES:
             return fallback
         return min(fallback, PHASE_DEADLINES[phase] * self.scale)
 

@@ -106,7 +106,7 @@ class ServerHandle:
             return
         self._stopping = True
         limit = timeout or self.call_timeout
-        clock = self.clock if phased else NO_PHASES
+        clock = self.clock if phased else self.clock.without_limits()
         if self._thread.is_alive():
             wait = clock.limit("shutdown", limit)
             call_with_deadline(self.server.shutdown, wait, "shutdown()", clock, "shutdown")
@@ -128,7 +128,7 @@ class ServerHandle:
         if self._closed:
             return
         self._closed = True
-        clock = self.clock if phased else NO_PHASES
+        clock = self.clock if phased else self.clock.without_limits()
         limit = clock.limit("server_close", timeout or self.call_timeout)
         call_with_deadline(self.server.server_close, limit, "server_close()", clock, "server_close")
 
