@@ -116,6 +116,8 @@ def broken_section(quick: bool, out: Out, names: Sequence[str] = ()) -> dict[str
             row: dict[str, Any] = {"impl": name, "correct": correct}
             for jobs in (1, 2):
                 run = judge(spec, jobs, select)
+                if run["exit_status"] not in (0, 1):  # the run itself broke: say so
+                    out(f"  {name}: --jobs {jobs} run ended with status {run['exit_status']}")
                 row[f"jobs{jobs}"] = {k: v for k, v in run.items() if k != "verdicts"}
                 row["verdicts"] = run["verdicts"]
                 if correct:

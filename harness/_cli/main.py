@@ -3,14 +3,21 @@
 Exit statuses (scripts and CI depend on them):
 0 every ``must`` case passed or was unsupported; 1 a ``must`` case failed,
 hung or crashed; 2 the run could not be made (bad arguments, implementation
-not loadable, scenario import error, internal error, a case that errored).
+not loadable, scenario import error, internal error, a case that errored);
+128 + N a run stopped by signal N (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP), with
+partial results and reports written.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
+import os
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from harness._bench.command import bench_main
@@ -18,18 +25,31 @@ from harness._cli.progress import make_progress
 from harness._cli.skeleton import write_skeleton
 from harness._control.catalogue import render_catalogue
 from harness._control.history import history_argv
-from harness._control.runner import EXIT_UNUSABLE, run
+from harness._control.probing import probe
+from harness._control.runner import EXIT_UNUSABLE, STOP_SIGNALS, run
 from harness._control.spare import usable_cpus
-from harness._execution.discovery import discover, select_cases
 from harness._model.errors import SockspecError, UsageError
 from harness._model.settings import PROFILES, Settings
+from harness._mutation.command import mutate_main
 from harness._report.compare import compare, load_document, render_comparison
+from harness._report.text import one_line
 from harness._report.write import write_reports
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         raise UsageError(f"{self.prog}: {message}")
+
+
+def _seconds(text: str) -> float:
+    """A finite number of seconds above zero (``--fuzz-budget``)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number above 0")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -75,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run_p.add_argument(
         "--fuzz-budget",
-        type=float,
+        type=_seconds,
         default=None,
         metavar="SECONDS",
         help="time budget of each fuzz case (default: by profile)",
@@ -95,6 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_p.add_argument("old", type=Path, help="results.json, report directory or results.jsonl")
     cmp_p.add_argument("new", type=Path)
     sub.add_parser("bench", help="benchmarks (see `sockspec bench --help`)", add_help=False)
+    sub.add_parser("mutate", help="mutation testing (see `sockspec mutate --help`)", add_help=False)
     sub.add_parser("history", help="CPython's socketserver through the versions", add_help=False)
     new_p = sub.add_parser("new", help="write a commented skeleton for a new scenario")
     new_p.add_argument("name", help="scenario id, e.g. mine.echo.twice")
@@ -110,6 +131,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             args_list = history_argv(args_list[1:])
         if args_list[:1] == ["bench"]:
             return bench_main(args_list[1:])
+        if args_list[:1] == ["mutate"]:
+            return mutate_main(args_list[1:])
         args = build_parser().parse_args(args_list)
         if args.command == "run":
             return _run(args, args_list)
@@ -119,11 +142,49 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _compare(args)
         return _new(args)
     except SockspecError as exc:
-        print(f"sockspec: error: {exc}", file=sys.stderr)
+        _say(f"sockspec: error: {one_line(str(exc))}")
         return EXIT_UNUSABLE
     except KeyboardInterrupt:
-        print("sockspec: interrupted", file=sys.stderr)
+        _say("sockspec: interrupted")
         return EXIT_UNUSABLE
+    except BrokenPipeError:
+        _quiet_stdout()
+        return EXIT_UNUSABLE
+    except OSError as exc:  # results.json or a report directory that cannot be written
+        _say(f"sockspec: error: {one_line(str(exc))}")
+        return EXIT_UNUSABLE
+
+
+@contextmanager
+def _signals_ignored(restore: bool = True) -> Iterator[None]:
+    """Ignore the stop signals while the reports are written (until exit unless ``restore``)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {s: signal.signal(s, signal.SIG_IGN) for s in (*STOP_SIGNALS, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items() if restore else ():
+            signal.signal(number, handler)
+
+
+def _say(line: str) -> None:
+    """A line on stderr, if stderr can still take it."""
+    try:
+        print(line, file=sys.stderr, flush=True)
+    except OSError:
+        pass
+
+
+def _quiet_stdout() -> None:
+    """Point a closed stdout at /dev/null so that the exit flush cannot fail too."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
 
 
 def _run(args: argparse.Namespace, argv: list[str]) -> int:
@@ -132,7 +193,7 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
         select=tuple(args.select),
         profile=args.profile,
         seed=args.seed,
-        jobs=args.jobs or usable_cpus(),
+        jobs=usable_cpus() if args.jobs is None else args.jobs,
         report_dir=args.report_dir,
         scenario_dirs=tuple(args.scenarios),
         expect_files=tuple(args.expect),
@@ -143,9 +204,17 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     )
     progress = None if args.quiet else make_progress(sys.stderr)
     outcome = run(settings, ["sockspec", *argv], progress)
-    write_reports(outcome.report_dir, sys.stderr)
+    # A second Ctrl-C must not cut the reports short, nor (after a stop) turn the exit
+    # status into death by SIGINT: Python resets its handlers at exit, not SIG_IGN.
+    with _signals_ignored(restore=not outcome.partial):
+        write_reports(outcome.report_dir, sys.stderr)
+    if outcome.stopped_by:
+        _say(f"sockspec: run stopped ({outcome.stopped_by}); results are partial")
     if progress is not None:
-        progress.finish(outcome)
+        try:
+            progress.finish(outcome)
+        except OSError:  # the progress stream is gone (a closed pipe): the report stays
+            pass
     return outcome.exit_status
 
 
@@ -156,11 +225,13 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    specs = discover(tuple(args.scenarios))
+    settings = Settings.from_env()  # the load timeout
+    profile = "stress" if args.format == "md" else args.profile
+    plan = probe((), args.scenarios, args.select, profile, settings.load_timeout)
     if args.format == "md":
-        sys.stdout.write(render_catalogue(specs, args.select))
+        sys.stdout.write(render_catalogue(plan.scenarios, plan.cases))
         return 0
-    for case in select_cases(specs, tuple(args.select), args.profile):
+    for case in plan.cases:
         print(case.id)
     return 0
 

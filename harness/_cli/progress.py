@@ -1,9 +1,11 @@
 """Run progress: a live rich bar on a terminal, plain lines otherwise.
 
-``make_progress(stream)`` picks one.  Both print each problem as it happens
-(``FAIL  impl case — reason``) and, at the end, the verdict counts per
-implementation and where the reports are.  Progress never breaks a run: the
-live display is stopped at exit even if the run dies between start and finish.
+``make_progress(stream)`` picks one.  Both print each failing case as it
+happens (``FAIL  impl case — reason``) and, at the end, "N distinct problems"
+per implementation, the problems (one per root cause, with the smallest case
+and its replay command), the verdict counts and where the reports are.
+Progress never breaks a run: the live display is stopped at exit even if the
+run dies between start and finish.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import atexit
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, TextIO
 
@@ -26,12 +29,16 @@ from rich.progress import (
 )
 
 from harness._model.records import CaseResult, Verdict
+from harness._report.model import build_view
+from harness._report.problems import Problem, cluster, problem_counts
+from harness._report.text import one_line
 
 if TYPE_CHECKING:
     from harness._control.runner import RunOutcome
 
 PROBLEMS = frozenset({Verdict.FAIL, Verdict.HANG, Verdict.CRASH, Verdict.ERROR})
 REPORT_FILES = ("summary.md", "index.html", "junit.xml")
+MAX_SHOWN = 10
 
 
 class RunProgress(Protocol):
@@ -114,7 +121,7 @@ class LiveProgress:
                     problem_line(result), markup=False, style="red", soft_wrap=True
                 )
             if self.task is not None:
-                last = f"{result.verdict.value} {result.id}"[:60]
+                last = one_line(f"{result.verdict.value} {result.id}")[:60]
                 self.bar.update(self.task, advance=1, failed=_failed(self.failed), last=last)
 
     def finish(self, outcome: RunOutcome) -> None:
@@ -142,21 +149,52 @@ def make_progress(stream: TextIO) -> LiveProgress | LineProgress:
 
 def problem_line(result: CaseResult) -> str:
     """``FAIL  impl case — reason``."""
-    reason = f" — {result.reason}" if result.reason else ""
-    return f"{result.verdict.value.upper():5} {result.impl} {result.id}{reason}"
+    reason = f" — {one_line(result.reason)}" if result.reason else ""
+    what = one_line(f"{result.impl} {result.id}")
+    return f"{result.verdict.value.upper():5} {what}{reason}"
+
+
+def problem_lines(results: Sequence[CaseResult]) -> list[str]:
+    """``impl: N distinct problem(s)`` per implementation, then the problems: diagnosis,
+    cases affected, the smallest case and the command that replays it."""
+    view = build_view({"schema": "sockspec-results/1", "results": [r.to_json() for r in results]})
+    problems = cluster(view.cases)
+    counts = problem_counts(problems, (i.spec for i in view.impls))
+    lines = [
+        f"{one_line(impl.spec)}: {counts.get(impl.spec, 0)} distinct problem(s)"
+        for impl in view.impls
+    ]
+    for n, problem in enumerate(problems[:MAX_SHOWN], 1):
+        lines += _problem(n, problem)
+    if len(problems) > MAX_SHOWN:
+        lines.append(f"  … and {len(problems) - MAX_SHOWN} more problem(s): see summary.md")
+    return lines
+
+
+def _problem(n: int, problem: Problem) -> list[str]:
+    rep = problem.representative
+    lines = [
+        f"  {n}. {one_line(problem.diagnosis)} — {len(problem.cases)} case(s)",
+        f"     smallest: {rep.verdict.upper()} {one_line(f'{rep.impl} {rep.id}')}",
+    ]
+    if rep.replay:
+        lines.append(f"     replay: {one_line(rep.replay)}")
+    return lines
 
 
 def summary_lines(outcome: RunOutcome, took: float) -> list[str]:
-    """Verdict counts per implementation, then results.json and every report written."""
+    """Distinct problems and the problems, verdict counts per implementation, then
+    results.json and every report written."""
     counts: dict[str, dict[str, int]] = {}
     for r in outcome.results:
         per = counts.setdefault(r.impl, {})
         per[r.verdict.value] = per.get(r.verdict.value, 0) + 1
-    lines = [
-        f"{impl}: " + ", ".join(f"{n} {v}" for v, n in sorted(c.items()))
+    lines = problem_lines(outcome.results)
+    lines += [
+        f"{one_line(impl)}: " + ", ".join(f"{n} {v}" for v, n in sorted(c.items()))
         for impl, c in counts.items()
     ]
-    partial = " (partial: interrupted)" if outcome.partial else ""
+    partial = f" (partial: {outcome.stopped_by or 'interrupted'})" if outcome.partial else ""
     lines.append(
         f"report: {outcome.report_dir}/results.json{partial} — {took:.1f}s, "
         f"exit status {outcome.exit_status}"

@@ -41,10 +41,17 @@ def write_skeleton(name: str, directory: Path) -> Path:
         raise UsageError(
             f"scenario name {name!r} must be a dotted lower-case id like 'mine.echo.twice'"
         )
-    directory.mkdir(parents=True, exist_ok=True)
+    if directory.exists() and not directory.is_dir():
+        raise UsageError(f"--dir {str(directory)!r} is a file, not a directory")
     path = directory / f"{name.split('.')[-1]}.py"
     if path.exists():
         raise UsageError(f"{str(path)!r} already exists; choose another name or --dir")
     title = name.split(".")[-1].replace("_", " ").capitalize()
-    path.write_text(TEMPLATE.format(name=name, title=title))
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        path.write_text(TEMPLATE.format(name=name, title=title))
+    except OSError as exc:
+        raise UsageError(
+            f"cannot write {str(path)!r}: {exc.strerror or exc} (give a directory as --dir)"
+        ) from None
     return path

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from harness._execution.discovery import select_cases
-from harness._model.scenario import ScenarioSpec
+from harness._model.plan import CaseRef, ScenarioRef
 
 
-def render_catalogue(specs: Sequence[ScenarioSpec], select: Sequence[str] = ()) -> str:
-    """The catalogue: one section per family, one row per scenario."""
-    chosen = {c.spec.id for c in select_cases(specs, tuple(select), "stress")}
+def render_catalogue(specs: Sequence[ScenarioRef], selected: Sequence[CaseRef]) -> str:
+    """The catalogue: one section per family, one row per scenario with a ``selected`` case."""
+    chosen = {c.spec.id for c in selected}
     lines = [
         "# Scenario catalogue",
         "",
@@ -32,7 +31,7 @@ def render_catalogue(specs: Sequence[ScenarioSpec], select: Sequence[str] = ()) 
             ]
         lines.append(
             f"| `{spec.id}` | {spec.title} | {spec.strictness.value} | {spec.profile} | "
-            f"{', '.join(spec.transports)} | {', '.join(spec.kinds)} | {len(spec.cases())} |"
+            f"{', '.join(spec.transports)} | {', '.join(spec.kinds)} | {spec.cases} |"
         )
     lines.append("")
     lines.append("## Invariants")

@@ -22,6 +22,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 from harness._execution.discovery import glob_regex
 from harness._model.errors import UsageError
@@ -58,34 +59,60 @@ class Expectation:
         )
 
 
+#: The keys of an ``[[expect]]`` entry and the type each must have.
+_KEYS: dict[str, type] = {"impl": str, "case": str, "reason": str, "verdicts": list}
+
+
 def load_expectations(paths: Iterable[Path]) -> list[Expectation]:
-    """Read expectation files; raises UsageError naming the file and the problem."""
+    """Read expectation files; raises UsageError naming the file, entry and key at fault."""
     out: list[Expectation] = []
     for path in paths:
-        try:
-            document = tomllib.loads(Path(path).read_text())
-        except OSError as exc:
+        where = f"expectation file {str(path)!r}"
+        out.extend(_entries(where, _document(path, where), str(path)))
+    return out
+
+
+def _document(path: Path, where: str) -> dict[str, Any]:
+    try:
+        text = Path(path).read_bytes().decode("utf-8")
+        document = tomllib.loads(text)
+    except OSError as exc:
+        raise UsageError(f"{where} cannot be read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{where} is not UTF-8 text (byte {exc.start})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"{where} is not valid TOML: {exc}") from None
+    unknown = [k for k in document if k != "expect"]
+    if unknown:
+        raise UsageError(f"{where}: unknown table or key {unknown[0]!r}; expected [[expect]]")
+    entries = document.get("expect", [])
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise UsageError(f"{where}: 'expect' must be an array of tables ([[expect]])")
+    return document
+
+
+def _entries(where: str, document: dict[str, Any], source: str) -> list[Expectation]:
+    out = []
+    for n, entry in enumerate(document.get("expect", []), 1):
+        at = f"{where}, entry {n}"
+        unknown = [k for k in entry if k not in _KEYS]
+        if unknown:
+            raise UsageError(f"{at}: unknown key {unknown[0]!r}; expected {', '.join(_KEYS)}")
+        for key, kind in _KEYS.items():
+            if key in entry and not isinstance(entry[key], kind):
+                raise UsageError(
+                    f"{at}: {key} = {entry[key]!r} is not a {'list' if kind is list else 'string'}"
+                )
+        missing = [k for k in ("impl", "case", "reason") if not entry.get(k)]
+        if missing:
+            raise UsageError(f"{at}: missing {', '.join(missing)}")
+        verdicts = tuple(entry.get("verdicts", _BAD))
+        unknown = [v for v in verdicts if v not in _ALLOWED]
+        if unknown or not verdicts:
             raise UsageError(
-                f"expectation file {str(path)!r} cannot be read: {exc.strerror}"
-            ) from None
-        except tomllib.TOMLDecodeError as exc:
-            raise UsageError(f"expectation file {str(path)!r} is not valid TOML: {exc}") from None
-        for n, entry in enumerate(document.get("expect", []), 1):
-            missing = [k for k in ("impl", "case", "reason") if not entry.get(k)]
-            if missing:
-                raise UsageError(
-                    f"expectation file {str(path)!r}, entry {n}: missing {', '.join(missing)}"
-                )
-            verdicts = tuple(entry.get("verdicts", _BAD))
-            unknown = [v for v in verdicts if v not in _ALLOWED]
-            if unknown:
-                raise UsageError(
-                    f"expectation file {str(path)!r}, entry {n}: verdicts {unknown!r}; "
-                    f"expected some of {', '.join(_ALLOWED)}"
-                )
-            out.append(
-                Expectation(entry["impl"], entry["case"], entry["reason"], verdicts, str(path))
+                f"{at}: verdicts {list(verdicts)!r}; expected some of {', '.join(_ALLOWED)}"
             )
+        out.append(Expectation(entry["impl"], entry["case"], entry["reason"], verdicts, source))
     return out
 
 

@@ -1,39 +1,52 @@
 """The run: implementations × cases, spread over supervised workers.
 
-The controller loads every implementation first (so a bad spec ends the run
-before any case, with exit status 2), decides ``unsupported`` cases itself
-from the probed features, and hands the rest to ``jobs`` worker slots.  Each
-finished case is streamed to ``results.jsonl`` at once; ``results.json`` is
-written at the end — also after Ctrl-C, then marked partial.
+The controller never imports implementations or scenarios: a probe process
+loads them first (so a bad spec ends the run before any case, with exit
+status 2), the controller decides ``unsupported`` cases itself from the
+probed features, and hands the rest to ``jobs`` worker slots.  Each finished
+case is streamed to ``results.jsonl`` at once; ``results.json`` is written at
+the end, however the run ends:
+
+* Ctrl-C, SIGTERM or SIGHUP stop the workers and mark the run partial; the
+  exit status is 128 + the signal's number (130, 143, 129);
+* an internal error while recording a result or showing progress (a report
+  directory that became unwritable, a closed pipe) stops the run the same
+  way, partial, with exit status 2.
+
+A partial run never exits 0.  At the end the stream is sealed as
+``results.jsonl.gz`` (see ``harness._report.results``).
 """
 
 from __future__ import annotations
 
 import queue
 import shlex
+import signal
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
-from types import ModuleType
-from typing import Protocol
+from types import FrameType, ModuleType
+from typing import Any, Protocol
 
 from harness._control.agents import parse_spec
 from harness._control.expectations import apply_expectations, load_expectations
+from harness._control.probing import probe
 from harness._control.spare import SpareWorkers
 from harness._control.supervisor import Worker
 from harness._control.symptoms import Symptoms
-from harness._execution.discovery import discover, select_cases
-from harness._execution.execute import case_seed, unsupported_reason
-from harness._model.errors import LoadError, UsageError
+from harness._execution.execute import case_seed
+from harness._model.errors import LoadError, UsageError, one_line
 from harness._model.implementation import Implementation
+from harness._model.plan import CaseRef
 from harness._model.records import CaseResult, Verdict
-from harness._model.scenario import Case
 from harness._model.settings import Settings
+from harness._model.variants import host_supports
+from harness._report.reportdir import check_report_dir, point_latest, prepare_report_dir
 from harness._report.results import RunInfo, append_line, now, write_results
-from harness._runtime.loading import load_implementation
 from harness._wire.crafted import remove_stale_tables
 
 EXIT_OK, EXIT_FAILED, EXIT_UNUSABLE = 0, 1, 2
@@ -51,12 +64,25 @@ class Progress(Protocol):
 
 @dataclass(frozen=True)
 class RunOutcome:
-    """What a run produced."""
+    """What a run produced; ``stopped_by`` says why a partial run stopped."""
 
     results: tuple[CaseResult, ...]
     report_dir: Path
     exit_status: int
     partial: bool
+    stopped_by: str = ""
+
+
+class Stopped(KeyboardInterrupt):
+    """The run was told to stop by a signal (handled like Ctrl-C)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+#: Signals that stop a run the way Ctrl-C does.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
 
 def exit_status(results: Sequence[CaseResult], strict: bool = False) -> int:
@@ -82,27 +108,52 @@ def default_report_dir(base: Path = Path("reports"), prefix: str = "") -> Path:
     return path
 
 
-def plan_run(settings: Settings) -> tuple[list[Implementation], list[Case]]:
-    """Load the implementations and select the cases; raises the errors of exit 2."""
-    impls = [_load(spec, settings) for spec in settings.impls]
-    specs = discover(settings.scenario_dirs)
-    cases = select_cases(specs, settings.select, settings.profile)
-    if not cases:
+def plan_run(settings: Settings) -> tuple[list[Implementation], list[CaseRef]]:
+    """Load the implementations and select the cases; raises the errors of exit 2.
+
+    Implementations the controller's interpreter can load are probed in one
+    probe process, with the scenario discovery; the others in a worker of their own.
+    """
+    local = [spec for spec in settings.impls if parse_spec(spec).in_process]
+    plan = probe(
+        local, settings.scenario_dirs, settings.select, settings.profile, settings.load_timeout
+    )
+    probed = {p.spec: p for p in plan.impls}
+    impls = []
+    for spec in settings.impls:
+        found = probed.get(spec)
+        if found is not None:
+            module = ModuleType(f"<{spec} in a worker>")
+            module.__file__ = found.file
+            impls.append(Implementation(spec, module, found.features))
+        else:
+            impls.append(_probe_in_worker(spec, settings))
+    if not plan.cases:
         wanted = ", ".join(settings.select) or "(all)"
         raise UsageError(f"no case matches --select {wanted} in profile {settings.profile!r}")
-    return impls, cases
+    return impls, list(plan.cases)
 
 
-def _load(spec: str, settings: Settings) -> Implementation:
-    """Load in-process, or probe an out-of-process implementation through a worker."""
-    parsed = parse_spec(spec)
-    if parsed.in_process:
-        return load_implementation(spec)
-    worker = Worker(spec, settings.case_options(), [str(d) for d in settings.scenario_dirs])
+def _probe_in_worker(spec: str, settings: Settings) -> Implementation:
+    """Probe an implementation of another interpreter or patched, through a worker."""
+    worker = Worker(
+        spec,
+        settings.case_options(),
+        [str(d) for d in settings.scenario_dirs],
+        settings.load_timeout,
+    )
     try:
         return Implementation(spec, ModuleType(f"<{spec} in a worker>"), worker.features)
     finally:
         worker.close()
+
+
+def unsupported_reason(impl: Implementation, case: CaseRef) -> str:
+    """Why ``case`` cannot run on ``impl`` here (missing feature or host support), or ""."""
+    missing = impl.missing(case.spec.requires)
+    if missing:
+        return f"implementation {impl.spec!r} lacks {', '.join(missing)}"
+    return host_supports(case.transport, case.kind) or ""
 
 
 def run(
@@ -110,13 +161,12 @@ def run(
 ) -> RunOutcome:
     """Run every selected case against every implementation and write results.json."""
     started = now()
-    impls, cases = plan_run(settings)
-    expectations = load_expectations(settings.expect_files)
     report_dir = settings.report_dir or default_report_dir()
-    report_dir.mkdir(parents=True, exist_ok=True)
-    work: list[tuple[Implementation, Case]] = [(i, c) for i in impls for c in cases]
-    if progress:
-        progress.start(len(work))
+    check_report_dir(report_dir)
+    expectations = load_expectations(settings.expect_files)
+    impls, cases = plan_run(settings)
+    prepare_report_dir(report_dir)
+    work: list[tuple[Implementation, CaseRef]] = [(i, c) for i in impls for c in cases]
     results: list[CaseResult] = []
     lock = threading.Lock()
 
@@ -124,51 +174,99 @@ def run(
         with lock:
             results.append(result)
             append_line(report_dir, result)
-        if progress:
-            progress.case_done(result)
+            if progress:
+                progress.case_done(result)
 
-    partial = False
+    stopped_by, status_floor = "", EXIT_OK
+    with _stop_signals() as stopping:
+        try:
+            if progress:
+                progress.start(len(work))
+            failure = _Pool(settings, record, report_dir).run(work)
+            if failure is not None:
+                stopped_by, status_floor = f"internal error: {one_line(failure)}", EXIT_UNUSABLE
+        except Stopped as exc:
+            stopped_by, status_floor = f"signal {exc}", 128 + exc.signum
+        except KeyboardInterrupt:
+            stopped_by, status_floor = "signal SIGINT", 128 + signal.SIGINT
+        except Exception as exc:  # progress.start failed: nothing ran
+            stopped_by, status_floor = f"internal error: {one_line(exc)}", EXIT_UNUSABLE
+        stopping.set()  # from here on the results are being written: a signal is ignored
+        partial = bool(stopped_by)
+        order = {(i.spec, c.id): n for n, (i, c) in enumerate(work)}
+        results.sort(key=lambda r: order.get((r.impl, r.id), 0))
+        results = apply_expectations(results, expectations)
+        status = exit_status(results, settings.strict)
+        if partial:
+            status = status_floor
+        info = RunInfo(
+            started=started,
+            finished=now(),
+            argv=tuple(argv),
+            profile=settings.profile,
+            select=settings.select,
+            seed=settings.seed,
+            jobs=settings.jobs,
+            partial=partial,
+            exit_status=status,
+            implementations=tuple(_impl_record(i) for i in impls),
+            extra={"stopped_by": stopped_by} if partial else {},
+        )
+        write_results(report_dir, info, results)
+        point_latest(report_dir)
+        # A worker killed on a hang skips its atexit cleanup: sweep firewall tables it left.
+        remove_stale_tables()
+    return RunOutcome(tuple(results), report_dir, status, partial, stopped_by)
+
+
+def _impl_record(impl: Implementation) -> dict[str, Any]:
+    """An implementation as results.json lists it."""
+    file = getattr(impl.module, "__file__", None)
+    return {"spec": impl.spec, "features": sorted(impl.features), "file": file}
+
+
+@contextmanager
+def _stop_signals() -> Iterator[threading.Event]:
+    """SIGTERM and SIGHUP stop the run like Ctrl-C while it runs.
+
+    Once the yielded event is set (the first stop, or the cases are done) further
+    signals are ignored until the results are written: they must be whole.
+    """
+    stopping = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield stopping
+        return
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        if not stopping.is_set():
+            stopping.set()
+            raise Stopped(signum)
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        if not stopping.is_set():
+            stopping.set()
+            raise KeyboardInterrupt
+
+    previous: dict[int, Any] = {}
+    for signum in STOP_SIGNALS:
+        previous[signum] = signal.signal(signum, stop)
+    sigint = signal.getsignal(signal.SIGINT)
+    if sigint is signal.default_int_handler:  # not when SIGINT is ignored (background jobs)
+        previous[signal.SIGINT] = signal.signal(signal.SIGINT, interrupt)
     try:
-        _Pool(settings, record, report_dir).run(work)
-    except KeyboardInterrupt:
-        partial = True
-    order = {(i.spec, c.id): n for n, (i, c) in enumerate(work)}
-    results.sort(key=lambda r: order.get((r.impl, r.id), 0))
-    results = apply_expectations(results, expectations)
-    status = exit_status(results, settings.strict)
-    if partial:
-        status = max(status, EXIT_FAILED)
-    info = RunInfo(
-        started=started,
-        finished=now(),
-        argv=tuple(argv),
-        profile=settings.profile,
-        select=settings.select,
-        seed=settings.seed,
-        jobs=settings.jobs,
-        partial=partial,
-        exit_status=status,
-        implementations=tuple(
-            {
-                "spec": i.spec,
-                "features": sorted(i.features),
-                "file": getattr(i.module, "__file__", None),
-            }
-            for i in impls
-        ),
-    )
-    write_results(report_dir, info, results)
-    _point_latest(report_dir)
-    # A worker killed on a hang skips its atexit cleanup: sweep firewall tables it left.
-    remove_stale_tables()
-    return RunOutcome(tuple(results), report_dir, status, partial)
+        yield stopping
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 class _Pool:
     """``jobs`` worker slots draining one queue of (implementation, case) pairs.
 
-    On Ctrl-C the pool kills every worker at once; the cases they were running
-    are dropped (not judged), and the run is marked partial.
+    On Ctrl-C (or a stop signal) the pool kills every worker at once; the cases
+    they were running are dropped (not judged), and the run is marked partial.
+    An exception while recording a result stops the pool the same way and is
+    returned by ``run``.
     """
 
     def __init__(
@@ -177,15 +275,19 @@ class _Pool:
         self.settings = settings
         self.report_dir = report_dir
         self.record = record
-        self.pending: queue.Queue[tuple[Implementation, Case]] = queue.Queue()
+        self.pending: queue.Queue[tuple[Implementation, CaseRef]] = queue.Queue()
         self.stop = threading.Event()
+        self.failure: BaseException | None = None
         self._active: dict[int, Worker] = {}
         self._lock = threading.Lock()
         self.symptoms = Symptoms()
         self.spares = SpareWorkers(self._new_worker)
 
-    def run(self, work: list[tuple[Implementation, Case]]) -> None:
-        """Run all ``work``; re-raises KeyboardInterrupt after stopping the workers."""
+    def run(self, work: list[tuple[Implementation, CaseRef]]) -> BaseException | None:
+        """Run all ``work``; returns the internal error that stopped it, if any.
+
+        Re-raises KeyboardInterrupt (and ``Stopped``) after stopping the workers.
+        """
         for item in work:
             self.pending.put(item)
         count = max(1, min(self.settings.jobs, len(work)))
@@ -196,20 +298,26 @@ class _Pool:
         for slot in slots:
             slot.start()
         try:
-            while any(s.is_alive() for s in slots):
+            while any(s.is_alive() for s in slots) and not self.stop.is_set():
                 for slot in slots:
                     slot.join(0.2)
             self.spares.close()
         except KeyboardInterrupt:
             self.spares.close()
-            self.stop.set()
-            with self._lock:
-                workers = list(self._active.values())
-            for worker in workers:
-                worker.kill()
-            for slot in slots:
-                slot.join(10.0)
+            self._halt(slots)
             raise
+        if self.stop.is_set():
+            self._halt(slots)
+        return self.failure
+
+    def _halt(self, slots: list[threading.Thread]) -> None:
+        self.stop.set()
+        with self._lock:
+            workers = list(self._active.values())
+        for worker in workers:
+            worker.kill()
+        for slot in slots:
+            slot.join(10.0)
 
     def _slot(self, n: int) -> None:
         worker: Worker | None = None
@@ -223,12 +331,18 @@ class _Pool:
                 if self.stop.is_set():
                     return  # interrupted: the case was not judged
                 self.record(result)
+        except Exception as exc:
+            # After a stop, a killed worker's closed pipe is no news; before it,
+            # an error here (recording, progress output) must end the run.
+            if not self.stop.is_set():
+                self.failure = exc
+                self.stop.set()
         finally:
             if worker is not None:
                 worker.close()
 
     def _one(
-        self, n: int, worker: Worker | None, impl: Implementation, case: Case
+        self, n: int, worker: Worker | None, impl: Implementation, case: CaseRef
     ) -> tuple[Worker | None, CaseResult]:
         started = time.monotonic()
         why = unsupported_reason(impl, case)
@@ -264,15 +378,17 @@ class _Pool:
             self.spares.prepare(spec)  # keep one ahead while this one runs
         with self._lock:
             self._active[n] = worker
+        if self.stop.is_set():  # stopped while it started: _halt did not see it
+            worker.kill()
         return worker
 
     def _new_worker(self, spec: str) -> Worker:
         s = self.settings
         options = s.case_options(self.report_dir)
-        return Worker(spec, options, [str(d) for d in s.scenario_dirs])
+        return Worker(spec, options, [str(d) for d in s.scenario_dirs], s.load_timeout)
 
 
-def replay_line(settings: Settings, impl: str, case: Case) -> str:
+def replay_line(settings: Settings, impl: str, case: CaseRef) -> str:
     """The one command that runs exactly ``case`` against ``impl`` again."""
     parts = [
         "python -m harness run",
@@ -286,7 +402,7 @@ def replay_line(settings: Settings, impl: str, case: Case) -> str:
     return " ".join(parts)
 
 
-def _with_replay(result: CaseResult, settings: Settings, case: Case) -> CaseResult:
+def _with_replay(result: CaseResult, settings: Settings, case: CaseRef) -> CaseResult:
     evidence = {
         **result.evidence,
         "base_seed": settings.seed,
@@ -294,14 +410,3 @@ def _with_replay(result: CaseResult, settings: Settings, case: Case) -> CaseResu
     }
     seed = result.seed or case_seed(settings.seed, case.id)
     return replace(result, evidence=evidence, seed=seed)
-
-
-def _point_latest(report_dir: Path) -> None:
-    """Make ``<parent>/latest`` a symlink to the newest report directory."""
-    link = report_dir.parent / "latest"
-    try:
-        if link.is_symlink() or link.exists():
-            link.unlink()
-        link.symlink_to(report_dir.name)
-    except OSError:
-        pass

@@ -23,9 +23,10 @@ from typing import Any
 from harness._control.agents import parse_spec, worker_command
 from harness._model.errors import LoadError
 from harness._model.phases import KnownHang
+from harness._model.plan import CaseRef
 from harness._model.records import CaseResult, Verdict
-from harness._model.scenario import Case
 from harness._model.settings import CaseOptions
+from harness._runtime.tempdirs import LEDGER, remove_listed
 
 #: Extra time the supervisor allows beyond a case's own deadline (teardown, leak grace).
 HARD_DEADLINE_MARGIN = 15.0
@@ -34,7 +35,13 @@ HARD_DEADLINE_MARGIN = 15.0
 class Worker:
     """One worker process bound to one implementation."""
 
-    def __init__(self, impl: str, options: CaseOptions, scenario_dirs: list[str]) -> None:
+    def __init__(
+        self,
+        impl: str,
+        options: CaseOptions,
+        scenario_dirs: list[str],
+        start_timeout: float = 60.0,
+    ) -> None:
         self.impl = impl
         spec = parse_spec(impl)
         command = worker_command(spec)
@@ -48,30 +55,45 @@ class Worker:
             "scenario_dirs": scenario_dirs,
             "result_fd": write_fd,
             "workdir": str(self.workdir),
+            "parent": os.getpid(),
         }
-        self.proc = subprocess.Popen(
-            [*command, json.dumps(config)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-            stderr=open(self.workdir / "worker.err", "wb"),  # noqa: SIM115 - owned by the child
-            pass_fds=(write_fd,),
-            start_new_session=True,
-            cwd=os.getcwd(),
-            env={**os.environ, "PYTHONPATH": _pythonpath()},
-        )
+        with open(self.workdir / "worker.err", "wb") as err:  # the child keeps its own copy
+            self.proc = subprocess.Popen(
+                [*command, json.dumps(config)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+                pass_fds=(write_fd,),
+                start_new_session=True,
+                cwd=os.getcwd(),
+                env=worker_env(),
+            )
         os.close(write_fd)
         self._reader = os.fdopen(read_fd, "rb", buffering=0)
         self._buffer = b""
         self._eof = False
         self.scale = options.deadline_scale
-        ready = self._receive(60.0)
+        ready = self._receive(start_timeout)
         if ready is None or ready.get("type") != "ready":
-            error = (ready or {}).get("error") or self._stderr_tail() or "worker did not start"
+            error = (ready or {}).get("error") or self._silence(start_timeout)
             self.kill()
             raise LoadError(error.strip().splitlines()[-1])
         self.features = frozenset(ready.get("features", ()))
 
-    def run(self, case: Case, known: tuple[KnownHang, ...] = ()) -> tuple[CaseResult, bool]:
+    def _silence(self, timeout: float) -> str:
+        """One line: why the worker never said it was ready (its last stderr line if any)."""
+        try:
+            code: int | None = self.proc.wait(1.0)  # the pipe closes a moment before the exit
+        except subprocess.TimeoutExpired:
+            code = None
+        last = [line.strip() for line in self._stderr_tail().splitlines() if line.strip()][-1:]
+        tail = f": {last[0][:200]}" if last else ""
+        if code is None:
+            return f"worker did not start within {timeout:g}s (an import that blocks?){tail}"
+        how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"status {code}"
+        return f"worker did not start: it ended ({how}) while loading {self.impl!r}{tail}"
+
+    def run(self, case: CaseRef, known: tuple[KnownHang, ...] = ()) -> tuple[CaseResult, bool]:
         """Run one case (told of the ``known`` hangs of this implementation);
         returns the result and whether the worker is still usable."""
         started = time.monotonic()
@@ -93,7 +115,7 @@ class Worker:
             if message.get("type") == "fatal":
                 raise LoadError(str(message.get("error")))
 
-    def _lost(self, case: Case, started: float, limit: float) -> CaseResult:
+    def _lost(self, case: CaseRef, started: float, limit: float) -> CaseResult:
         """The worker stopped answering: a crash if it died, else a hang."""
         code = self.proc.poll()
         if code is None and self._eof:
@@ -102,7 +124,7 @@ class Worker:
                 code = self.proc.wait(5.0)
             except subprocess.TimeoutExpired:
                 code = None
-        output = _read_tail(self.workdir / "case.out")
+        output = read_tail(self.workdir / "case.out")
         if code is not None:
             how = (
                 f"killed by {signal.Signals(-code).name}"
@@ -134,7 +156,7 @@ class Worker:
                 break
             size = current
             time.sleep(0.1)
-        return _read_tail(path)
+        return read_tail(path)
 
     def _command(self, message: dict[str, Any]) -> None:
         if self.proc.stdin is None:
@@ -169,7 +191,7 @@ class Worker:
         return self.proc.poll() is None
 
     def _stderr_tail(self) -> str:
-        return _read_tail(self.workdir / "worker.err")
+        return read_tail(self.workdir / "worker.err")
 
     def close(self) -> None:
         """Ask the worker to finish, then make sure its whole group is gone."""
@@ -197,16 +219,20 @@ class Worker:
                 self.proc.stdin.close()
             except OSError:
                 pass
+        # The worker's case directories (socket files) are listed in its ledger.
+        remove_listed(str(self.workdir / LEDGER))
         _remove_tree(self.workdir)
 
 
-def _pythonpath() -> str:
+def worker_env(**extra: str) -> dict[str, str]:
+    """The environment of a worker or probe: ours, with this harness first on the path."""
     root = str(Path(__file__).resolve().parents[2])
     existing = os.environ.get("PYTHONPATH", "")
-    return root + (os.pathsep + existing if existing else "")
+    path = root + (os.pathsep + existing if existing else "")
+    return {**os.environ, "PYTHONPATH": path, **extra}
 
 
-def _read_tail(path: Path, limit: int = 20_000) -> str:
+def read_tail(path: Path, limit: int = 20_000) -> str:
     try:
         return path.read_bytes()[-limit:].decode("utf-8", "replace")
     except OSError:
@@ -218,7 +244,7 @@ def _remove_tree(path: Path) -> None:
 
 
 def _result(
-    case: Case,
+    case: CaseRef,
     impl: str,
     verdict: Verdict,
     started: float,

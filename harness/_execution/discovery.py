@@ -8,6 +8,7 @@ id, end the run with one line that names the file and the problem.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.util
 import pkgutil
@@ -84,7 +85,10 @@ def _directory_modules(directory: Path) -> list[ModuleType]:
     for path in sorted(directory.glob("*.py")):
         if path.name.startswith("_"):
             continue
-        name = f"_sockspec_user.{path.parent.name}.{path.stem}"
+        # The directory's full path in the name: two directories with the same
+        # basename must not shadow each other's same-named files.
+        where = hashlib.sha256(str(directory.resolve()).encode()).hexdigest()[:12]
+        name = f"_sockspec_user.{path.parent.name}_{where}.{path.stem}"
         if name in sys.modules:
             out.append(sys.modules[name])
             continue

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 import threading
 import time
 import traceback
@@ -19,6 +18,7 @@ import zlib
 from dataclasses import dataclass
 from typing import Any
 
+from harness._execution.evidence import bounded_evidence, bounded_findings
 from harness._execution.postchecks import POST_CHECKS
 from harness._model.errors import Abort, Hang, ServeDied, Unsupported
 from harness._model.implementation import Implementation
@@ -30,6 +30,7 @@ from harness._model.variants import host_supports
 from harness._runtime.context import Context, bookkeeping, impl_paths
 from harness._runtime.eventlog import HARNESS_THREAD_PREFIX, MAX_EVENTS
 from harness._runtime.resources import leak_findings, reap_and_kill, settle, take_snapshot
+from harness._runtime.tempdirs import make_tempdir
 from harness._runtime.wirelog import timeline
 from harness._wire.capture import CaseCapture, case_slug
 
@@ -58,7 +59,7 @@ def execute(impl: Implementation, case: Case, options: CaseOptions | None = None
     reason = unsupported_reason(impl, case)
     if reason:
         return CaseOutcome(_result(impl, case, Verdict.UNSUPPORTED, started, seed, reason=reason))
-    tmpdir = tempfile.mkdtemp(prefix="sockspec-")  # mkdtemp makes it 0700
+    tmpdir = make_tempdir()  # mode 0700; listed for the supervisor to remove
     ctx = Context(impl, case, seed, tmpdir, options)
     capture = _attach_capture(ctx) if options.capture else None
     baseline = take_snapshot()
@@ -160,8 +161,8 @@ def _run_and_check(
     if ctx.clock.took:
         evidence["phase_times"] = {k: round(v, 4) for k, v in ctx.clock.took.items()}
     if ctx.findings or verdict not in (Verdict.PASS, Verdict.UNSUPPORTED):
-        evidence["event_log"] = [_compact(e) for e in events[:2000]]
-        evidence["wire"] = ctx.wire
+        evidence.update(bounded_evidence(events, ctx.wire, ctx.findings, _compact))
+        ctx.findings[:] = bounded_findings(ctx.findings, evidence)
     return verdict, reason, evidence, tainted
 
 
@@ -187,13 +188,14 @@ def _run_body(ctx: Context) -> None:
     thread = threading.Thread(target=body, name=f"{HARNESS_THREAD_PREFIX}scenario", daemon=True)
     book.scenario_thread = thread
     thread.start()
+    limit = ctx.case.spec.deadline * ctx.scale
     try:
         ctx.clock.wait(
             lambda wait: _body_done(ctx, finished, wait),
             CASE_PHASE,
             ctx.time_left(),
             "the scenario",
-            reason=f"case did not finish within its {ctx.case.spec.deadline:g}s deadline",
+            reason=f"case did not finish within its {limit:g}s deadline",
         )
     except (Hang, ServeDied):
         book.ended.set()

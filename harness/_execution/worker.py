@@ -21,10 +21,12 @@ from typing import Any
 
 from harness._execution.discovery import discover, select_cases
 from harness._execution.execute import execute
+from harness._execution.lifeline import tie_to_parent
 from harness._model.errors import SockspecError
 from harness._model.settings import CaseOptions
 from harness._runtime.greenfork import isolate_forked_children
 from harness._runtime.loading import load_implementation
+from harness._runtime.tempdirs import LEDGER, keep_ledger
 
 STDERR_TAIL = 20_000
 
@@ -60,6 +62,9 @@ def main(argv: list[str]) -> int:
     config = json.loads(argv[0])
     out = int(config["result_fd"])
     workdir = Path(config["workdir"])
+    keep_ledger(str(workdir / LEDGER))
+    if "parent" in config:
+        tie_to_parent(int(config["parent"]), str(workdir))
     stacks = open(workdir / "stacks.txt", "w")  # noqa: SIM115 - lives as long as the process
     faulthandler.register(signal.SIGUSR1, file=stacks, all_threads=True)
     # Line-buffered, write-through text streams: forked children print too.

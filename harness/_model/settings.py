@@ -5,6 +5,7 @@ Environment variables are read here and nowhere else (``Settings.from_env``).
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -16,6 +17,20 @@ from harness._model.phases import KnownHang
 PROFILES: tuple[str, ...] = ("smoke", "default", "full", "stress")
 
 DEFAULT_IMPLS: tuple[str, ...] = ("stdlib", "reference")
+
+#: ``SOCKSPEC_RAW_PACKETS=off`` makes the host probe report raw packets unavailable, so the
+#: harness and its tests can be tried as on a host without raw sockets (workers inherit it).
+RAW_PACKETS_ENV = "SOCKSPEC_RAW_PACKETS"
+
+
+def raw_packets_switched_off() -> bool:
+    """True when ``SOCKSPEC_RAW_PACKETS`` switches raw packets off (``off``, ``0``, ``no``)."""
+    return os.environ.get(RAW_PACKETS_ENV, "").strip().lower() in ("off", "0", "no", "false")
+
+
+#: ``--jobs`` above this many workers per CPU is refused: oversubscribed workers
+#: miss their deadlines, and those misses would be blamed on the server.
+JOBS_PER_CPU = 4
 
 
 def profile_rank(name: str) -> int:
@@ -73,14 +88,27 @@ class Settings:
     fuzz_budget: float | None = None
     capture: bool = False
     phase_deadlines: bool = True
+    load_timeout: float = 60.0  # seconds to load implementations and discover scenarios
     extra: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         profile_rank(self.profile)
         if self.jobs < 1:
             raise UsageError(f"--jobs must be at least 1, got {self.jobs!r}")
-        if self.deadline_scale <= 0:
-            raise UsageError(f"deadline scale must be positive, got {self.deadline_scale!r}")
+        limit = JOBS_PER_CPU * (os.cpu_count() or 1)
+        if self.jobs > limit:
+            raise UsageError(
+                f"--jobs {self.jobs} is more than {JOBS_PER_CPU} workers per CPU "
+                f"({os.cpu_count() or 1} here): overloaded workers miss deadlines that "
+                f"would be blamed on the server; use --jobs {limit} or fewer"
+            )
+        _positive("SOCKSPEC_DEADLINE_SCALE", self.deadline_scale)
+        _positive("SOCKSPEC_LOAD_TIMEOUT", self.load_timeout)
+        if self.fuzz_budget is not None:
+            _positive("--fuzz-budget", self.fuzz_budget)
+        twice = sorted({i for i in self.impls if self.impls.count(i) > 1})
+        if twice:
+            raise UsageError(f"--impl {twice[0]!r} is given more than once")
 
     def case_options(self, artifacts_dir: Path | None = None) -> CaseOptions:
         """The per-case slice of these settings."""
@@ -102,7 +130,8 @@ class Settings:
         """Build settings from ``SOCKSPEC_*`` variables, then apply explicit overrides.
 
         ``SOCKSPEC_DEADLINE_SCALE`` stretches every case deadline (for slow or
-        loaded machines); ``SOCKSPEC_SEED`` and ``SOCKSPEC_PROFILE`` give defaults;
+        loaded machines); ``SOCKSPEC_LOAD_TIMEOUT`` bounds loading implementations
+        and scenarios (seconds); ``SOCKSPEC_SEED`` and ``SOCKSPEC_PROFILE`` give defaults;
         ``SOCKSPEC_PHASE_DEADLINES=0`` turns phase deadlines off.
         """
         env = os.environ if environ is None else environ
@@ -110,9 +139,11 @@ class Settings:
         if "SOCKSPEC_DEADLINE_SCALE" in env:
             values["deadline_scale"] = _number(env, "SOCKSPEC_DEADLINE_SCALE")
         if "SOCKSPEC_SEED" in env:
-            values["seed"] = int(_number(env, "SOCKSPEC_SEED"))
+            values["seed"] = _integer(env, "SOCKSPEC_SEED")
         if "SOCKSPEC_PROFILE" in env:
             values["profile"] = env["SOCKSPEC_PROFILE"]
+        if "SOCKSPEC_LOAD_TIMEOUT" in env:
+            values["load_timeout"] = _number(env, "SOCKSPEC_LOAD_TIMEOUT")
         if "SOCKSPEC_FUZZ_BUDGET" in env:
             values["fuzz_budget"] = _number(env, "SOCKSPEC_FUZZ_BUDGET")
         if "SOCKSPEC_PHASE_DEADLINES" in env:
@@ -130,3 +161,17 @@ def _number(env: os._Environ[str] | dict[str, str], name: str) -> float:
         return float(raw)
     except ValueError:
         raise UsageError(f"{name}={raw!r} is not a number") from None
+
+
+def _integer(env: os._Environ[str] | dict[str, str], name: str) -> int:
+    raw = env[name]
+    try:
+        return int(raw)
+    except ValueError:
+        raise UsageError(f"{name}={raw!r} is not an integer") from None
+
+
+def _positive(name: str, value: float) -> None:
+    """Raise UsageError unless ``value`` is a finite number above zero."""
+    if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise UsageError(f"{name} must be a finite number above 0, got {value!r}")

@@ -1,10 +1,15 @@
-"""index.html and the case pages: self-contained HTML (inline CSS and SVG, no scripts, no network).
+"""index.html and the case pages: static HTML (inline SVG, no scripts, no network).
 
-Templates live in ``harness/templates/`` and are rendered by jinja2 with
-autoescaping on; everything they show is prepared here as plain values, so
-the templates only lay out.  The matrix has one row per case (grouped by
-family) and one column per implementation; each cell links to
-``cases/<impl-slug>/<case-slug>.html``.
+Templates live in ``harness/_report/templates/`` and are rendered by jinja2
+with autoescaping on; everything they show is prepared here as plain values,
+so the templates only lay out.  Every page links one stylesheet,
+``report.css`` at the top of the report directory (``STYLESHEET``), instead of
+carrying its own copy.  index.html opens with the problems (one per root
+cause, see ``harness._report.problems``), then the matrix: one row per case
+(grouped by family) and one column per implementation; each cell links to
+``cases/<impl-slug>/<case-slug>.html``.  A case page shows its evidence in
+bounded form: the event table of ``MAX_CONN_TABLES`` connections (the others
+as one-line transcripts) and the last ``MAX_OUTPUT`` characters of output.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import difflib
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from html import escape
 from pathlib import Path
@@ -23,12 +28,16 @@ from urllib.parse import quote
 import jinja2
 from markupsafe import Markup
 
+from harness._report.problems import Problem, problem_counts, problems_of
 from harness._report.svg import timeline_svg
+from harness._report.text import clean
 
 if TYPE_CHECKING:
     from harness._report.model import CaseView, FindingGroup, ImplView, ReportView
 
 TEMPLATES = Path(__file__).with_name("templates")
+#: The stylesheet every page links, written once at the top of the report directory.
+STYLESHEET = TEMPLATES / "report.css"
 #: Evidence keys with a section of their own; any other key is shown as JSON.
 KNOWN_EVIDENCE = frozenset(
     {
@@ -41,12 +50,21 @@ KNOWN_EVIDENCE = frozenset(
         "stacks",
         "traceback",
         "pcap",
+        "replay",  # shown as the page's Replay section
+        "t0",  # the monotonic origin of the times shown: no use to a reader
+        "dropped",  # shown as the note on what the harness left out
     }
 )
 MAX_DUMP = 20_000
 MAX_PROBLEMS = 50
+MAX_PROBLEM_LINKS = 200
+MAX_CONN_TABLES = 1
+MAX_TABLE_ROWS = 20
+MAX_CONN_LINES = 6
+MAX_TRACEBACKS = 1
+MAX_OUTPUT = 1_000
+MAX_WIRE_ROWS = 5
 MAX_STEPS = 40
-_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f]")
 _WORDS = {
     "pass": "pass",
     "fail": "fail",
@@ -78,7 +96,7 @@ def _environment() -> jinja2.Environment:
 def visible(value: Any) -> Any:
     """Control characters (NUL, ESC...) of text shown as their Unicode pictures (␀, ␛)."""
     if isinstance(value, str) and not isinstance(value, Markup):
-        return _CONTROL.sub(lambda m: chr(0x2400 + ord(m.group())), value).replace("\x7f", "␡")
+        return clean(value)
     return value
 
 
@@ -111,18 +129,20 @@ def render_index(view: ReportView, files: Sequence[str] = ("results.json",)) -> 
         (impl, _ordered_counts(impl.counts), view.must_failures(impl.spec)) for impl in view.impls
     ]
     names = {impl.spec: impl.name for impl in view.impls}
-    distinct = view.distinct_problems()
-    problems = [_Problem.of(cases, names) for cases in distinct[:MAX_PROBLEMS]]
+    found = problems_of(view)
+    counts = problem_counts(found, (i.spec for i in view.impls))
+    problems = [_Problem.of(n, p, names) for n, p in enumerate(found[:MAX_PROBLEMS], 1)]
     return (
         _environment()
         .get_template("index.html.j2")
         .render(
+            root="",
             view=view,
             run=_run_facts(view.run),
-            impls=impls,
+            impls=[(impl, c, loud, counts.get(impl.spec, 0)) for impl, c, loud in impls],
             families=families,
             problems=problems,
-            problem_count=(sum(len(c) for c in distinct), len(distinct)),
+            problem_total=len(found),
             files=files,
         )
     )
@@ -141,10 +161,13 @@ def render_case(view: ReportView, case: CaseView) -> str:
             root="../../",
             siblings=[(impl, view.cell(impl.spec, case.id)) for impl in view.impls],
             groups=[_Group.of(g) for g in case.groups()],
-            conn_logs=_conn_logs(ev.get("event_log"), involved),
+            conn_logs=_bounded_logs(_conn_logs(ev.get("event_log"), involved)),
+            max_tables=MAX_CONN_TABLES,
+            dropped=_dropped(ev.get("dropped")),
             svg=Markup(timeline_svg(ev.get("timeline"))),
-            wire=_wire(ev.get("wire")),
-            output=_str(ev.get("output")),
+            wire=_wire(ev.get("wire"))[:MAX_WIRE_ROWS],
+            wire_total=len(ev["wire"]) if isinstance(ev.get("wire"), list) else 0,
+            output=_tail(_str(ev.get("output")), MAX_OUTPUT),
             stacks=_str(ev.get("stacks")),
             traceback=_str(ev.get("traceback")),
             pcap=_pcap(ev.get("pcap")),
@@ -193,21 +216,36 @@ class _Row:
 
 @dataclass(frozen=True)
 class _Problem:
-    """One distinct problem of the index: what went wrong, where, and links to its cases."""
+    """One problem of the index: its diagnosis, smallest case and the others, folded."""
 
+    number: int
+    diagnosis: str
+    signature: str
     first: CaseView
     impl: str
-    what: list[str]
-    links: list[tuple[str, str]]
+    per_impl: list[tuple[str, int]]
+    transcript: str
+    links: list[tuple[str, str, str]]
     more: int
+    consequences: list[tuple[str, int]]
 
     @classmethod
-    def of(cls, cases: list[CaseView], names: Mapping[str, str]) -> _Problem:
-        first = cases[0]
-        checks = dict.fromkeys(f"{g.first.check}: {g.first.message}" for g in first.groups())
-        what = list(checks)[:3] or [first.reason]
-        links = [(c.id.partition("[")[2].rstrip("]") or c.id, c.page) for c in cases[:2]]
-        return cls(first, names.get(first.impl, first.impl), what, links, len(cases) - 2)
+    def of(cls, number: int, problem: Problem, names: Mapping[str, str]) -> _Problem:
+        rep = problem.representative
+        others = problem.others
+        links = [(c.id, names.get(c.impl, c.impl), c.page) for c in others[:MAX_PROBLEM_LINKS]]
+        return cls(
+            number=number,
+            diagnosis=problem.diagnosis,
+            signature=problem.signature,
+            first=rep,
+            impl=names.get(rep.impl, rep.impl),
+            per_impl=[(names.get(s, s), len(problem.in_impl(s))) for s in problem.impls],
+            transcript=problem.transcript(),
+            links=links,
+            more=len(others) - len(links),
+            consequences=list(problem.consequences[:10]),
+        )
 
 
 @dataclass(frozen=True)
@@ -275,6 +313,7 @@ class _ConnLog:
     transcript: str
     rows: list[dict[str, str]]
     involved: bool
+    cut: int = 0  # rows left out of the table
 
 
 def _conn_logs(raw: Any, involved: set[int]) -> list[_ConnLog]:
@@ -293,6 +332,28 @@ def _conn_logs(raw: Any, involved: set[int]) -> list[_ConnLog]:
         title = "server (no connection)" if conn is None else f"conn#{conn}"
         logs.append(_ConnLog(title, _transcript(items), rows, conn in involved))
     return sorted(logs, key=lambda log: (not log.involved, log.title != "server (no connection)"))
+
+
+def _bounded_logs(logs: list[_ConnLog]) -> list[_ConnLog]:
+    """The first ``MAX_CONN_TABLES`` logs with at most ``MAX_TABLE_ROWS`` rows, then up to
+    ``MAX_CONN_LINES`` in all (the page shows those as transcripts), then one line saying
+    how many connections are left out."""
+    out = [
+        replace(log, rows=log.rows[:MAX_TABLE_ROWS], cut=max(0, len(log.rows) - MAX_TABLE_ROWS))
+        for log in logs[:MAX_CONN_TABLES]
+    ]
+    tracebacks = 0
+    for log in out:  # the first few tracebacks in full; the others by their last line
+        for n, row in enumerate(log.rows):
+            if row["exc_full"]:
+                tracebacks += 1
+                if tracebacks > MAX_TRACEBACKS:
+                    log.rows[n] = {**row, "exc_full": ""}
+    out += logs[MAX_CONN_TABLES:MAX_CONN_LINES]
+    if len(logs) > MAX_CONN_LINES:
+        rest = len(logs) - MAX_CONN_LINES
+        out.append(_ConnLog(f"… {rest} more connection(s)", "see results.jsonl.gz", [], False))
+    return out
 
 
 def _event_row(event: Mapping[str, Any], t0: float) -> dict[str, str]:
@@ -334,6 +395,31 @@ def _transcript(events: Sequence[Mapping[str, Any]]) -> str:
                         break
     shown = " → ".join(steps[:MAX_STEPS])
     return shown + (f" → … ({len(steps) - MAX_STEPS} more)" if len(steps) > MAX_STEPS else "")
+
+
+def _dropped(raw: Any) -> str:
+    """What the worker left out of this case's evidence, in words ('' when nothing)."""
+    if not isinstance(raw, Mapping):
+        return ""
+    parts = []
+    if raw.get("events"):
+        parts.append(f"{raw['events']} event(s) of {raw.get('connections', '?')} connection(s)")
+    if raw.get("clients"):
+        parts.append(f"{raw['clients']} client(s) of the wire log")
+    findings = raw.get("findings")
+    if isinstance(findings, Mapping) and findings:
+        parts.append(
+            f"{sum(v for v in findings.values() if isinstance(v, int))} repeated finding(s)"
+        )
+    return "; ".join(parts)
+
+
+def _tail(text: str, limit: int) -> str:
+    return (
+        text
+        if len(text) <= limit
+        else f"… ({len(text) - limit} characters before)\n" + text[-limit:]
+    )
 
 
 def _wire(raw: Any) -> list[dict[str, str]]:

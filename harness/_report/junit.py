@@ -16,6 +16,8 @@ import re
 import xml.etree.ElementTree as ET
 from typing import TYPE_CHECKING, Any
 
+from harness._report.text import clean
+
 if TYPE_CHECKING:
     from harness._report.model import CaseView, ReportView
 
@@ -138,4 +140,4 @@ def _time(value: Any) -> str:
 
 def _clean(text: str) -> str:
     """Drop the characters XML 1.0 cannot hold (NUL, most control characters)."""
-    return _INVALID.sub("\ufffd", text)
+    return _INVALID.sub("\ufffd", clean(text))

@@ -1,19 +1,25 @@
-"""summary.md: the matrix and the failures in Markdown, fit to paste into a pull request.
+"""summary.md: the problems, then the matrix, in Markdown fit to paste into a pull request.
 
-The matrix has one row per scenario (its cases' verdicts counted per
-implementation); failures are de-duplicated: cases of one scenario and
-implementation that failed the same way make one entry listing the cases.
-GitHub comments hold at most 65536 characters, so long lists are cut with a
-pointer to index.html.
+It opens with "N distinct problems" per implementation, then each problem
+(``harness._report.problems``: one root cause) with its diagnosis, the number
+of cases it affects, its smallest case with transcript and replay command,
+and the other cases folded away; then the matrix, one row per scenario (its
+cases' verdicts counted per implementation).  GitHub comments hold at most
+65536 characters: the summary always fits in ``MAX_CHARS``, shown in less
+detail when it must be, and it says what was cut.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from harness._report.problems import Problem, problem_counts, problems_of
+from harness._report.text import markdown_text, one_line
+
 if TYPE_CHECKING:
-    from harness._report.model import CaseView, ReportView
+    from harness._report.model import ReportView
 
 #: Display order and marks of the verdicts (unknown verdicts come last, unmarked).
 MARKS = {
@@ -26,35 +32,143 @@ MARKS = {
     "pass": "✅",
     "unsupported": "➖",
 }
-MAX_ENTRIES = 25
-MAX_CASES_PER_ENTRY = 12
 MAX_CHARS = 60_000
+MAX_TEXT = 400
+
+
+@dataclass(frozen=True)
+class Detail:
+    """How much of each problem the summary shows; smaller levels are tried until it fits."""
+
+    problems: int  # problems shown in full; the rest one line each (up to 100)
+    cases: int  # other cases listed per problem
+    transcripts: bool
+
+
+#: From the most detail to the least; the last one is followed by a hard cut.
+DETAIL_LEVELS = (Detail(30, 40, True), Detail(15, 12, True), Detail(8, 5, False))
 
 
 def render_summary(view: ReportView) -> str:
-    """The whole summary.md."""
-    lines = [_headline(view), "", _run_line(view), ""]
-    lines += [f"> ⚠️ {note}" for note in view.notes[:10]]
+    """The whole summary.md, at most ``MAX_CHARS`` characters."""
+    problems = problems_of(view)
+    text = ""
+    for detail in DETAIL_LEVELS:
+        text = _render(view, problems, detail)
+        if len(text) <= MAX_CHARS:
+            return text
+    cut = text.rfind("\n", 0, MAX_CHARS - 300)
+    shown = text[:cut]
+    note = (
+        f"\n\n… cut to fit a comment: {len(text) - len(shown):,} of {len(text):,} characters "
+        f"left out (the end of the {_last_heading(shown)} section); see index.html for the rest.\n"
+    )
+    return shown + note
+
+
+def _render(view: ReportView, problems: list[Problem], detail: Detail) -> str:
+    lines = [_headline(view, problems), "", _run_line(view), ""]
+    lines += [f"> ⚠️ {_plain(note)}" for note in view.notes[:10]]
+    lines += _problem_counts(view, problems)
+    lines += _problems(view, problems, detail)
+    lines += ["", "### Matrix", ""]
     lines += _matrix(view)
     lines += ["", _legend(), ""]
-    lines += _failures(view)
-    text = "\n".join(lines).rstrip() + "\n"
-    if len(text) > MAX_CHARS:
-        cut = text.rfind("\n", 0, MAX_CHARS)
-        text = text[:cut] + "\n\n… cut to fit a comment; see index.html for the rest.\n"
-    return text
+    return "\n".join(lines).rstrip() + "\n"
 
 
-def _headline(view: ReportView) -> str:
-    loud = {i.name: view.must_failures(i.spec) for i in view.impls}
-    failing = [name for name, n in loud.items() if n]
+def _last_heading(text: str) -> str:
+    found = re.findall(r"^#{2,4} (.+)$", text, flags=re.MULTILINE)
+    return found[-1].strip() if found else "last"
+
+
+def _headline(view: ReportView, problems: list[Problem]) -> str:
     if not view.impls:
         return "## sockspec: no results"
-    if not failing:
-        return f"## sockspec: no must failures in {len(view.impls)} implementation(s)"
-    total = sum(loud.values())
-    names = ", ".join(_code(n) for n in failing)
-    return f"## sockspec: {total} must failure(s) in {names}"
+    if not problems:
+        return f"## sockspec: no problems in {len(view.impls)} implementation(s)"
+    counts = problem_counts(problems, (i.spec for i in view.impls))
+    names = ", ".join(_code(i.name) for i in view.impls if counts.get(i.spec))
+    loud = sum(view.must_failures(i.spec) for i in view.impls)
+    return f"## sockspec: {len(problems)} distinct problem(s) in {names} ({loud} must failure(s))"
+
+
+def _problem_counts(view: ReportView, problems: list[Problem]) -> list[str]:
+    """One line per implementation: its distinct problems and failing cases."""
+    counts = problem_counts(problems, (i.spec for i in view.impls))
+    lines = []
+    for impl in view.impls:
+        bad = sum(1 for c in view.cases if c.impl == impl.spec and c.bad)
+        lines.append(
+            f"- {_code(impl.name)}: **{counts.get(impl.spec, 0)} distinct problem(s)**"
+            f" in {bad} failing case(s)"
+        )
+    return [*lines, ""]
+
+
+def _problems(view: ReportView, problems: list[Problem], detail: Detail) -> list[str]:
+    if not problems:
+        return []
+    names = {i.spec: i.name for i in view.impls}
+    lines = ["### Problems", ""]
+    for n, problem in enumerate(problems[: detail.problems], 1):
+        lines += [*_problem(n, problem, names, detail), ""]
+    rest = problems[detail.problems :]
+    if rest:
+        lines.append(f"{len(rest)} more problem(s), one line each (see index.html):")
+        lines += [
+            f"- {_plain(p.diagnosis[:MAX_TEXT])} — {len(p.cases)} case(s), e.g."
+            f" {_code(p.representative.id)}"
+            for p in rest[:100]
+        ]
+        if len(rest) > 100:
+            lines.append(f"- … and {len(rest) - 100} more")
+    return lines
+
+
+def _problem(n: int, problem: Problem, names: dict[str, str], detail: Detail) -> list[str]:
+    rep = problem.representative
+    per_impl = ", ".join(
+        f"{_code(names.get(spec, spec))} {len(problem.in_impl(spec))}" for spec in problem.impls
+    )
+    lines = [
+        f"#### {n}. {_plain(problem.diagnosis[:MAX_TEXT])}",
+        "",
+        f"- affects {len(problem.cases)} case(s): {per_impl}",
+        f"- smallest case: {_code(rep.id)} on {_code(names.get(rep.impl, rep.impl))}"
+        f" ({rep.verdict}, {rep.strictness}, {rep.duration * 1000:.0f} ms)",
+    ]
+    finding = problem.finding()
+    if finding is not None and (finding.expected or finding.observed):
+        lines.append(f"- expected: {_code(finding.expected[:MAX_TEXT])}")
+        lines.append(f"- observed: {_code(finding.observed[:MAX_TEXT])}")
+    transcript = problem.transcript()
+    if transcript and detail.transcripts:
+        lines.append(f"- transcript: {_code(transcript[:MAX_TEXT])}")
+    if rep.replay:
+        lines.append(f"- replay: {_code(rep.replay)}")
+    if problem.consequences:
+        seen = ", ".join(f"{_code(sig[:120])} ×{count}" for sig, count in problem.consequences[:3])
+        more = len(problem.consequences) - 3
+        lines.append(f"- seen with it: {seen}" + (f" and {more} more" if more > 0 else ""))
+    others = problem.others
+    if others:
+        shown = ", ".join(
+            f"{_code(c.id)}"
+            + (f" ({_code(names.get(c.impl, c.impl))})" if len(problem.impls) > 1 else "")
+            for c in others[: detail.cases]
+        )
+        more = len(others) - detail.cases
+        tail = f" and {more} more" if more > 0 else ""
+        lines += [
+            "",
+            f"<details><summary>{len(others)} other case(s)</summary>",
+            "",
+            shown + tail,
+            "",
+            "</details>",
+        ]
+    return lines
 
 
 def _run_line(view: ReportView) -> str:
@@ -123,55 +237,9 @@ def _legend() -> str:
     return f"<sub>{marks}. Only `must` failures fail a run; see index.html for every case.</sub>"
 
 
-def _failures(view: ReportView) -> list[str]:
-    entries = view.distinct_problems()
-    if not entries:
-        return ["No failures."]
-    distinct = len(entries)
-    cases = sum(len(e) for e in entries)
-    lines = [f"### Failures: {cases} case(s), {distinct} distinct", ""]
-    for entry in entries[:MAX_ENTRIES]:
-        lines += [*_entry(entry), ""]
-    rest = entries[MAX_ENTRIES:]
-    if rest:
-        lines.append(f"… and {len(rest)} more distinct failure(s):")
-        lines += [f"- {_code(e[0].impl)} {_code(e[0].id)} {e[0].verdict}" for e in rest[:100]]
-    return lines
-
-
-def _entry(cases: list[CaseView]) -> list[str]:
-    first = cases[0]
-    head = (
-        f"#### {first.verdict.upper()} ({first.strictness}) {_code(first.scenario)}"
-        f" on {_code(first.impl)}"
-    )
-    lines = [head, ""]
-    if first.title:
-        lines.append(f"_{_plain(first.title)}_")
-    shown = ", ".join(_code(c.id) for c in cases[:MAX_CASES_PER_ENTRY])
-    more = len(cases) - MAX_CASES_PER_ENTRY
-    lines.append(f"- case(s): {shown}" + (f" and {more} more" if more > 0 else ""))
-    if first.reason:
-        lines.append(f"- reason: {_plain(first.reason)}")
-    for group in first.groups()[:5]:
-        f = group.first
-        times = f" ×{group.count}" if group.count > 1 else ""
-        lines.append(f"- {_code(f.check)}{times}: {_plain(f.message)}")
-        if f.expected or f.observed:
-            lines.append(f"  - expected: {_code(f.expected)}")
-            lines.append(f"  - observed: {_code(f.observed)}")
-        for transcript in group.transcripts[:2]:
-            lines.append(f"  - transcript: {_code(transcript)}")
-    if len(first.groups()) > 5:
-        lines.append(f"- … {len(first.groups()) - 5} more distinct finding(s)")
-    if first.replay:
-        lines.append(f"- replay: {_code(first.replay)}")
-    return lines
-
-
 def _code(text: str) -> str:
     """An inline code span that survives any backticks inside ``text``."""
-    text = " ".join(text.split()) or " "
+    text = one_line(text) or " "
     longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
     fence = "`" * (longest + 1)
     pad = " " if text.startswith("`") or text.endswith("`") else ""
@@ -179,14 +247,13 @@ def _code(text: str) -> str:
 
 
 def _cell(text: str) -> str:
-    """Text safe inside a table cell."""
-    return " ".join(text.split()).replace("|", "\\|")
+    """Text safe inside a table cell (no HTML either: names come from users)."""
+    return re.sub(r"([|<>&])", r"\\\1", one_line(text))
 
 
 def _plain(text: str) -> str:
     """One line of prose with Markdown and HTML specials escaped."""
-    flat = " ".join(text.split())
-    return re.sub(r"([\\`*_\[\]<>|~])", r"\\\1", flat)
+    return markdown_text(text)
 
 
 def _seconds(value: Any) -> str:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from harness._model.records import CaseResult, Strictness, Verdict, replay_command
+from harness._report.text import clean_data
 
 #: Verdicts that make a cell a problem; ``compare`` counts a move into them as a regression.
 BAD = frozenset({"fail", "hang", "crash", "error", "xpass"})
@@ -130,6 +131,10 @@ class ReportView:
     cases: tuple[CaseView, ...]
     case_ids: tuple[str, ...]
     notes: tuple[str, ...] = ()
+    #: The document's ``problems`` section, as stored (see ``harness._report.problems``).
+    problem_records: tuple[Mapping[str, Any], ...] = ()
+    #: Where the bulky evidence left out of results.json is ('' when it is inline).
+    evidence_file: str = ""
     _cells: Mapping[tuple[str, str], CaseView] = field(default_factory=dict, repr=False)
 
     def cell(self, impl: str, case_id: str) -> CaseView | None:
@@ -146,22 +151,6 @@ class ReportView:
     def row(self, case_id: str) -> list[CaseView | None]:
         """The cells of one matrix row, one per implementation."""
         return [self.cell(impl.spec, case_id) for impl in self.impls]
-
-    def problems(self) -> list[CaseView]:
-        """Every bad cell, loud (``must``) ones first, then in display order."""
-        bad = [c for c in self.cases if c.bad]
-        return sorted(bad, key=lambda c: c.tone != "loud")
-
-    def distinct_problems(self) -> list[list[CaseView]]:
-        """Bad cells grouped: same implementation, scenario and verdict, and the same checks
-        failing with the same message but for numbers (details may differ between cases)."""
-        grouped: dict[tuple[object, ...], list[CaseView]] = {}
-        for case in self.problems():
-            checks = sorted({(f.check, _no_digits(f.message)) for f in case.findings})
-            reason = "" if checks else _no_digits(case.reason)
-            key = (case.impl, case.scenario, case.verdict, case.strictness, tuple(checks), reason)
-            grouped.setdefault(key, []).append(case)
-        return list(grouped.values())
 
     def must_failures(self, impl: str) -> int:
         """Count of must-strictness fail/hang/crash for ``impl``."""
@@ -222,14 +211,23 @@ def build_view(document: Any) -> ReportView:
     impls = tuple(
         ImplView(spec, _impl_name(spec), slug_of[spec], _counts(shown, spec)) for spec in specs
     )
-    return ReportView(run, impls, shown, tuple(case_ids), tuple(notes), cells)
+    got_problems = doc.get("problems")
+    stored = tuple(
+        p
+        for p in (got_problems if isinstance(got_problems, list) else [])
+        if isinstance(p, Mapping)
+    )
+    evidence_file = _text(doc.get("evidence_file"))
+    return ReportView(
+        run, impls, shown, tuple(case_ids), tuple(notes), stored, evidence_file, cells
+    )
 
 
 def load_view(path: Path) -> ReportView:
     """Read a results.json file (or a report directory holding one) into a view."""
     if path.is_dir():
         path = path / "results.json"
-    return build_view(json.loads(path.read_text(encoding="utf-8", errors="replace")))
+    return build_view(clean_data(json.loads(path.read_text(encoding="utf-8", errors="replace"))))
 
 
 def _case(record: Mapping[str, Any], run_seed: int) -> CaseView:
@@ -332,10 +330,6 @@ def _slugs(names: Iterable[str], limit: int) -> list[str]:
 
 def _finding_key(f: FindingView) -> tuple[str, str, str, str]:
     return (f.check, _no_conn(f.message), f.expected, f.observed)
-
-
-def _no_digits(text: str) -> str:
-    return re.sub(r"\d+(\.\d+)?", "N", text)
 
 
 def _no_conn(text: str) -> str:

@@ -4,7 +4,9 @@ Input is the ``timeline`` evidence of a case (see ``_wirelog.timeline``): a list
 of ``{conn, pid, thread, start, end, raised}`` with times in seconds from the
 start of the case.  Each interval is a bar in the lane of its (pid, thread);
 bars whose ``handle`` raised are red and marked with a triangle.  Every bar has
-a tooltip.  Colours are attributes, so the picture needs no stylesheet.
+a tooltip.  At most ``MAX_LANES`` lanes and ``MAX_BARS`` bars are drawn (a note
+says how many more there were), so a case of thousands of requests stays
+small.  Colours are attributes, so the picture needs no stylesheet.
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ WIDTH = 960
 LABEL = 200
 PAD = 16
 AXIS = 24
-MAX_LANES = 200
+MAX_LANES = 40
+#: Bars drawn in all: enough to see the shape, few enough to keep a page small.
+MAX_BARS = 60
 OK_FILL = "#4f7cac"
 RAISED_FILL = "#c62828"
 
@@ -71,7 +75,9 @@ def timeline_svg(raw: Any) -> str:
     lanes = _lanes(bars)
     shown = list(lanes)[:MAX_LANES]
     lane_h = 18 if len(shown) <= 30 else max(4, min(18, 540 // len(shown)))
-    height = AXIS + lane_h * len(shown) + 8 + (14 if len(lanes) > MAX_LANES else 0)
+    drawn = sum(len(lanes[key]) for key in shown)
+    cut = len(lanes) > MAX_LANES or drawn > MAX_BARS
+    height = AXIS + lane_h * len(shown) + 8 + (14 if cut else 0)
     t0 = min(0.0, min(b.start for b in bars))
     t1 = max(b.end for b in bars)
     scale = _Scale(t0, t1, LABEL, WIDTH - PAD)
@@ -83,6 +89,7 @@ def timeline_svg(raw: Any) -> str:
     ]
     parts += _axis(scale, height)
     names = _lane_names(shown)
+    bars_drawn = 0
     for n, key in enumerate(shown):
         y = AXIS + n * lane_h
         if n % 2:
@@ -91,10 +98,14 @@ def timeline_svg(raw: Any) -> str:
             parts.append(
                 f'<text x="4" y="{y + lane_h - 5}" fill="#333">{escape(names[key][:32])}</text>'
             )
-        parts += [_bar(b, scale, y, lane_h) for b in lanes[key]]
-    if len(lanes) > MAX_LANES:
-        more = len(lanes) - MAX_LANES
-        parts.append(f'<text x="4" y="{height - 4}" fill="#555">… {more} more lane(s)</text>')
+        room = max(0, MAX_BARS - bars_drawn)
+        parts += [_bar(b, scale, y, lane_h) for b in lanes[key][:room]]
+        bars_drawn += min(room, len(lanes[key]))
+    if cut:
+        more = len(lanes) - len(shown)
+        note = f"… {more} more lane(s), " if more else "… "
+        note += f"{len(bars) - bars_drawn} interval(s) not drawn"
+        parts.append(f'<text x="4" y="{height - 4}" fill="#555">{note}</text>')
     parts.append("</svg>")
     return "".join(parts)
 

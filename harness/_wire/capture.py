@@ -36,7 +36,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness._runtime.instrument import address_text
-from harness._wire.crafted import Segment, parse_frame, raw_packet_support, require_raw_packets
+from harness._wire.crafted import (
+    Segment,
+    bpf_support,
+    parse_frame,
+    raw_packet_support,
+    require_raw_packets,
+)
 
 if TYPE_CHECKING:
     from harness._runtime.context import Context
@@ -117,6 +123,7 @@ class Capture:
         self._sock: Any = None
         self._sniffer: Any = None
         self._stopped = False
+        self._python_filter = False  # no libpcap: every lo frame arrives, keep the wanted
 
     # -- lifecycle ----------------------------------------------------------------
     def start(self, timeout: float = START_TIMEOUT) -> Capture:
@@ -129,8 +136,13 @@ class Capture:
             raise CaptureUnavailable(reason)
         from scapy.sendrecv import AsyncSniffer
 
+        no_bpf = bpf_support()
+        self._python_filter = no_bpf is not None
+        if no_bpf:
+            self.notes.append(no_bpf)
+        bpf = None if self._python_filter else port_filter(self.ports, self.fragments)
         try:
-            self._sock = _socket_class()(iface="lo", filter=port_filter(self.ports, self.fragments))
+            self._sock = _socket_class()(iface="lo", filter=bpf)
             self._enlarge_buffer(self._sock.ins)
             self._read_drops(reset=True)
             running = threading.Event()
@@ -155,7 +167,7 @@ class Capture:
         if port in self.ports:
             return
         self.ports.add(port)
-        if self._sock is not None and not self._stopped:
+        if self._sock is not None and not self._stopped and not self._python_filter:
             from scapy.arch.linux import attach_filter
 
             attach_filter(self._sock.ins, port_filter(self.ports, self.fragments), "lo")
@@ -254,11 +266,21 @@ class Capture:
         frame = bytes(packet)
         ts = float(packet.time)
         segment = parse_frame(frame, ts)
+        if self._python_filter and not self._wanted(segment):
+            return
         with self._changed:
             self._frames.append((ts, frame))
             if segment is not None:
                 self._segments.append(segment)
             self._changed.notify_all()
+
+    def _wanted(self, segment: Segment | None) -> bool:
+        """What ``port_filter`` would pass: TCP/UDP to or from a port, or a fragment if asked."""
+        if segment is None:
+            return False
+        if segment.proto == "fragment" or (self.fragments and segment.fragmented):
+            return self.fragments
+        return segment.sport in self.ports or segment.dport in self.ports
 
     def _drain(self) -> None:
         if self._sock is None:
@@ -458,7 +480,8 @@ def case_slug(impl: str, case_id: str) -> str:
     """A file name for one implementation × case (stable, filesystem-safe, bounded)."""
     text = f"{impl}--{case_id}"
     slug = re.sub(r"[^A-Za-z0-9._=,-]+", "_", text).strip("._")
-    if len(slug) > 150:
+    if len(slug) > 150 or slug != text:
+        # Replaced characters would make ids that differ only in them collide.
         slug = f"{slug[:140]}-{zlib.crc32(text.encode()):08x}"
     return slug
 

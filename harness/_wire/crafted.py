@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from harness._model.errors import Unsupported
+from harness._model.settings import RAW_PACKETS_ENV, raw_packets_switched_off
 
 if TYPE_CHECKING:
     from harness._runtime.context import Context
@@ -39,6 +40,7 @@ __all__ = [
     "TABLE_PREFIX",
     "RawSender",
     "Segment",
+    "bpf_support",
     "drop_kernel_resets",
     "firewall_support",
     "fragments",
@@ -63,13 +65,15 @@ _table_numbers = itertools.count(1)
 
 @functools.lru_cache(maxsize=1)
 def raw_packet_support() -> str | None:
-    """Why crafted packets cannot be sent and sniffed here, or None when they can."""
+    """Why crafted packets cannot be sent and sniffed here, or None when they can.
+
+    Needs Linux and raw sockets (root or CAP_NET_RAW), nothing else: sniffing
+    filters in Python where libpcap is missing (see ``bpf_support``).
+    """
+    if raw_packets_switched_off():
+        return f"raw packets are switched off ({RAW_PACKETS_ENV}=off)"
     if not sys.platform.startswith("linux"):
         return f"crafted packets need Linux (AF_PACKET, raw sockets); this is {sys.platform}"
-    try:
-        from scapy.arch.common import compile_filter
-    except ImportError as exc:  # pragma: no cover - scapy is a dependency
-        return f"scapy is not importable: {exc}"
     try:
         socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW).close()
         socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003)).close()
@@ -77,10 +81,22 @@ def raw_packet_support() -> str | None:
         return "raw sockets need root or CAP_NET_RAW (run as root, or setcap cap_net_raw)"
     except OSError as exc:
         return f"raw sockets are not available: {exc}"
+    return None
+
+
+@functools.lru_cache(maxsize=1)
+def bpf_support() -> str | None:
+    """Why capture filters cannot be compiled to BPF here (no libpcap), or None.
+
+    Optional: without it a capture takes every frame on ``lo`` and keeps the
+    wanted ones in Python, which costs CPU but sees the same packets.
+    """
     try:
+        from scapy.arch.common import compile_filter
+
         compile_filter("tcp port 1", iface="lo")
     except Exception as exc:
-        return f"cannot compile capture filters ({exc}); install libpcap (apt libpcap0.8)"
+        return f"no libpcap to compile capture filters ({exc}); filtering in Python"
     return None
 
 

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import struct
 import subprocess
+import time
 import zlib
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from helpers.reports import MUTANT, write_sample
+from helpers.host import lacks
+from helpers.reports import MUTANT, sample_info, write_sample
+
+from harness._model.records import CaseResult, Finding, Strictness, Verdict
+from harness._report.results import to_document
 
 CHROMIUM = Path("/usr/bin/chromium")
 TIMEOUT = 90.0
@@ -18,7 +23,7 @@ pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(
         not CHROMIUM.exists(),
-        reason="needs Debian's chromium at /usr/bin/chromium (apt-get install -y chromium)",
+        reason=lacks("chromium", "no Debian chromium at /usr/bin/chromium (apt-get install it)"),
     ),
 ]
 
@@ -91,6 +96,44 @@ def test_matrix_renders_verdict_cells(report: Path, tmp_path: Path) -> None:
     }
 
 
+def test_index_opens_with_the_problems_view(report: Path, tmp_path: Path) -> None:
+    dom = chromium(tmp_path / "profile", "--dump-dom", (report / "index.html").as_uri()).stdout
+    assert dom.index('id="problems"') < dom.index('id="matrix"')
+    assert "distinct problems" in dom and "3 distinct problems" in dom  # per implementation
+    smallest = '<a class="cell v-fail s-must t-loud" href="cases/mutant_finish_skipped/'
+    assert smallest + 'lifecycle.order-tcp-sync.html">FAIL</a>' in dom
+    assert "finish MISSING" in dom  # the representative's transcript
+
+
+def test_largest_report_opens_within_two_seconds(report: Path, tmp_path: Path) -> None:
+    big = tmp_path / "big"
+    write_sample(big, large_document())
+    started = time.monotonic()
+    chromium(tmp_path / "p1", "--dump-dom", (report / "index.html").as_uri())
+    small = time.monotonic() - started
+    started = time.monotonic()
+    dom = chromium(tmp_path / "p2", "--dump-dom", (big / "index.html").as_uri()).stdout
+    large = time.monotonic() - started
+    assert 'id="problems"' in dom and dom.count('class="case ') == 500
+    assert large - small < 2.0, (small, large)  # chromium's own start-up is in both
+
+
+def large_document() -> dict[str, object]:
+    """Two implementations failing every one of 500 cases, for five different reasons."""
+    results = []
+    for impl in ("/tmp/x/broken_a.py", "/tmp/x/broken_b.py"):
+        for n in range(500):
+            check = f"family{n % 5}.check"
+            finding = Finding(check, f"{check} failed on conn#{n}", "x" * 80, "y" * 80, n)
+            results.append(
+                CaseResult(
+                    f"big.case[tcp-sync-n={n}]", "big.case", impl, Verdict.FAIL,
+                    Strictness.MUST, 0.01 * n, params={"n": n}, findings=(finding,),
+                )
+            )  # fmt: skip
+    return to_document(sample_info(), results)
+
+
 def test_case_page_renders_findings_and_timeline(report: Path, tmp_path: Path) -> None:
     page = report / "cases/mutant_finish_skipped/lifecycle.order-tcp-sync.html"
     dom = chromium(tmp_path / "profile", "--dump-dom", page.as_uri()).stdout
@@ -105,11 +148,11 @@ def test_case_page_renders_findings_and_timeline(report: Path, tmp_path: Path) -
 def test_screenshot_shows_the_colours(report: Path, tmp_path: Path) -> None:
     shot = tmp_path / "matrix.png"
     chromium(
-        tmp_path / "profile", "--hide-scrollbars", "--window-size=1000,800",
+        tmp_path / "profile", "--hide-scrollbars", "--window-size=1000,2000",
         f"--screenshot={shot}", (report / "index.html").as_uri(),
     )  # fmt: skip
     width, height, colours = png_colours(shot.read_bytes())
-    assert (width, height) == (1000, 800)
+    assert (width, height) == (1000, 2000)  # tall enough for the problems and the matrix
     assert (0xC6, 0x28, 0x28) in colours  # a loud must failure
     assert (0xE6, 0xF4, 0xEA) in colours  # a pass
 

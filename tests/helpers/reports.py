@@ -161,8 +161,13 @@ def sample_results() -> list[CaseResult]:
 
 def sample_document() -> dict[str, Any]:
     """A results.json document built from records, as the runner builds it."""
+    return to_document(sample_info(), sample_results())
+
+
+def sample_info() -> RunInfo:
+    """The run metadata of the sample documents."""
     started = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
-    info = RunInfo(
+    return RunInfo(
         started,
         started + timedelta(seconds=3),
         ("sockspec", "run"),
@@ -174,7 +179,6 @@ def sample_document() -> dict[str, Any]:
         2,
         ({"spec": "stdlib"}, {"spec": MUTANT}, {"spec": "reference"}),
     )
-    return to_document(info, sample_results())
 
 
 def write_sample(directory: Path, document: Any = None) -> dict[str, Path]:

@@ -10,6 +10,8 @@ import pytest
 from helpers.cli import CliRun
 from mutants import by_name
 
+from harness._report.results import stream_records
+
 Cli = Callable[..., CliRun]
 
 
@@ -44,7 +46,8 @@ def test_passing_run_exits_0_and_writes_results(cli: Cli) -> None:
     assert doc["schema"] == "sockspec-results/1"
     assert {r["impl"] for r in doc["results"]} == {"stdlib", "reference"}
     assert all(r["verdict"] == "pass" for r in doc["results"])
-    assert (run.report_dir / "results.jsonl").read_text().count("\n") == len(doc["results"])
+    # The stream is sealed (compressed) when the run ends; it holds every case.
+    assert len(list(stream_records(run.report_dir))) == len(doc["results"])
 
 
 def test_skipped_finish_exits_1(cli: Cli, tmp_path: Path) -> None:
@@ -180,3 +183,18 @@ def test_ctrl_c_writes_partial_results(tmp_path: Path) -> None:
     assert doc["run"]["partial"] is True
     assert status == doc["run"]["exit_status"] != 0
     assert 3 <= len(doc["results"]) < 90
+
+
+def test_one_bug_is_one_problem_however_many_cases_show_it(cli: Cli, tmp_path: Path) -> None:
+    path = by_name("finish_skipped_when_handle_raises").write(tmp_path)
+    run = cli("run", "--impl", str(path), "--select", "lifecycle.handler.order[*-fault=handle-*")
+    assert run.status == 1
+    doc = run.results()
+    failing = [r for r in doc["results"] if r["verdict"] == "fail"]
+    assert len(failing) > 5  # every transport and kind the host supports
+    (problem,) = doc["problems"]
+    assert problem["diagnosis"] == "finish() is not called: shutdown_request() runs without it"
+    assert sorted(map(tuple, problem["cases"])) == sorted((r["impl"], r["id"]) for r in failing)
+    summary = (run.report_dir / "summary.md").read_text()
+    assert "**1 distinct problem(s)**" in summary
+    assert "1 distinct problem(s)" in run.stdout + run.stderr

@@ -17,6 +17,8 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from helpers.cli import CliRun
+from helpers.host import lacks
 from helpers.mutant import Mutant
 
 from harness import Endpoint, Unsupported, Verdict, load_implementation
@@ -43,9 +45,12 @@ from harness._wire.crafted import (
 RAW_REASON = raw_packet_support()
 FIREWALL_REASON = firewall_support() if RAW_REASON is None else RAW_REASON
 
-without_raw = pytest.mark.skipif(RAW_REASON is not None, reason=f"needs raw packets: {RAW_REASON}")
+without_raw = pytest.mark.skipif(
+    RAW_REASON is not None, reason=lacks("raw packets", str(RAW_REASON))
+)
 without_firewall = pytest.mark.skipif(
-    FIREWALL_REASON is not None, reason=f"needs raw packets and nftables: {FIREWALL_REASON}"
+    FIREWALL_REASON is not None,
+    reason=lacks("raw packets" if RAW_REASON else "nftables", str(FIREWALL_REASON)),
 )
 
 #: Suffix of the table the dead-owner test plants (other tests must not mistake it).
@@ -185,6 +190,18 @@ def test_capture_unavailable_is_a_note_not_a_failure(monkeypatch: pytest.MonkeyP
 
 
 # --- with raw packets ------------------------------------------------------------------
+
+
+def test_switching_raw_packets_off_makes_packet_cases_unsupported_naming_it(
+    cli: Callable[..., CliRun], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SOCKSPEC_RAW_PACKETS", "off")
+    run = cli("run", "--impl", "stdlib", "--select", "packets.*[tcp-sync-*", "--select", "wire.*")
+    assert run.status == 0, run.stderr
+    results = run.results()["results"]
+    assert {r["id"].split(".")[0] for r in results} == {"packets", "wire"}
+    assert all(r["verdict"] == "unsupported" for r in results)
+    assert all("SOCKSPEC_RAW_PACKETS=off" in r["reason"] for r in results)
 
 
 @pytest.mark.network

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from helpers import ROOT
+from helpers.host import lacks
 
 from harness._control.agents import PATCHES
 from harness._runtime.aioloop import _SharingSelector, run_private
@@ -78,7 +79,7 @@ def test_the_selector_lifts_the_running_loop_mark_while_it_waits() -> None:
 @pytest.mark.parametrize("patch", sorted(PATCHES))
 def test_green_threads_run_their_private_loops_side_by_side(patch: str) -> None:
     if importlib.util.find_spec(patch) is None:
-        pytest.skip(f"{patch} is not installed")
+        pytest.skip(lacks(patch, f"{patch} is not installed (tox -e {patch} installs it)"))
     proc = subprocess.run(
         [sys.executable, "-c", f"{PATCHES[patch]}\n{TWO_LOOPS}"],
         capture_output=True,

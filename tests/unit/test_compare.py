@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import gzip
 import json
 from pathlib import Path
 from typing import Any
@@ -112,6 +113,11 @@ def test_load_document_reads_files_dirs_and_jsonl(tmp_path: Path) -> None:
     killed.mkdir()
     (killed / "results.jsonl").write_text(json.dumps(document["results"][0]) + "\n")
     assert load_document(killed)["results"] == document["results"]
+    sealed = tmp_path / "sealed"
+    sealed.mkdir()
+    with gzip.open(sealed / "results.jsonl.gz", "wt") as stream:
+        stream.write(json.dumps(document["results"][0]) + "\n")
+    assert load_document(sealed)["results"] == document["results"]
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,7 @@ import sys
 
 import pytest
 from helpers import ROOT
+from helpers.host import lacks
 
 from harness._control.agents import PATCHES
 from harness._model.errors import LoadError
@@ -56,7 +57,7 @@ if os.getpid() == parent:
 
 def _patched_python(patch: str, code: str, *args: str) -> subprocess.CompletedProcess[str]:
     if importlib.util.find_spec(patch) is None:
-        pytest.skip(f"{patch} is not installed")
+        pytest.skip(lacks(patch, f"{patch} is not installed (tox -e {patch} installs it)"))
     return subprocess.run(
         [sys.executable, "-c", f"{PATCHES[patch]}\n{code}", patch, *args],
         capture_output=True,

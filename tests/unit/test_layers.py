@@ -26,7 +26,13 @@ PUBLIC = {
 }  # fmt: skip
 
 #: Folders only the controller (Python 3.10+) imports; a worker must never load them.
-CONTROLLER_ONLY = ("harness._control", "harness._report", "harness._cli", "harness._bench")
+CONTROLLER_ONLY = (
+    "harness._control",
+    "harness._report",
+    "harness._cli",
+    "harness._bench",
+    "harness._mutation",
+)
 
 
 def _modules_after(code: str) -> list[str]:

@@ -9,6 +9,7 @@ import sys
 
 import pytest
 from helpers import ROOT
+from helpers.host import lacks
 
 from harness._runtime.limits import lowest_free_descriptor
 
@@ -36,7 +37,7 @@ def test_lowest_free_descriptor_is_the_number_the_next_open_gets() -> None:
 
 def test_lowest_free_descriptor_waits_for_a_close_still_in_flight() -> None:
     if importlib.util.find_spec("gevent") is None:
-        pytest.skip("gevent is not installed")
+        pytest.skip(lacks("gevent", "gevent is not installed (tox -e gevent installs it)"))
     proc = subprocess.run(
         [sys.executable, "-c", DEFERRED_CLOSE],
         capture_output=True,

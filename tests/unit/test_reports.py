@@ -31,7 +31,7 @@ from harness._model.records import Verdict
 from harness._report import write as _reports
 from harness._report.html import diff_tokens
 from harness._report.model import build_view
-from harness._report.svg import timeline_svg
+from harness._report.svg import MAX_BARS, timeline_svg
 from harness._report.write import write_reports
 
 
@@ -71,15 +71,16 @@ def test_write_reports_writes_every_report(tmp_path: Path) -> None:
     assert all(p.is_file() for p in written.values())
 
 
-def test_summary_has_matrix_and_failures(report: Path) -> None:
+def test_summary_has_problems_then_matrix(report: Path) -> None:
     text = (report / "summary.md").read_text()
     assert "| scenario | stdlib | mutant_finish_skipped | reference |" in text
     assert "| `lifecycle.order` (1) | ✅ 1 pass | ❌ 1 fail | 🛑 1 error |" in text
-    assert "must failure(s) in `mutant_finish_skipped`, `reference`" in text
+    assert "distinct problem(s) in `mutant_finish_skipped`, `reference`" in text
+    assert "- `mutant_finish_skipped`: **3 distinct problem(s)** in 3 failing case(s)" in text
     assert f"expected: `{EXPECTED}`" in text and f"observed: `{OBSERVED}`" in text
-    assert "`lifecycle.order` ×2" in text  # two findings differing by conn only: one entry
-    assert "shutdown() did not return" in text
+    assert "shutdown() never returns" in text
     assert f"--impl {MUTANT} --select 'lifecycle.order[tcp-sync]' --seed 3" in text
+    assert text.index("### Problems") < text.index("### Matrix")
 
 
 def test_summary_folds_scenarios_without_problems(tmp_path: Path) -> None:
@@ -141,6 +142,8 @@ def test_html_has_no_external_urls(report: Path) -> None:
     assert len(pages) == 1 + 11
     for page in pages:
         text = page.read_text()
+        # The one stylesheet link allowed is the report's own report.css.
+        text = re.sub(r'<link rel="stylesheet" href="(\.\./\.\./)?report\.css">', "", text)
         assert not re.search(r"https?:|//cdn|<script|<link|@import", text, re.I), page
         assert all("://" not in url for url in _parse(page).urls), page
 
@@ -349,3 +352,13 @@ def test_live_progress_draws_a_bar_on_a_terminal(tmp_path: Path) -> None:
     text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", stream.getvalue())
     assert "11/11" in text and "5 failed" in text
     assert "lifecycle.order[tcp-sync]" in text and "index.html" in text
+
+
+def test_timeline_of_thousands_of_requests_stays_small() -> None:
+    raw = [
+        {"conn": n, "pid": 1, "thread": "serve", "start": n, "end": n + 0.5} for n in range(3000)
+    ]
+    svg = timeline_svg(raw)
+    assert svg.count("<g class=") == MAX_BARS
+    assert f"{3000 - MAX_BARS} interval(s) not drawn" in svg
+    assert len(svg) < 40_000

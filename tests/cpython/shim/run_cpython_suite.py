@@ -21,7 +21,8 @@ import importlib
 import os
 import sys
 
-_REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# tests/cpython/shim/ -> the repository root, three levels up.
+_REPO = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", ".."))
 _EXPECTED_FILE = os.path.join(_REPO, "servers", "__init__.py")
 
 

@@ -1,0 +1,99 @@
+"""Judge one mutant with the harness: supervised runs of its cases, in batches.
+
+Each batch is a real ``python -m harness run`` (workers, deadlines, hang and
+crash verdicts), so a mutant is judged exactly as a user's implementation
+would be.  Exit status 1 kills the mutant; 2 means the run could not be made
+(a mutant that no longer loads is killed at load); 0 lets it survive the
+batch.  A run that outlives its own deadline is a ``timeout`` (the harness's
+fault, reported apart).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness._mutation.mutants import Mutant
+from harness._mutation.selection import batches
+
+#: Seconds one batch run may take before it is a ``timeout``.
+BATCH_TIMEOUT = 900.0
+_ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """What the harness made of one mutant."""
+
+    key: str
+    status: str  # killed | survived | timeout
+    how: str  # the killing case and verdict, "does not load: …", or why it survived
+    cases_run: int
+    seconds: float
+
+
+def judge(mutant: Mutant, case_ids: Sequence[str], workdir: Path) -> Judgement:
+    """Write the mutant, run its batches until one kills it; never raises for the mutant."""
+    started = time.monotonic()
+    path = workdir / f"mutant_{mutant.key.replace(':', '_')}.py"
+    path.write_text(mutant.source)
+    run = 0
+    try:
+        for batch in batches(case_ids):
+            run += len(batch)
+            status, how = _run_batch(path, batch, workdir)
+            if status != "survived":
+                return Judgement(mutant.key, status, how, run, time.monotonic() - started)
+        how = f"all {run} selected case(s) passed" if run else "no case selected"
+        return Judgement(mutant.key, "survived", how, run, time.monotonic() - started)
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def _run_batch(path: Path, case_ids: Sequence[str], workdir: Path) -> tuple[str, str]:
+    report = Path(tempfile.mkdtemp(prefix="batch-", dir=workdir))
+    argv = [sys.executable, "-m", "harness", "run", "--impl", str(path), "--jobs", "1", "--quiet"]
+    for case_id in case_ids:
+        argv += ["--select", case_id]
+    argv += ["--report-dir", str(report)]
+    env = {**os.environ, "PYTHONPATH": str(_ROOT)}
+    try:
+        proc = subprocess.run(
+            argv, capture_output=True, text=True, timeout=BATCH_TIMEOUT, env=env, cwd=workdir
+        )
+    except subprocess.TimeoutExpired:
+        return "timeout", f"the run of {len(case_ids)} case(s) outlived {BATCH_TIMEOUT:g}s"
+    try:
+        if proc.returncode == 1:
+            return "killed", _killer(report)
+        if proc.returncode == 2:
+            line = (proc.stderr.strip().splitlines() or ["exit status 2"])[-1]
+            return "killed", f"the run could not be made: {line[:200]}"
+        return "survived", ""
+    finally:
+        shutil.rmtree(report, ignore_errors=True)
+
+
+def _killer(report: Path) -> str:
+    """The first failing ``must`` case of a run, with its verdict and first finding."""
+    try:
+        results = json.loads((report / "results.json").read_text())["results"]
+    except (OSError, ValueError, KeyError):
+        return "exit status 1"
+    for result in results:
+        if (
+            result.get("verdict") in ("fail", "hang", "crash")
+            and result.get("strictness") == "must"
+        ):
+            findings = result.get("findings") or [{}]
+            check = findings[0].get("check", "") if isinstance(findings[0], dict) else ""
+            return f"{result['id']}: {result['verdict']} {check}".strip()
+    return "exit status 1"

@@ -1,0 +1,61 @@
+"""Which cases execute which lines: the catalogue run in-process under coverage.
+
+Run as ``python -m harness._mutation.tracer SOURCE DATAFILE [--profile P]
+[--select GLOB]...``: loads ``SOURCE`` as an implementation, runs every selected
+case against it with coverage switched to a context named after the case, and
+saves the coverage data (with those contexts) to ``DATAFILE``.  It prints one
+JSON line per case (id, verdict), so the caller can check that the unmutated
+source passes what will judge its mutants.
+
+It runs in a process of its own because it imports and runs the implementation:
+the controller never does.  Lines run only inside forked children are not seen
+(they leave with ``os._exit``); the selection makes up for that.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from harness._execution.discovery import discover, select_cases
+from harness._execution.execute import execute
+from harness._model.settings import PROFILES, CaseOptions
+from harness._runtime.loading import load_implementation
+
+
+def trace(source: str, data_file: str, profile: str, globs: Sequence[str]) -> int:
+    """Run the cases under coverage; 0 when every case passed or was unsupported."""
+    import coverage  # optional: the mutation extra
+
+    cov = coverage.Coverage(data_file=data_file, include=[source], config_file=False)
+    cov.start()
+    try:
+        impl = load_implementation(source)
+        status = 0
+        for case in select_cases(discover(), globs, profile):
+            cov.switch_context(case.id)
+            result = execute(impl, case, CaseOptions(seed=0)).result
+            verdict = result.verdict.value
+            status |= verdict not in ("pass", "unsupported")
+            print(json.dumps({"id": case.id, "verdict": verdict}), flush=True)
+    finally:
+        cov.stop()
+        cov.save()
+    return status
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse arguments and trace."""
+    parser = argparse.ArgumentParser(prog="harness._mutation.tracer")
+    parser.add_argument("source")
+    parser.add_argument("data_file")
+    parser.add_argument("--profile", choices=PROFILES, default="default")
+    parser.add_argument("--select", action="append", default=[])
+    args = parser.parse_args(argv)
+    return trace(args.source, args.data_file, args.profile, args.select)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

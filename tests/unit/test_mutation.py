@@ -1,0 +1,108 @@
+"""The mutation engine's own parts: mutant keys, case selection, triage, the score."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness._model.errors import UsageError
+from harness._mutation.equivalents import load_triage
+from harness._mutation.judge import Judgement
+from harness._mutation.mutants import Mutant, generate
+from harness._mutation.report import Row, render_summary, score
+from harness._mutation.selection import BATCHES, LineCases, batches
+
+SOURCE = """\
+class Server:
+    timeout = None
+
+    def handle(self, n):
+        if n > 1:
+            return n + 1
+        return 0
+
+    def close(self, *, wait=False):
+        pass
+"""
+
+CASES = (
+    "echo.basic[tcp-sync-clients=8]",
+    "echo.basic[tcp-sync-clients=1]",
+    "echo.basic[tcp-forking-clients=1]",
+    "errors.raise[udp-threading]",
+    "shutdown.stop[unix_stream-forking]",
+)
+
+
+def _mutant(key: str = "AddNot:0", line: int = 5) -> Mutant:
+    return Mutant(key, "core/AddNot", 0, line, "if n > 1:", "if not n > 1:", SOURCE)
+
+
+def test_mutants_have_stable_keys_and_name_the_changed_line() -> None:
+    pytest.importorskip(
+        "cosmic_ray", reason="the mutation extra is not installed (tox -e mutation)"
+    )
+    first = list(generate(SOURCE))
+    again = list(generate("# a comment shifts every line\n" + SOURCE))
+    assert first and len({m.key for m in first}) == len(first)
+    assert [m.key for m in first] == [m.key for m in again]
+    assert all(m.line + 1 == n.line for m, n in zip(first, again, strict=True))
+    for mutant in first:  # a "*" read as a product gives no mutant that is not Python
+        compile(mutant.source, mutant.key, "exec")
+    negated = next(m for m in first if m.operator == "core/AddNot" and m.line == 5)
+    assert negated.before == "if n > 1:" and negated.after == "if not n > 1:"
+
+
+def test_lines_run_by_cases_select_those_cases_round_robin_fewest_clients_first() -> None:
+    lines = LineCases({5: frozenset({"", CASES[0], CASES[1], CASES[3]})}, CASES)
+    why, ids = lines.cases_for(5)
+    assert why == "run by 3 case(s)"
+    assert ids == (CASES[1], CASES[3], CASES[0])  # one per scenario in turn, 1 client before 8
+
+
+def test_import_only_lines_are_judged_by_every_case_and_unrun_lines_by_forking_ones() -> None:
+    lines = LineCases({2: frozenset({""})}, CASES)
+    assert (
+        lines.cases_for(2)[0].startswith("run only at import") and len(lines.cases_for(2)[1]) == 5
+    )
+    why, ids = lines.cases_for(99)
+    assert why.startswith("not run by any traced case") and set(ids) == {CASES[2], CASES[4]}
+
+
+def test_batches_grow_and_cover_every_case_once() -> None:
+    ids = [f"c{n}" for n in range(200)]
+    split = batches(ids)
+    assert [len(b) for b in split[: len(BATCHES)]] == list(BATCHES)
+    assert [i for b in split for i in b] == ids
+    assert batches([]) == [] and batches(["a"]) == [["a"]]
+
+
+def test_triage_file_is_validated(tmp_path: Path) -> None:
+    good = tmp_path / "good.toml"
+    good.write_text(
+        '[[equivalent]]\nkey = "k1"\nreason = "same"\n[[out_of_scope]]\nkey = "k2"\nreason = "x"\n'
+    )
+    triage = load_triage(good)
+    assert triage.reason("k1") == ("equivalent", "same") and triage.reason("k3") is None
+    assert load_triage(tmp_path / "absent.toml").reason("k1") is None
+    for bad in ('[[equivalents]]\nkey = "k"\nreason = "r"\n', '[[equivalent]]\nkey = "k"\n'):
+        (tmp_path / "bad.toml").write_text(bad)
+        with pytest.raises(UsageError, match=r"bad\.toml"):
+            load_triage(tmp_path / "bad.toml")
+
+
+def test_score_leaves_triaged_mutants_out_and_summary_lists_survivors() -> None:
+    def row(key: str, status: str, triage: tuple[str, str] | None = None) -> Row:
+        return Row(_mutant(key), "run by 1 case(s)", Judgement(key, status, "why", 1, 0.1), triage)
+
+    rows = [
+        row("a", "killed"),
+        row("b", "killed"),
+        row("c", "survived"),
+        row("d", "survived", ("equivalent", "no observable difference")),
+    ]
+    result = score(rows)
+    assert result["score"] == round(2 / 3, 4) and result["equivalent"] == 1
+    text = render_summary("t", "t.py", rows)
+    assert "`c`" in text.split("## Triaged")[0] and "no observable difference" in text
