@@ -19,6 +19,12 @@ Sections (``--only`` picks some, comma-separated):
 ``fuzz``
     fuzz steps per second per fuzz scenario and server kind (reports
     ``pending`` while there is no fuzz scenario).
+``broken``
+    wall time of the ``default`` profile on every broken implementation of
+    the project's table (``tests/mutants``), serial and ``--jobs 2``, as a
+    ratio to stdlib and reference in the same run, and whether phase
+    deadlines changed the verdict set (see ``harness._bench.broken``).
+    Long (three runs per broken implementation): not run unless asked for.
 
 Every figure is printed as it is measured; bench.json is rewritten after each
 section (an interrupted run keeps what it measured) and holds a flat list
@@ -41,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from harness._bench import payload_soak, swarm_alone
+from harness._bench.broken import broken_section
 from harness._bench.echo import QUICK_ROWS, Side, all_rows
 from harness._bench.fuzz import fuzz_throughput
 from harness._bench.load import run_load
@@ -59,7 +66,9 @@ from harness._bench.text import load_line, print_goals, suite_lines
 from harness._control.runner import default_report_dir
 from harness._runtime.context import Context
 
-SECTIONS = ("reference-vs-stdlib", "instrumentation", "load", "suite", "fuzz")
+SECTIONS = ("reference-vs-stdlib", "instrumentation", "load", "suite", "fuzz", "broken")
+#: Sections run without ``--only`` (``broken`` takes an hour or more: only on request).
+DEFAULT_SECTIONS = SECTIONS[:-1]
 STREAMS = ("tcp", "unix_stream")
 #: Runs of the whole default profile per --jobs value (each takes up to a minute).
 SUITE_REPS = 2
@@ -78,6 +87,7 @@ class BenchOptions:
     quick: bool
     clients: int
     profile: bool
+    broken: tuple[str, ...] = ()  # names of broken implementations (``broken``; default all)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -88,13 +98,16 @@ class _Parser(argparse.ArgumentParser):
 def parse_options(argv: Sequence[str]) -> BenchOptions:
     """Parse the command line; raises ValueError with a message for bad input."""
     parser = _Parser(prog="sockspec bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--only", default=",".join(SECTIONS), metavar="SECTIONS")
+    parser.add_argument("--only", default=",".join(DEFAULT_SECTIONS), metavar="SECTIONS")
     parser.add_argument("--reps", type=int, default=None, help="repetitions per row (9)")
     parser.add_argument("--duration", type=float, default=None, help="seconds per window (0.3)")
     parser.add_argument("--report-dir", type=Path, default=None)
     parser.add_argument("--quick", action="store_true", help="a tiny version, under a minute")
     parser.add_argument("--clients", type=int, default=None, help="load clients (10000)")
     parser.add_argument("--no-profile", action="store_true", help="do not profile slow rows")
+    parser.add_argument(
+        "--broken", default="", metavar="NAMES", help="broken section: only these (comma list)"
+    )
     args = parser.parse_args(list(argv))
     only = tuple(s.strip() for s in args.only.split(",") if s.strip())
     unknown = [s for s in only if s not in SECTIONS]
@@ -118,6 +131,7 @@ def parse_options(argv: Sequence[str]) -> BenchOptions:
         quick=args.quick,
         clients=clients,
         profile=not args.no_profile,
+        broken=tuple(n.strip() for n in args.broken.split(",") if n.strip()),
     )
 
 
@@ -331,12 +345,18 @@ def fuzz(options: BenchOptions, out: Out) -> dict[str, Any]:
     return {**result, "goals": []}
 
 
+def broken(options: BenchOptions, out: Out) -> dict[str, Any]:
+    """Section 6: broken implementations against correct ones (see ``_bench.broken``)."""
+    return broken_section(options.quick, out, options.broken)
+
+
 RUNNERS: dict[str, Callable[[BenchOptions, Out], dict[str, Any]]] = {
     "reference-vs-stdlib": reference_vs_stdlib,
     "instrumentation": instrumentation,
     "load": load,
     "suite": suite,
     "fuzz": fuzz,
+    "broken": broken,
 }
 
 
@@ -367,6 +387,7 @@ def _options_json(options: BenchOptions) -> dict[str, Any]:
         "duration": options.duration,
         "quick": options.quick,
         "clients": options.clients,
+        "broken": list(options.broken),
     }
 
 

@@ -27,6 +27,7 @@ from harness._control.catalogue import render_catalogue
 from harness._control.history import history_argv
 from harness._control.probing import probe
 from harness._control.runner import EXIT_UNUSABLE, STOP_SIGNALS, run
+from harness._control.spare import usable_cpus
 from harness._model.errors import SockspecError, UsageError
 from harness._model.settings import PROFILES, Settings
 from harness._mutation.command import mutate_main
@@ -73,7 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run_p.add_argument("--profile", choices=PROFILES, default=None)
     run_p.add_argument("--seed", type=int, default=None)
-    run_p.add_argument("--jobs", type=int, default=1)
+    run_p.add_argument(
+        "--jobs", type=int, default=None, help="worker processes (default: usable CPUs)"
+    )
     run_p.add_argument("--report-dir", type=Path, default=None)
     run_p.add_argument("--scenarios", action="append", type=Path, default=[], metavar="DIR")
     run_p.add_argument(
@@ -96,6 +99,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="SECONDS",
         help="time budget of each fuzz case (default: by profile)",
+    )
+    run_p.add_argument(
+        "--no-phase-deadlines",
+        action="store_true",
+        help="only the case deadline bounds a case (slow on broken servers; for comparison)",
     )
     run_p.add_argument("--quiet", action="store_true", help="no progress output")
     list_p = sub.add_parser("list", help="list cases or render the catalogue")
@@ -185,13 +193,14 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
         select=tuple(args.select),
         profile=args.profile,
         seed=args.seed,
-        jobs=args.jobs,
+        jobs=usable_cpus() if args.jobs is None else args.jobs,
         report_dir=args.report_dir,
         scenario_dirs=tuple(args.scenarios),
         expect_files=tuple(args.expect),
         strict=args.strict or None,
         capture=args.capture or None,
         fuzz_budget=args.fuzz_budget,
+        phase_deadlines=False if args.no_phase_deadlines else None,
     )
     progress = None if args.quiet else make_progress(sys.stderr)
     outcome = run(settings, ["sockspec", *argv], progress)

@@ -35,7 +35,9 @@ from typing import Any, Protocol
 from harness._control.agents import parse_spec
 from harness._control.expectations import apply_expectations, load_expectations
 from harness._control.probing import probe
+from harness._control.spare import SpareWorkers
 from harness._control.supervisor import Worker
+from harness._control.symptoms import Symptoms
 from harness._execution.execute import case_seed
 from harness._model.errors import LoadError, UsageError, one_line
 from harness._model.implementation import Implementation
@@ -293,6 +295,8 @@ class _Pool:
         self.failure: BaseException | None = None
         self._active: dict[int, Worker] = {}
         self._lock = threading.Lock()
+        self.symptoms = Symptoms()
+        self.spares = SpareWorkers(self._new_worker)
 
     def run(self, work: list[tuple[Implementation, CaseRef]]) -> BaseException | None:
         """Run all ``work``; returns the internal error that stopped it, if any.
@@ -312,7 +316,9 @@ class _Pool:
             while any(s.is_alive() for s in slots) and not self.stop.is_set():
                 for slot in slots:
                     slot.join(0.2)
+            self.spares.close()
         except KeyboardInterrupt:
+            self.spares.close()
             self._halt(slots)
             raise
         if self.stop.is_set():
@@ -365,7 +371,9 @@ class _Pool:
         try:
             if worker is None:
                 worker = self._start(n, impl.spec)
-            result, usable = worker.run(case)
+            known = self.symptoms.known(impl.spec) if self.settings.phase_deadlines else ()
+            result, usable = worker.run(case, known)
+            self.symptoms.record(result)
         except LoadError as exc:
             elapsed = time.monotonic() - started
             result = case.record(impl.spec, Verdict.ERROR, elapsed, reason=str(exc))
@@ -373,17 +381,26 @@ class _Pool:
         if not usable and worker is not None:
             worker.kill()
             worker = None
+            if not self.pending.empty():
+                self.spares.prepare(impl.spec)  # the replacement starts off the critical path
         return worker, result
 
     def _start(self, n: int, spec: str) -> Worker:
-        s = self.settings
-        options = s.case_options(self.report_dir)
-        worker = Worker(spec, options, [str(d) for d in s.scenario_dirs], s.load_timeout)
+        worker = self.spares.take(spec)
+        if worker is None:
+            worker = self._new_worker(spec)
+        elif not self.pending.empty():
+            self.spares.prepare(spec)  # keep one ahead while this one runs
         with self._lock:
             self._active[n] = worker
         if self.stop.is_set():  # stopped while it started: _halt did not see it
             worker.kill()
         return worker
+
+    def _new_worker(self, spec: str) -> Worker:
+        s = self.settings
+        options = s.case_options(self.report_dir)
+        return Worker(spec, options, [str(d) for d in s.scenario_dirs], s.load_timeout)
 
 
 def replay_line(settings: Settings, impl: str, case: CaseRef) -> str:

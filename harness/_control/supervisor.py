@@ -22,6 +22,7 @@ from typing import Any
 
 from harness._control.agents import parse_spec, worker_command
 from harness._model.errors import LoadError
+from harness._model.phases import KnownHang
 from harness._model.plan import CaseRef
 from harness._model.records import CaseResult, Verdict
 from harness._model.settings import CaseOptions
@@ -92,11 +93,12 @@ class Worker:
         how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"status {code}"
         return f"worker did not start: it ended ({how}) while loading {self.impl!r}{tail}"
 
-    def run(self, case: CaseRef) -> tuple[CaseResult, bool]:
-        """Run one case; returns the result and whether the worker is still usable."""
+    def run(self, case: CaseRef, known: tuple[KnownHang, ...] = ()) -> tuple[CaseResult, bool]:
+        """Run one case (told of the ``known`` hangs of this implementation);
+        returns the result and whether the worker is still usable."""
         started = time.monotonic()
         try:
-            self._command({"id": case.id})
+            self._command({"id": case.id, "known_hangs": [k.to_json() for k in known]})
         except OSError:
             return _result(
                 case, self.impl, Verdict.CRASH, started, "worker died before the case"

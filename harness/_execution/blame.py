@@ -18,7 +18,7 @@ import types
 
 from harness._model.implementation import Implementation
 from harness._model.records import Verdict
-from harness._runtime.context import Context
+from harness._runtime.context import Context, impl_paths, module_paths
 
 #: Exceptions a scenario raises when it cannot parse what the server sent.
 _UNPARSABLE = (json.JSONDecodeError, UnicodeDecodeError)
@@ -35,7 +35,7 @@ def judge_exception(ctx: Context, exc: BaseException) -> tuple[Verdict, str]:
     scenario or harness (``error``), never blamed on the server.
     """
     text = f"{type(exc).__name__}: {exc}"
-    prefixes = impl_paths(ctx.impl)
+    prefixes = blamed_paths(ctx.impl)
     frames = traceback.extract_tb(exc.__traceback__)
     mine = [f for f in frames if prefixes and os.path.realpath(f.filename).startswith(prefixes)]
     if mine:
@@ -64,8 +64,8 @@ def judge_exception(ctx: Context, exc: BaseException) -> tuple[Verdict, str]:
     return Verdict.ERROR, f"scenario raised {text}"
 
 
-def impl_paths(impl: Implementation) -> tuple[str, ...]:
-    """Path prefixes of the code that is the implementation's.
+def blamed_paths(impl: Implementation) -> tuple[str, ...]:
+    """Path prefixes of the code that is the implementation's (its fault when it raises).
 
     Its own module or package; the modules defining the bases (MRO) of the
     classes it offers; and the modules it imported, or imported names from —
@@ -73,30 +73,20 @@ def impl_paths(impl: Implementation) -> tuple[str, ...]:
     of those is the implementation itself or a base of its classes (an adapter
     over ``socketserver`` owns ``socketserver.py``'s frames, not ``socket.py``'s).
     """
-    own = _module_paths(impl.module)
+    own = impl_paths(impl)
     bases: set[str] = set()
     imported: set[str] = set()
     for value in vars(impl.module).values():
         if isinstance(value, type):
             for base in value.__mro__[:-1]:
-                bases.update(_module_paths(sys.modules.get(base.__module__)))
+                bases.update(module_paths(sys.modules.get(base.__module__)))
         if isinstance(value, types.ModuleType):
-            imported.update(_module_paths(value))
+            imported.update(module_paths(value))
         elif callable(value):
-            imported.update(_module_paths(sys.modules.get(getattr(value, "__module__", "") or "")))
+            imported.update(module_paths(sys.modules.get(getattr(value, "__module__", "") or "")))
     imported = {p for p in imported if not p.startswith(_HARNESS_DIR) and not _is_stdlib(p)}
     bases = {p for p in bases if not p.startswith(_HARNESS_DIR)}
     return tuple(sorted({*own, *bases, *imported}))
-
-
-def _module_paths(module: types.ModuleType | None) -> tuple[str, ...]:
-    if module is None:
-        return ()
-    paths = getattr(module, "__path__", None)
-    if paths:
-        return tuple(os.path.realpath(p) + os.sep for p in paths)
-    file = getattr(module, "__file__", None)
-    return (os.path.realpath(file),) if file else ()
 
 
 def _is_stdlib(path: str) -> bool:

@@ -21,14 +21,14 @@ from harness._execution.blame import green_hint, judge_exception
 from harness._execution.evidence import bounded_evidence, bounded_findings
 from harness._execution.postchecks import POST_CHECKS
 from harness._execution.serving import observe_design, serving_checks
-from harness._model.errors import Abort, Hang, Unsupported
+from harness._model.errors import Abort, Hang, ServeDied, Unsupported
 from harness._model.implementation import Implementation
+from harness._model.phases import CASE_PHASE
 from harness._model.records import CaseResult, Finding, LifecycleEvent, Verdict
 from harness._model.scenario import Case
 from harness._model.settings import CaseOptions
 from harness._model.variants import TRANSPORTS, host_supports, server_class_name
 from harness._runtime.context import Context, bookkeeping
-from harness._runtime.deadline import dump_stacks
 from harness._runtime.eventlog import HARNESS_THREAD_PREFIX, MAX_EVENTS
 from harness._runtime.resources import leak_findings, reap_and_kill, settle, take_snapshot
 from harness._runtime.tempdirs import make_tempdir
@@ -116,6 +116,16 @@ def _run_and_check(
             exc.reason + green_hint(exc.stacks, ctx.impl.spec),
             True,
         )
+        evidence.update(_hang_evidence(exc))
+    except ServeDied as exc:
+        verdict, reason = Verdict.FAIL, exc.reason
+        ctx.fail(
+            "serve.died",
+            exc.reason,
+            expected="serve_forever() runs until shutdown() is called",
+            observed=exc.reason,
+        )
+        evidence["traceback"] = exc.traceback
         evidence["stacks"] = exc.stacks
     except Abort as exc:
         reason = exc.reason
@@ -132,11 +142,13 @@ def _run_and_check(
                 Verdict.HANG,
                 teardown_hang.reason + green_hint(teardown_hang.stacks, ctx.impl.spec),
             )
-            evidence["stacks"] = teardown_hang.stacks
+            evidence.update(_hang_evidence(teardown_hang))
         tainted = True
     # Settle first: daemon handler threads and children may still be finishing
     # their requests, and the lifecycle checks must see the complete story.
-    leaks = settle(baseline, LEAK_GRACE, ignore_fds=ctx.log.fds())
+    ended = bookkeeping(ctx).ended.is_set() or teardown_hang is not None
+    grace = ctx.clock.limit("leak_grace_ended", LEAK_GRACE) if ended else LEAK_GRACE
+    leaks = settle(baseline, grace, ignore_fds=ctx.log.fds())
     ctx.log.sync()
     observe_design(ctx)
     if ctx.log.dropped:
@@ -164,6 +176,8 @@ def _run_and_check(
     evidence["t0"] = ctx.started  # event-log times are monotonic; timeline/wire are t - t0
     if ctx.notes:
         evidence["notes"] = ctx.notes
+    if ctx.clock.took:
+        evidence["phase_times"] = {k: round(v, 4) for k, v in ctx.clock.took.items()}
     if ctx.findings or verdict not in (Verdict.PASS, Verdict.UNSUPPORTED):
         evidence.update(bounded_evidence(events, ctx.wire, ctx.findings, _compact))
         ctx.findings[:] = bounded_findings(ctx.findings, evidence)
@@ -171,33 +185,85 @@ def _run_and_check(
 
 
 def _run_body(ctx: Context) -> None:
-    """Run the scenario function in a harness thread, bounded by the case deadline."""
+    """Run the scenario function in a harness thread, bounded by the case deadline.
+
+    With phase deadlines, a serve thread that died on its own ends the case
+    (``ServeDied``) once the scenario had ``after_serve_death`` to finish.
+    """
     box: dict[str, BaseException] = {}
+    book = bookkeeping(ctx)
+    finished = threading.Event()
 
     def body() -> None:
         try:
             ctx.case.spec.func(ctx, **ctx.case.params)
         except BaseException as exc:
             box["error"] = exc
+        finally:
+            finished.set()
+            book.wake.set()
 
     thread = threading.Thread(target=body, name=f"{HARNESS_THREAD_PREFIX}scenario", daemon=True)
+    book.scenario_thread = thread
     thread.start()
-    thread.join(ctx.time_left())
-    if thread.is_alive():
-        raise Hang(
-            f"case did not finish within its {ctx.case.spec.deadline * ctx.scale:g}s deadline",
-            dump_stacks(),
+    limit = ctx.case.spec.deadline * ctx.scale
+    try:
+        ctx.clock.wait(
+            lambda wait: _body_done(ctx, finished, wait),
+            CASE_PHASE,
+            ctx.time_left(),
+            "the scenario",
+            reason=f"case did not finish within its {limit:g}s deadline",
         )
+    except (Hang, ServeDied):
+        book.ended.set()
+        raise
     if "error" in box:
         raise box["error"]
 
 
+def _body_done(ctx: Context, finished: threading.Event, wait: float) -> bool:
+    """Wait up to ``wait`` for the scenario; raises ``ServeDied`` once its grace is over."""
+    book = bookkeeping(ctx)
+    end = time.monotonic() + wait
+    while not finished.is_set():
+        left = end - time.monotonic()
+        if not ctx.clock.enabled:
+            return finished.wait(max(0.0, left))
+        if book.serve_died.is_set():
+            grace = book.died_at + ctx.clock.limit("after_serve_death", wait) - time.monotonic()
+            if finished.wait(max(0.0, min(left, grace))):
+                return True
+            if grace <= left:
+                raise book.deaths[0]
+            return False
+        if left <= 0:
+            return False
+        book.wake.wait(left)  # the scenario finished, or a serve thread died
+    return True
+
+
+def _hang_evidence(hang: Hang) -> dict[str, Any]:
+    """Stacks, and the phase and signature that let later cases recognise the hang."""
+    evidence: dict[str, Any] = {"stacks": hang.stacks}
+    if hang.phase:
+        evidence["hang_phase"] = hang.phase
+        evidence["hang_signature"] = hang.signature
+    if hang.note:
+        evidence["deadline_shortened"] = hang.note
+    return evidence
+
+
 def _teardown(ctx: Context) -> Hang | None:
-    bookkeeping(ctx).release()
+    book = bookkeeping(ctx)
+    book.release()
+    if book.scenario_thread is not None and ctx.clock.enabled:
+        # A scenario ended early (dead server, hang) unblocks once its clients are closed.
+        book.scenario_thread.join(ctx.clock.limit("serve_join", 1.0))
     hang: Hang | None = None
     for handle in reversed(ctx.servers):
         try:
-            handle.close(timeout=max(2.0, min(5.0, ctx.time_left() + 2.0)))
+            handle.close(timeout=max(2.0, min(5.0, ctx.time_left() + 2.0)), phased=True)
         except Hang as exc:
             hang = hang or exc
         except Exception as exc:

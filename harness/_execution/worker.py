@@ -91,7 +91,9 @@ def main(argv: list[str]) -> int:
         capture = workdir / "case.out"
         _redirect_output(capture)
         _send(out, {"type": "start", "id": case.id})
-        outcome = execute(impl, case, options)
+        # Hangs the controller saw in earlier cases (this worker may be new).
+        known = tuple(request.get("known_hangs", ()))
+        outcome = execute(impl, case, replace(options, known_hangs=known) if known else options)
         if os.getpid() != config["pid"]:
             os._exit(70)  # a forked child must never report as the worker
         record = outcome.result.to_json()

@@ -47,8 +47,22 @@ class Unsupported(CaseSignal):
 class Hang(CaseSignal):
     """A call into the implementation did not return by its deadline: verdict ``hang``."""
 
-    def __init__(self, reason: str, stacks: str = "") -> None:
+    def __init__(
+        self, reason: str, stacks: str = "", phase: str = "", signature: str = "", note: str = ""
+    ) -> None:
         super().__init__(reason)
+        self.stacks = stacks
+        self.phase = phase  # the phase that hung (see _model.phases), "" if unknown
+        self.signature = signature  # where the implementation's threads were stuck
+        self.note = note  # why the deadline was shortened, if it was
+
+
+class ServeDied(CaseSignal):
+    """The ``serve_forever()`` thread died or returned on its own: verdict ``fail``."""
+
+    def __init__(self, reason: str, traceback: str = "", stacks: str = "") -> None:
+        super().__init__(reason)
+        self.traceback = traceback
         self.stacks = stacks
 
 

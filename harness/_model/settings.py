@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from harness._model.errors import UsageError
+from harness._model.phases import KnownHang
 
 #: Profiles, smallest first: a case runs in its own profile and every larger one.
 PROFILES: tuple[str, ...] = ("smoke", "default", "full", "stress")
@@ -51,10 +52,23 @@ class CaseOptions:
     fuzz_budget: float | None = None  # seconds per fuzz case; None: the profile's default
     capture: bool = False  # record each case's loopback traffic into a pcap
     artifacts_dir: str | None = None  # where a case may write files (pcaps), the report dir
+    # Phase deadlines (see _model.phases); off: only the case deadline and the
+    # scenario's own timeouts apply, as before phase deadlines existed.
+    phase_deadlines: bool = True
+    # Hangs this implementation already showed in earlier cases (the controller
+    # keeps them, so they survive worker restarts); empty for a first case.
+    known_hangs: tuple[KnownHang, ...] = ()
+
+    def __post_init__(self) -> None:
+        # JSON from the command line gives lists; keep the record hashable and typed.
+        known = tuple(KnownHang.from_json(k) for k in self.known_hangs)
+        object.__setattr__(self, "known_hangs", known)
 
     def to_json(self) -> dict[str, object]:
         """A JSON-ready dict (for the worker's command line)."""
-        return dict(self.__dict__)
+        data = dict(self.__dict__)
+        data["known_hangs"] = [k.to_json() for k in self.known_hangs]
+        return data
 
 
 @dataclass(frozen=True)
@@ -73,6 +87,7 @@ class Settings:
     strict: bool = False
     fuzz_budget: float | None = None
     capture: bool = False
+    phase_deadlines: bool = True
     load_timeout: float = 60.0  # seconds to load implementations and discover scenarios
     extra: dict[str, str] = field(default_factory=dict)
 
@@ -103,6 +118,7 @@ class Settings:
             fuzz_budget=self.fuzz_budget,
             capture=self.capture,
             artifacts_dir=None if artifacts_dir is None else str(artifacts_dir),
+            phase_deadlines=self.phase_deadlines,
         )
 
     def with_(self, **changes: object) -> Settings:
@@ -115,7 +131,8 @@ class Settings:
 
         ``SOCKSPEC_DEADLINE_SCALE`` stretches every case deadline (for slow or
         loaded machines); ``SOCKSPEC_LOAD_TIMEOUT`` bounds loading implementations
-        and scenarios (seconds); ``SOCKSPEC_SEED`` and ``SOCKSPEC_PROFILE`` give defaults.
+        and scenarios (seconds); ``SOCKSPEC_SEED`` and ``SOCKSPEC_PROFILE`` give defaults;
+        ``SOCKSPEC_PHASE_DEADLINES=0`` turns phase deadlines off.
         """
         env = os.environ if environ is None else environ
         values: dict[str, object] = {}
@@ -129,8 +146,13 @@ class Settings:
             values["load_timeout"] = _number(env, "SOCKSPEC_LOAD_TIMEOUT")
         if "SOCKSPEC_FUZZ_BUDGET" in env:
             values["fuzz_budget"] = _number(env, "SOCKSPEC_FUZZ_BUDGET")
+        if "SOCKSPEC_PHASE_DEADLINES" in env:
+            values["phase_deadlines"] = env["SOCKSPEC_PHASE_DEADLINES"].strip().lower() not in _OFF
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
+
+
+_OFF = ("0", "", "no", "off", "false")
 
 
 def _number(env: os._Environ[str] | dict[str, str], name: str) -> float:

@@ -13,10 +13,11 @@ import random
 import threading
 import time
 from collections.abc import Callable, Sequence
+from types import ModuleType
 from typing import Any, TypeVar
 
 from harness._model.compat import random_bytes
-from harness._model.errors import Abort, Unsupported
+from harness._model.errors import Abort, ServeDied, Unsupported
 from harness._model.implementation import Implementation
 from harness._model.records import ClientResult, Finding, LifecycleEvent
 from harness._model.scenario import Case
@@ -28,7 +29,7 @@ from harness._model.variants import (
     resolve_server_class,
 )
 from harness._runtime.clients import DatagramClient, StreamClient
-from harness._runtime.deadline import call_with_deadline
+from harness._runtime.deadline import PhaseClock, call_with_deadline, dump_stacks
 from harness._runtime.eventlog import EventLog
 from harness._runtime.handlers import Behaviour, HandlerSpec, build_handler
 from harness._runtime.instrument import instrument_handler, instrument_server
@@ -53,6 +54,16 @@ class Bookkeeping:
         # Called with each server the case starts (the executor attaches --capture here,
         # so the context does not depend on the optional packet engine).
         self.server_watchers: list[Callable[[ServerHandle], None]] = []
+        # Set when a serve_forever() thread ends on its own (see Context._serve_ended).
+        self.serve_died = threading.Event()
+        self.deaths: list[ServeDied] = []
+        self.died_at = 0.0  # monotonic time of the first death
+        self.scenario_thread: threading.Thread | None = None
+        # Set when the executor ended the case before the scenario returned (a dead
+        # server or a hang): the scenario's own polls stop waiting at once.
+        self.ended = threading.Event()
+        # Set when the scenario finishes or a serve thread dies: what the executor waits on.
+        self.wake = threading.Event()
 
     def open_gates(self) -> None:
         """Release every handler waiting on a gate."""
@@ -99,6 +110,12 @@ class Context:
         self.servers: list[ServerHandle] = []
         self.wire: list[dict[str, Any]] = []  # client-side wire log of every swarm
         self.notes: dict[str, Any] = {}  # observations kept as evidence, pass or fail
+        self.clock = PhaseClock(
+            self.scale,
+            self.options.phase_deadlines,
+            self.options.known_hangs,
+            impl_paths(impl),
+        )
         self._book = Bookkeeping()
 
     @property
@@ -174,13 +191,45 @@ class Context:
         self._book.addresses += 1
         address = bind_address(transport, self.tmpdir, self._book.addresses)
         instance = server_cls(address, handler_cls, bind_and_activate)
-        handle = ServerHandle(instance, transport, call_timeout=self.timeout(5.0))
+        handle = ServerHandle(
+            instance,
+            transport,
+            call_timeout=self.timeout(5.0),
+            clock=self.clock,
+            on_end=self._serve_ended,
+        )
         self.servers.append(handle)
         for watch in self._book.server_watchers:
             watch(handle)
         if serve:
             handle.serve(poll_interval)
         return handle
+
+    def _serve_ended(self, handle: ServerHandle) -> None:
+        """A ``serve_forever()`` thread ended without the harness asking (serve thread).
+
+        An ``Exception`` out of the loop, or a return nobody asked for with
+        ``shutdown()``, is a dead server: the executor ends the case soon after
+        (``after_serve_death``) unless the scenario finishes first.  SystemExit
+        and KeyboardInterrupt are left alone: scenarios provoke them on purpose.
+        """
+        error = handle.serve_error
+        sid = getattr(handle.server, "_sockspec_server_id", 0)
+        if error is None:
+            asked = any(e.server == sid for e in self.log.events("shutdown"))
+            if asked:
+                return
+            what = "serve_forever() returned although shutdown() was never called"
+        elif isinstance(error, Exception):
+            what = f"serve_forever() died with {type(error).__name__}: {error}"
+        else:
+            return
+        book = self._book
+        book.deaths.append(ServeDied(what, handle.serve_traceback, dump_stacks()))
+        if not book.serve_died.is_set():
+            book.died_at = time.monotonic()
+            book.serve_died.set()
+            book.wake.set()
 
     # -- clients ------------------------------------------------------------
     def _target(self, server: ServerHandle | None) -> ServerHandle:
@@ -252,7 +301,7 @@ class Context:
             self.log.sync()
             if len([e for e in self.log.events(name) if e.phase == phase]) >= count:
                 return True
-            if time.monotonic() >= deadline:
+            if time.monotonic() >= deadline or self._book.ended.is_set():
                 return False
             time.sleep(0.005)
 
@@ -268,7 +317,7 @@ class Context:
             done = {e.conn for e in events if e.name == "shutdown_request" and e.phase != "call"}
             if accepted <= done:
                 return True
-            if time.monotonic() >= deadline:
+            if time.monotonic() >= deadline or self._book.ended.is_set():
                 return False
             time.sleep(0.005)
 
@@ -308,6 +357,22 @@ class Context:
         if not condition:
             self.fail(check, message, **kw)
         return condition
+
+
+def impl_paths(impl: Implementation) -> tuple[str, ...]:
+    """Where the implementation's own source lives (package folders or its one file)."""
+    return module_paths(impl.module)
+
+
+def module_paths(module: ModuleType | None) -> tuple[str, ...]:
+    """Path prefixes of ``module``'s source: its package folders, or its one file."""
+    if module is None:
+        return ()
+    paths = getattr(module, "__path__", None)
+    if paths:
+        return tuple(os.path.realpath(p) + os.sep for p in paths)
+    file = getattr(module, "__file__", None)
+    return (os.path.realpath(file),) if file else ()
 
 
 def bookkeeping(ctx: Context) -> Bookkeeping:

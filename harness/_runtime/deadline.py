@@ -4,17 +4,24 @@ A call that may block (``shutdown()``, ``server_close()``, ``handle_request()``)
 runs in a helper thread; if it has not returned by its deadline the case ends
 with ``Hang`` carrying a dump of every thread's stack.  The stuck thread cannot
 be killed, so the process that ran it is retired by the supervisor.
+
+``PhaseClock`` gives each phase of a case its own deadline (``_model.phases``)
+and shortens it for a hang this implementation already showed: the shortened
+deadline ends the phase only when the stacks show the same signature.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
+import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from harness._model.errors import Hang
+from harness._model.phases import PHASE_DEADLINES, REPEAT_AFTER, KnownHang, short_deadline
 from harness._runtime.eventlog import HARNESS_THREAD_PREFIX
 
 T = TypeVar("T")
@@ -31,7 +38,127 @@ def dump_stacks() -> str:
     return "\n".join(chunks)
 
 
-def call_with_deadline(fn: Callable[[], T], timeout: float, what: str) -> T:
+def stack_signature(impl_paths: Sequence[str]) -> str:
+    """Where the implementation's code is, in every thread: its function chains.
+
+    One ``outer>inner`` chain of the implementation's own functions per thread
+    (files under ``impl_paths``), deduplicated and sorted; no line numbers or
+    thread names, so the same stuck state gives the same signature in every
+    case.  "" when no thread is inside the implementation.
+    """
+    if not impl_paths:
+        return ""
+    prefixes = tuple(impl_paths)
+    chains = set()
+    for frame in sys._current_frames().values():
+        names = [
+            f.name
+            for f in traceback.extract_stack(frame)
+            if os.path.realpath(f.filename).startswith(prefixes)
+        ]
+        if names:
+            chains.add(">".join(names))
+    return " | ".join(sorted(chains))
+
+
+class PhaseClock:
+    """The phase deadlines of one case: full, shortened for known hangs, or off."""
+
+    def __init__(
+        self,
+        scale: float = 1.0,
+        enabled: bool = True,
+        known: Sequence[KnownHang] = (),
+        impl_paths: Sequence[str] = (),
+    ) -> None:
+        self.scale = scale
+        self.enabled = enabled
+        self.impl_paths = tuple(impl_paths)
+        self.known = {(k.phase, k.signature): k for k in known if k.cases >= REPEAT_AFTER}
+        #: Longest time each phase took in this case (evidence; sizes the deadlines).
+        self.took: dict[str, float] = {}
+        self.limits = enabled  # False: the caller's own limit, but known hangs still count
+
+    def without_limits(self) -> PhaseClock:
+        """This clock for a call whose caller sets its own limit (a scenario's own
+        ``shutdown()``/``server_close()``): no phase deadline, but hangs still get a
+        phase and signature, and a known hang still its shortened deadline."""
+        clock = PhaseClock(self.scale, self.enabled, (), self.impl_paths)
+        clock.known, clock.took, clock.limits = self.known, self.took, False
+        return clock
+
+    def limit(self, phase: str, fallback: float) -> float:
+        """The full deadline of ``phase`` (scaled), never beyond ``fallback``;
+        ``fallback`` itself when phase deadlines are off or the phase has none."""
+        if not self.limits or phase not in PHASE_DEADLINES:
+            return fallback
+        return min(fallback, PHASE_DEADLINES[phase] * self.scale)
+
+    def signature(self) -> str:
+        """The current stack signature (see ``stack_signature``)."""
+        return stack_signature(self.impl_paths)
+
+    def wait(
+        self,
+        done: Callable[[float], bool],
+        phase: str,
+        full: float,
+        what: str,
+        reason: str = "",
+    ) -> None:
+        """Wait with ``done(timeout)`` for up to ``full`` seconds, else raise ``Hang``
+        (with ``reason``, default "``what`` did not return within ``full``s").
+
+        With a known hang of ``phase``, first wait only the shortened deadline;
+        if the stacks then match a known signature, the case hangs at once (the
+        reason says so), otherwise the rest of ``full`` is waited as usual.
+        """
+        started = time.monotonic()
+        try:
+            if self.enabled and any(p == phase for p, _ in self.known):
+                short = min(full, short_deadline(phase) * self.scale)
+                if done(short):
+                    return
+                signature = self.signature()
+                match = self.known.get((phase, signature))
+                if match is not None and signature:
+                    note = (
+                        f"deadline shortened from {full:g}s to {short:g}s: {match.cases} earlier "
+                        f"cases of this implementation hung in {phase} with the same stacks"
+                    )
+                    raise Hang(
+                        f"{what} did not return within {short:g}s ({note})",
+                        dump_stacks(),
+                        phase,
+                        signature,
+                        note,
+                    )
+                if done(max(0.0, full - (time.monotonic() - started))):
+                    return
+            elif done(full):
+                return
+            raise Hang(
+                reason or f"{what} did not return within {full:g}s",
+                dump_stacks(),
+                phase,
+                self.signature(),
+            )
+        finally:
+            took = time.monotonic() - started
+            self.took[phase] = max(took, self.took.get(phase, 0.0))
+
+
+#: The clock of code run outside a case (no phase deadlines, no known hangs).
+NO_PHASES = PhaseClock(enabled=False)
+
+
+def call_with_deadline(
+    fn: Callable[[], T],
+    timeout: float,
+    what: str,
+    clock: PhaseClock = NO_PHASES,
+    phase: str = "call",
+) -> T:
     """Run ``fn()``; return its result, re-raise its exception, or raise ``Hang``."""
     box: dict[str, Any] = {}
     done = threading.Event()
@@ -46,8 +173,7 @@ def call_with_deadline(fn: Callable[[], T], timeout: float, what: str) -> T:
 
     thread = threading.Thread(target=runner, name=f"{HARNESS_THREAD_PREFIX}call", daemon=True)
     thread.start()
-    if not done.wait(timeout):
-        raise Hang(f"{what} did not return within {timeout:g}s", dump_stacks())
+    clock.wait(done.wait, phase, timeout, what)
     thread.join(timeout)
     if "error" in box:
         raise box["error"]

@@ -2,30 +2,46 @@
 
 ``ServerHandle`` owns the serving thread and makes every blocking call with a
 deadline, so a server that hangs in ``shutdown()`` or ``server_close()`` ends
-the case as ``hang`` instead of hanging the run.
+the case as ``hang`` instead of hanging the run.  Each of those calls is a
+phase with its own deadline (``PhaseClock``).  When ``serve_forever`` ends
+without the harness asking, ``on_end`` is told at once, so the case need not
+wait for its deadline to notice a dead server.
 """
 
 from __future__ import annotations
 
 import socket
 import threading
+import traceback
+from collections.abc import Callable
 from typing import Any
 
 from harness._model.records import Endpoint
 from harness._model.variants import TRANSPORTS
-from harness._runtime.deadline import call_with_deadline
+from harness._runtime.deadline import NO_PHASES, PhaseClock, call_with_deadline
 from harness._runtime.eventlog import HARNESS_THREAD_PREFIX
 
 
 class ServerHandle:
     """One instrumented server instance of a case."""
 
-    def __init__(self, server: Any, transport: str, call_timeout: float) -> None:
+    def __init__(
+        self,
+        server: Any,
+        transport: str,
+        call_timeout: float,
+        clock: PhaseClock = NO_PHASES,
+        on_end: Callable[[ServerHandle], None] | None = None,
+    ) -> None:
         self.server = server
         self.transport = transport
         self.call_timeout = call_timeout
+        self.clock = clock
+        self._on_end = on_end
         self._thread: threading.Thread | None = None
         self._serve_error: BaseException | None = None
+        self._serve_traceback = ""
+        self._stopping = False  # the harness asked serve_forever() to end
         self._closed = False
         #: ``serve_forever()`` kept running after ``shutdown()`` returned (checked by the executor).
         self.survived_shutdown = False
@@ -51,6 +67,16 @@ class ServerHandle:
         """The exception that ended ``serve_forever``, if any."""
         return self._serve_error
 
+    @property
+    def serve_traceback(self) -> str:
+        """The formatted traceback of ``serve_error`` ("" if none)."""
+        return self._serve_traceback
+
+    @property
+    def stopping(self) -> bool:
+        """True once the harness asked ``serve_forever`` to end (``stop``/``close``)."""
+        return self._stopping
+
     def serve(self, poll_interval: float = 0.01) -> None:
         """Run ``serve_forever(poll_interval)`` in a harness thread."""
 
@@ -59,21 +85,37 @@ class ServerHandle:
                 self.server.serve_forever(poll_interval)
             except BaseException as exc:
                 self._serve_error = exc
+                self._serve_traceback = "".join(
+                    traceback.format_exception(type(exc), exc, exc.__traceback__)
+                )[-8000:]
+            finally:
+                if self._on_end is not None and not self._stopping:
+                    self._on_end(self)
 
         self._thread = threading.Thread(
             target=run, name=f"{HARNESS_THREAD_PREFIX}serve", daemon=True
         )
         self._thread.start()
 
-    def stop(self, timeout: float | None = None) -> None:
-        """``shutdown()`` and wait for the serving thread, both with a deadline."""
+    def stop(self, timeout: float | None = None, phased: bool = False) -> None:
+        """``shutdown()`` and wait for the serving thread, both with a deadline.
+
+        ``phased`` (teardown, where every gate is open and every client closed)
+        bounds each call by its phase deadline too; a scenario's own call may
+        legitimately wait for handlers it holds, so it gets ``timeout`` only.
+        """
         if self._thread is None:
             return
+        self._stopping = True
         limit = timeout or self.call_timeout
+        clock = self.clock if phased else self.clock.without_limits()
         if self._thread.is_alive():
-            call_with_deadline(self.server.shutdown, limit, "shutdown()")
+            wait = clock.limit("shutdown", limit)
+            call_with_deadline(self.server.shutdown, wait, "shutdown()", clock, "shutdown")
         thread, self._thread = self._thread, None
-        call_with_deadline(lambda: thread.join(limit), limit + 1, "serve_forever() thread")
+        # A loop still running after shutdown() returned is noted here and judged by
+        # the executor (shutdown.loop_continues).
+        thread.join(clock.limit("serve_join", limit))
         self._note_survivor(thread)
 
     def _note_survivor(self, thread: threading.Thread) -> None:
@@ -86,13 +128,16 @@ class ServerHandle:
             self.server.handle_request, timeout or self.call_timeout, "handle_request()"
         )
 
-    def close(self, timeout: float | None = None) -> None:
-        """Stop serving if needed, then ``server_close()`` (once) with a deadline."""
-        self.stop(timeout)
+    def close(self, timeout: float | None = None, phased: bool = False) -> None:
+        """Stop serving if needed, then ``server_close()`` (once) with a deadline
+        (``phased``: see ``stop``)."""
+        self.stop(timeout, phased)
         if self._closed:
             return
         self._closed = True
-        call_with_deadline(self.server.server_close, timeout or self.call_timeout, "server_close()")
+        clock = self.clock if phased else self.clock.without_limits()
+        limit = clock.limit("server_close", timeout or self.call_timeout)
+        call_with_deadline(self.server.server_close, limit, "server_close()", clock, "server_close")
 
     def listening_fd(self) -> int:
         """The listening socket's descriptor (-1 once closed)."""

@@ -19,8 +19,10 @@ from typing import Any
 
 import pytest
 from helpers import ROOT
+from mutants import MUTANTS
 
-from harness._bench.command import SECTIONS, parse_options, plot
+from harness._bench.broken import goals_of, load_table, row_line
+from harness._bench.command import DEFAULT_SECTIONS, SECTIONS, parse_options, plot
 from harness._bench.echo import Row, all_rows
 from harness._bench.fuzz import _steps, find_number
 from harness._bench.plot import Panel, render
@@ -122,7 +124,7 @@ def test_unknown_section_is_a_usage_error(tmp_path: Path) -> None:
 
 def test_options_default_and_quick() -> None:
     full = parse_options([])
-    assert full.only == SECTIONS and full.reps == 9 and full.clients == 10_000
+    assert full.only == DEFAULT_SECTIONS and full.reps == 9 and full.clients == 10_000
     assert full.report_dir.name.startswith("bench-")
     quick = parse_options(["--quick", "--only", "load,suite", "--reps", "2"])
     assert quick.only == ("load", "suite") and quick.reps == 2 and quick.clients == 200
@@ -185,3 +187,46 @@ def test_fuzz_steps_come_from_the_printed_summary_else_evidence() -> None:
     assert _steps({"stats": {"steps": 50}}, budget=3.0) == (50.0, 3.0)
     assert _steps({"events": 10}, budget=3.0)[0] is None
     assert find_number([{"a": True}, {"steps": 7}], ("steps",)) == 7.0
+
+
+def test_broken_section_is_named_only_and_takes_a_subset() -> None:
+    assert "broken" in SECTIONS and "broken" not in DEFAULT_SECTIONS
+    options = parse_options(["--only", "broken", "--broken", "a, b"])
+    assert options.only == ("broken",) and options.broken == ("a", "b")
+
+
+def test_broken_table_is_the_projects_mutants() -> None:
+    assert {m.name for m in load_table()} == {m.name for m in MUTANTS}
+
+
+def _row(
+    name: str, correct: bool, walls: tuple[float, float], unchanged: bool = True
+) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "impl": name,
+        "correct": correct,
+        "unchanged": None if correct else unchanged,
+    }
+    for jobs, wall in zip((1, 2), walls, strict=True):
+        row[f"jobs{jobs}"] = {"wall": wall}
+        row[f"ratio{jobs}"] = round(wall / (10.0 if jobs == 1 else 6.0), 2)
+    row["false_failures"] = 0
+    row["changed"] = [] if unchanged else ["x: hang -> fail"]
+    row["lost"] = []
+    return row
+
+
+def test_broken_goals_mark_ratios_changes_and_false_failures() -> None:
+    rows = [
+        _row("stdlib", True, (10.0, 6.0)),
+        _row("fast", False, (15.0, 9.0)),
+        _row("slow", False, (25.0, 20.0), unchanged=False),
+    ]
+    goals = {g["name"]: g for g in goals_of(rows, quick=False)}
+    over = goals["broken implementations over 2x the clean run"]
+    assert over["value"] == 1 and over["met"] is False and over["note"] == "slow"
+    assert goals["worst ratio to the clean run"]["value"] == 3.33
+    assert goals["verdict sets changed by phase deadlines"]["note"] == "slow"
+    assert goals["false failures on stdlib and reference"]["met"] is True
+    assert goals["verdicts lost (caught without phase deadlines, passed with them)"]["met"]
+    assert "unchanged" in row_line(rows[1]) and "CHANGED" in row_line(rows[2])

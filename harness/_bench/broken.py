@@ -1,0 +1,246 @@
+"""The ``broken`` section: how long a wrong implementation takes to judge.
+
+Every implementation in the project's table of broken implementations
+(``tests/mutants``: one-edit mutations of this interpreter's socketserver.py)
+is judged with the ``default`` profile, serially and with ``--jobs 2``, beside
+``stdlib`` and ``reference`` in the same run, each as a ``python -m harness
+run`` subprocess timed from the outside.  A third run per broken
+implementation, with ``--no-phase-deadlines``, tells whether phase deadlines
+changed the verdict set.
+
+The table is test data, not part of the package (it encodes bugs and is made
+from CPython's text at run time), so it is imported from the source checkout
+by path; without a checkout the section reports itself ``pending``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from harness._bench.report import goal_record
+from harness._bench.server import child_env
+
+#: The checkout's tests folder (holds the ``mutants`` and ``helpers`` packages).
+TESTS = Path(__file__).resolve().parents[2] / "tests"
+
+#: A correct implementation's wall time before phase deadlines (README, default
+#: profile, one implementation, serial / --jobs 2): "not slower than today".
+TODAY = {1: 56.3, 2: 34.3}
+
+#: The broken implementations of ``--quick`` (stalls in common paths) and its cases.
+QUICK_MUTANTS = ("serve_thread_dies_on_first_error", "shutdown_never_returns", "server_close_hangs")
+QUICK_SELECT = (
+    "echo.concurrent",
+    "shutdown.stops_loop",
+    "shutdown.server_close",
+    "errors.handler.exception",
+)
+
+RUN_TIMEOUT = 3600.0
+
+FAILING = ("fail", "hang", "crash", "error")
+
+HEADER = f"  {'implementation':<44} {'serial':>8} {'ratio':>6} {'jobs2':>8} {'ratio':>6}  verdicts"
+
+Out = Callable[[str], None]
+
+
+def load_table() -> list[Any]:
+    """The ``Mutant`` records of ``tests/mutants`` (empty without a checkout)."""
+    if not (TESTS / "mutants").is_dir():
+        return []
+    if str(TESTS) not in sys.path:
+        sys.path.insert(0, str(TESTS))
+    return list(importlib.import_module("mutants").MUTANTS)
+
+
+def judge(impl: str, jobs: int, select: Sequence[str], phases: bool = True) -> dict[str, Any]:
+    """One timed run of ``impl`` (default profile); wall, exit status, verdict per case."""
+    with tempfile.TemporaryDirectory(prefix="sockspec-broken-") as tmp:
+        report = Path(tmp) / "report"
+        argv = [sys.executable, "-m", "harness", "run", "--impl", impl, "--profile", "default"]
+        argv += ["--jobs", str(jobs), "--quiet", "--report-dir", str(report)]
+        argv += [a for glob in select for a in ("--select", glob)]
+        if not phases:
+            argv.append("--no-phase-deadlines")
+        t0 = time.monotonic()
+        proc = subprocess.run(
+            argv, capture_output=True, text=True, timeout=RUN_TIMEOUT, env=child_env(), cwd=tmp
+        )
+        wall = time.monotonic() - t0
+        try:
+            results = json.loads((report / "results.json").read_text())["results"]
+        except (OSError, ValueError, KeyError):
+            results = []
+    verdicts = {r["id"]: r["verdict"] for r in results}
+    return {
+        "wall": round(wall, 2),
+        "exit_status": proc.returncode,
+        "verdicts": verdicts,
+        "stderr": proc.stderr[-1000:] if proc.returncode not in (0, 1) else "",
+    }
+
+
+def broken_section(quick: bool, out: Out, names: Sequence[str] = ()) -> dict[str, Any]:
+    """Judge stdlib, reference and every broken implementation (or those ``names``d);
+    the table and goals."""
+    table = load_table()
+    if not table:
+        out("  PENDING: the table of broken implementations (tests/mutants) needs a checkout")
+        return {"status": "pending", "goals": []}
+    wanted = set(names) or (set(QUICK_MUTANTS) if quick else {m.name for m in table})
+    unknown = wanted - {m.name for m in table}
+    if unknown:
+        raise ValueError(f"no broken implementation named {', '.join(sorted(unknown))}")
+    table = [m for m in table if m.name in wanted]
+    select = QUICK_SELECT if quick else ()
+    rows: list[dict[str, Any]] = []
+    clean: dict[int, float] = {}
+    with tempfile.TemporaryDirectory(prefix="sockspec-mutants-") as tmp:
+        specs = [("stdlib", "stdlib", True), ("reference", "reference", True)]
+        for mutant in table:
+            try:
+                specs.append((mutant.name, str(mutant.write(Path(tmp))), False))
+            except LookupError as exc:  # pattern absent in this interpreter's socketserver.py
+                out(f"  skipped {mutant.name}: {exc}")
+        out(HEADER)
+        for name, spec, correct in specs:
+            row: dict[str, Any] = {"impl": name, "correct": correct}
+            for jobs in (1, 2):
+                run = judge(spec, jobs, select)
+                if run["exit_status"] not in (0, 1):  # the run itself broke: say so
+                    out(f"  {name}: --jobs {jobs} run ended with status {run['exit_status']}")
+                row[f"jobs{jobs}"] = {k: v for k, v in run.items() if k != "verdicts"}
+                row["verdicts"] = run["verdicts"]
+                if correct:
+                    clean[jobs] = max(clean.get(jobs, 0.0), run["wall"])
+                row[f"ratio{jobs}"] = (
+                    round(run["wall"] / clean[jobs], 2) if clean.get(jobs) else None
+                )
+            if correct:
+                failures = [c for c, v in row["verdicts"].items() if v in FAILING]
+                row["false_failures"] = len(failures)
+                row["unchanged"] = None
+            else:
+                slow = judge(spec, 2, select, phases=False)
+                row["no_phases"] = {k: v for k, v in slow.items() if k != "verdicts"}
+                row["changed"] = sorted(
+                    f"{c}: {slow['verdicts'].get(c)} -> {v}"
+                    for c, v in row["verdicts"].items()
+                    if slow["verdicts"].get(c) != v
+                )
+                row["unchanged"] = not row["changed"]
+                # A verdict lost: a case the slow run caught that the fast run passes.
+                row["lost"] = sorted(
+                    c
+                    for c, v in row["verdicts"].items()
+                    if v in ("pass", "xfail") and slow["verdicts"].get(c) in FAILING
+                )
+            out(row_line(row))
+            del row["verdicts"]
+            rows.append(row)
+    return {"rows": rows, "clean": clean, "select": list(select), "goals": goals_of(rows, quick)}
+
+
+def row_line(row: dict[str, Any]) -> str:
+    """One printed table line: wall times, ratios, verdict-set comparison."""
+    what = (
+        f"{row['false_failures']} false failures"
+        if row["correct"]
+        else (
+            "unchanged"
+            if row["unchanged"]
+            else f"CHANGED ({len(row['lost'])} lost): {'; '.join(row['changed'][:3])}"
+        )
+    )
+    r1, r2 = row["ratio1"], row["ratio2"]
+    return (
+        f"  {row['impl']:<44} {row['jobs1']['wall']:7.1f}s {r1 or 0:5.2f}x "
+        f"{row['jobs2']['wall']:7.1f}s {r2 or 0:5.2f}x  {what}"
+    )
+
+
+def goals_of(rows: list[dict[str, Any]], quick: bool) -> list[dict[str, Any]]:
+    """The section's goal records from its table rows."""
+    broken = [r for r in rows if not r["correct"]]
+    correct = [r for r in rows if r["correct"]]
+    ratios = [r[f"ratio{j}"] or 0.0 for r in broken for j in (1, 2)]
+    over = [r["impl"] for r in broken if max(r["ratio1"] or 0, r["ratio2"] or 0) > 2.0]
+    changed = [r["impl"] for r in broken if not r["unchanged"]]
+    note = (
+        "quick: a subset of cases and implementations; the goals are for default" if quick else ""
+    )
+    return [
+        goal_record(
+            "broken",
+            "broken implementations over 2x the clean run",
+            len(over),
+            "<=",
+            0,
+            "impls",
+            ", ".join(over) or note,
+        ),
+        goal_record(
+            "broken",
+            "worst ratio to the clean run",
+            max(ratios, default=None),
+            "<=",
+            3.0,
+            "x",
+            note,
+        ),
+        goal_record(
+            "broken",
+            "verdicts lost (caught without phase deadlines, passed with them)",
+            sum(len(r["lost"]) for r in broken),
+            "<=",
+            0,
+            "cases",
+            "; ".join(f"{r['impl']}: {', '.join(r['lost'][:3])}" for r in broken if r["lost"]),
+        ),
+        goal_record(
+            "broken",
+            "verdict sets changed by phase deadlines",
+            len(changed),
+            "<=",
+            0,
+            "impls",
+            ", ".join(changed),
+        ),
+        goal_record(
+            "broken",
+            "correct implementation, serial, vs before phase deadlines",
+            max((r["jobs1"]["wall"] for r in correct), default=None),
+            "<=",
+            TODAY[1],
+            "s",
+            note,
+            not quick,
+        ),
+        goal_record(
+            "broken",
+            "correct implementation, --jobs 2, vs before phase deadlines",
+            max((r["jobs2"]["wall"] for r in correct), default=None),
+            "<=",
+            TODAY[2],
+            "s",
+            note,
+            not quick,
+        ),
+        goal_record(
+            "broken",
+            "false failures on stdlib and reference",
+            sum(r["false_failures"] for r in correct),
+            "<=",
+            0,
+            "cases",
+        ),
+    ]

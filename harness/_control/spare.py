@@ -1,0 +1,83 @@
+"""Spare workers: a replacement is started ahead, off the critical path.
+
+A worker is retired after every hang or crash, and starting one (interpreter,
+implementation, scenario discovery) costs about half a second.  Once an
+implementation has lost a worker, more losses are likely, so a spare for it is
+started in the background; the next replacement takes it at once.  A clean run
+never retires a worker and so never starts a spare.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+
+from harness._control.supervisor import Worker
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (the default of ``--jobs``)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # no sched_getaffinity (macOS)
+        return max(1, os.cpu_count() or 1)
+
+
+class SpareWorkers:
+    """At most one spare worker per implementation, started in the background."""
+
+    def __init__(self, start: Callable[[str], Worker]) -> None:
+        self._start = start
+        self._lock = threading.Lock()
+        self._spares: dict[str, threading.Thread] = {}
+        self._ready: dict[str, Worker] = {}
+        self._closed = False
+
+    def take(self, spec: str) -> Worker | None:
+        """A started spare for ``spec`` (waiting for one being started), or None."""
+        with self._lock:
+            thread = self._spares.pop(spec, None)
+        if thread is None:
+            return None
+        thread.join()
+        with self._lock:
+            worker = self._ready.pop(spec, None)
+        if worker is not None and not worker.alive():
+            worker.kill()
+            return None
+        return worker
+
+    def prepare(self, spec: str) -> None:
+        """Start a spare for ``spec`` in the background unless one exists."""
+        with self._lock:
+            if self._closed or spec in self._spares:
+                return
+            thread = threading.Thread(
+                target=self._make, args=(spec,), name="sockspec-spare", daemon=True
+            )
+            self._spares[spec] = thread
+        thread.start()
+
+    def _make(self, spec: str) -> None:
+        try:
+            worker = self._start(spec)
+        except Exception:  # the synchronous start in take()'s caller reports it
+            return
+        with self._lock:
+            if self._closed:
+                worker.close()
+                return
+            self._ready[spec] = worker
+
+    def close(self) -> None:
+        """Stop every spare (started or starting)."""
+        with self._lock:
+            self._closed = True
+            threads = list(self._spares.values())
+        for thread in threads:
+            thread.join()
+        with self._lock:
+            ready, self._ready = list(self._ready.values()), {}
+        for worker in ready:
+            worker.kill()

@@ -1,0 +1,79 @@
+"""Phase deadlines: how long each phase of a case may take before it is a ``hang``.
+
+A wrong server usually shows itself in one phase of a case (serving never
+starts, ``shutdown()`` never returns, a handler never ends), long before the
+case deadline.  Each phase therefore has its own deadline, sized to what the
+phase needs on a correct server (measured on ``reference`` and the stdlib of
+3.8-3.13, where these phases take milliseconds) with a wide margin for a loaded
+machine, and stretched by ``SOCKSPEC_DEADLINE_SCALE`` like every deadline.
+The case deadline remains the last resort.
+
+Repeated symptoms cost once: when ``REPEAT_AFTER`` cases of one implementation
+have hung in the same phase with the same stack signature, later cases may
+end that phase after ``SHORT_DEADLINE`` -- but only if, at that moment, the
+stacks show the very same signature; otherwise the full deadline still runs.
+
+No I/O here: the values only (the waiting lives in ``_runtime.deadline``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+#: Full phase deadlines in seconds, before ``SOCKSPEC_DEADLINE_SCALE``.
+PHASE_DEADLINES: dict[str, float] = {
+    # shutdown() returns within one poll interval (0.01 s) of an idle loop; in
+    # teardown every gate is open and every client closed, so handlers end at once.
+    "shutdown": 2.0,
+    # the serve_forever() thread ends right after shutdown() returned.
+    "serve_join": 1.0,
+    # server_close() closes a socket; threading/forking servers join handlers.
+    "server_close": 3.0,
+    # how long a scenario may go on after its serve_forever() thread died on
+    # its own (an exception, or a return without shutdown()) before the case
+    # ends as ``fail``: a scenario that expects the death finishes well within it.
+    "after_serve_death": 1.0,
+    # leftovers winding down after a case that already ended as hang or dead
+    # server (its verdict is known; leaks only add evidence).  A case that ran
+    # to its end keeps the executor's full LEAK_GRACE.
+    "leak_grace_ended": 0.2,
+}
+
+#: Phases whose hangs count as a repeated symptom, besides the above.
+CASE_PHASE = "case"
+
+#: Cases that must hang the same way before a shortened deadline is allowed.
+REPEAT_AFTER = 2
+
+#: The shortened deadline in seconds (before scale) for a phase with a known hang.
+SHORT_DEADLINE = 0.5
+
+#: Shortened deadlines of phases that legitimately last longer on a correct
+#: server: a whole case runs up to about 2 s on reference (fuzz, 200 forks).
+SHORT_DEADLINES: dict[str, float] = {CASE_PHASE: 5.0}
+
+
+def short_deadline(phase: str) -> float:
+    """The shortened deadline of ``phase`` in seconds, before scale."""
+    return SHORT_DEADLINES.get(phase, SHORT_DEADLINE)
+
+
+@dataclass(frozen=True)
+class KnownHang:
+    """A phase in which the implementation already hung with this stack signature."""
+
+    phase: str
+    signature: str
+    cases: int  # how many cases hung this way so far
+
+    def to_json(self) -> list[object]:
+        """``[phase, signature, cases]`` for the worker's command line."""
+        return [self.phase, self.signature, self.cases]
+
+    @classmethod
+    def from_json(cls, data: list[object] | tuple[object, ...] | KnownHang) -> KnownHang:
+        """Rebuild from ``to_json`` (or pass through an instance)."""
+        if isinstance(data, KnownHang):
+            return data
+        phase, signature, cases = data
+        return cls(str(phase), str(signature), int(cases))  # type: ignore[call-overload]

@@ -1,0 +1,166 @@
+"""Fast verdicts: a dead serve thread, phase deadlines, repeated hangs, spare workers."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from mutants import by_name
+
+from harness import Verdict, load_implementation
+from harness._control.spare import SpareWorkers, usable_cpus
+from harness._control.symptoms import Symptoms
+from harness._execution.discovery import discover, select_cases
+from harness._execution.execute import execute
+from harness._model.errors import Hang
+from harness._model.phases import REPEAT_AFTER, KnownHang
+from harness._model.records import CaseResult
+from harness._model.scenario import Case
+from harness._model.settings import CaseOptions, Settings
+from harness._runtime.deadline import PhaseClock
+
+ECHO = "echo.concurrent[tcp-sync-clients=100]"
+HANDLE_RAISES = "errors.handler.exception[tcp-sync-hook=handle-failures=3]"
+
+
+def _case(case_id: str) -> Case:
+    (case,) = [c for c in select_cases(discover(), (case_id,), "stress") if c.id == case_id]
+    return case
+
+
+def test_a_dead_serve_thread_fails_the_case_at_once_with_its_traceback(tmp_path: Path) -> None:
+    impl = load_implementation(str(by_name("serve_thread_dies_on_first_error").write(tmp_path)))
+    result = execute(impl, _case(HANDLE_RAISES)).result
+    assert result.verdict is Verdict.FAIL
+    assert result.reason.startswith("serve_forever() died with InjectedError")
+    assert "serve.died" in {f.check for f in result.findings}
+    assert "InjectedError" in result.evidence["traceback"]
+    assert result.duration < 10.0  # the 20 s case deadline was not waited out
+
+
+def test_a_serve_forever_that_returns_on_its_own_is_a_failure(tmp_path: Path) -> None:
+    impl = load_implementation(str(by_name("serve_forever_returns_early").write(tmp_path)))
+    result = execute(impl, _case("echo.concurrent[tcp-threading-clients=100]")).result
+    assert result.verdict is Verdict.FAIL
+    assert result.reason == "serve_forever() returned although shutdown() was never called"
+
+
+def test_teardown_shutdown_hangs_after_its_phase_deadline_with_phase_and_signature(
+    tmp_path: Path,
+) -> None:
+    impl = load_implementation(str(by_name("shutdown_never_returns").write(tmp_path)))
+    outcome = execute(impl, _case(ECHO))
+    evidence = outcome.result.evidence
+    assert outcome.result.verdict is Verdict.HANG
+    assert outcome.result.reason == "shutdown() did not return within 2s"
+    assert evidence["hang_phase"] == "shutdown"
+    assert "shutdown" in evidence["hang_signature"]
+    assert "deadline_shortened" not in evidence
+
+
+def test_a_known_hang_is_judged_after_the_short_deadline_and_says_so(tmp_path: Path) -> None:
+    impl = load_implementation(str(by_name("shutdown_never_returns").write(tmp_path)))
+    first = execute(impl, _case(ECHO)).result.evidence
+    known = KnownHang("shutdown", first["hang_signature"], REPEAT_AFTER)
+    again = execute(impl, _case(ECHO), CaseOptions(known_hangs=(known,))).result
+    assert again.verdict is Verdict.HANG
+    assert "deadline shortened from 2s to 0.5s" in again.evidence["deadline_shortened"]
+    assert again.evidence["hang_signature"] == first["hang_signature"]
+    assert again.evidence["stacks"]
+
+
+def test_a_shortened_deadline_waits_on_when_the_stacks_differ() -> None:
+    clock = PhaseClock(known=(KnownHang("shutdown", "elsewhere", REPEAT_AFTER),))
+    done = threading.Event()
+    threading.Timer(0.3, done.set).start()
+    started = time.monotonic()
+    clock.wait(done.wait, "shutdown", 5.0, "shutdown()")  # no Hang: the call returned
+    assert 0.2 < time.monotonic() - started < 4.0
+
+
+def test_a_phase_deadline_raises_hang_with_the_full_deadline_in_the_reason() -> None:
+    with pytest.raises(Hang, match=r"^shutdown\(\) did not return within 0.05s$") as info:
+        PhaseClock().wait(threading.Event().wait, "shutdown", 0.05, "shutdown()")
+    assert info.value.phase == "shutdown"
+
+
+def test_phase_limits_scale_and_switch_off() -> None:
+    assert PhaseClock(scale=3.0).limit("shutdown", 60.0) == 6.0
+    assert PhaseClock().limit("shutdown", 0.5) == 0.5  # never beyond the caller's own limit
+    assert PhaseClock(enabled=False).limit("shutdown", 5.0) == 5.0
+    assert PhaseClock().limit("no-such-phase", 5.0) == 5.0
+
+
+def test_the_reference_never_meets_a_phase_deadline_in_teardown() -> None:
+    result = execute(load_implementation("reference"), _case(ECHO)).result
+    assert result.verdict is Verdict.PASS
+    assert result.evidence["phase_times"]["shutdown"] < 1.0
+
+
+def _hang(impl: str, signature: str, shortened: bool = False) -> CaseResult:
+    evidence = {"hang_phase": "shutdown", "hang_signature": signature}
+    if shortened:
+        evidence["deadline_shortened"] = "..."
+    return _case(ECHO).record(impl, Verdict.HANG, 1.0, evidence=evidence)
+
+
+def test_symptoms_become_known_after_repeat_after_full_deadline_hangs() -> None:
+    symptoms = Symptoms()
+    for _ in range(REPEAT_AFTER - 1):
+        symptoms.record(_hang("m", "shutdown"))
+    symptoms.record(_hang("m", "shutdown", shortened=True))  # does not count
+    symptoms.record(_hang("other", "shutdown"))
+    assert symptoms.known("m") == ()
+    symptoms.record(_hang("m", "shutdown"))
+    assert symptoms.known("m") == (KnownHang("shutdown", "shutdown", REPEAT_AFTER),)
+    assert symptoms.known("stdlib") == ()
+
+
+def test_case_options_carry_known_hangs_through_json() -> None:
+    options = CaseOptions(known_hangs=(KnownHang("shutdown", "a>b", 3),))
+    assert CaseOptions(**options.to_json()) == options
+
+
+def test_phase_deadlines_switch_from_the_environment() -> None:
+    assert Settings.from_env({}).phase_deadlines
+    assert not Settings.from_env({"SOCKSPEC_PHASE_DEADLINES": "0"}).phase_deadlines
+    assert not Settings.from_env({"SOCKSPEC_PHASE_DEADLINES": "0"}).case_options().phase_deadlines
+
+
+class _FakeWorker:
+    def __init__(self, spec: str) -> None:
+        self.spec = spec
+        self.killed = False
+
+    def alive(self) -> bool:
+        return not self.killed
+
+    def kill(self) -> None:
+        self.killed = True
+
+    close = kill
+
+
+def test_a_spare_worker_is_started_ahead_and_taken_once() -> None:
+    started: list[str] = []
+
+    def start(spec: str) -> _FakeWorker:
+        started.append(spec)
+        return _FakeWorker(spec)
+
+    spares = SpareWorkers(start)  # type: ignore[arg-type]
+    assert spares.take("m") is None  # none prepared: the caller starts one itself
+    spares.prepare("m")
+    spares.prepare("m")  # at most one per implementation
+    worker = spares.take("m")
+    assert worker is not None and worker.spec == "m"  # type: ignore[attr-defined]
+    assert started == ["m"]
+    spares.prepare("m")
+    spares.close()
+    assert spares.take("m") is None
+
+
+def test_jobs_default_is_the_usable_cpus() -> None:
+    assert usable_cpus() >= 1
