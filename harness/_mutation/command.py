@@ -148,4 +148,4 @@ def mutate_main(argv: Sequence[str]) -> int:
             file=sys.stderr,
         )
         return 2
-    return 0 if all(s["survived"] == 0 and s["timeout"] == 0 for s in scores) else 1
+    return 0 if all(s["survived"] == s["timeout"] == s["broken"] == 0 for s in scores) else 1

@@ -4,8 +4,9 @@ Each batch is a real ``python -m harness run`` (workers, deadlines, hang and
 crash verdicts), so a mutant is judged exactly as a user's implementation
 would be.  Exit status 1 kills the mutant; 2 means the run could not be made
 (a mutant that no longer loads is killed at load); 0 lets it survive the
-batch.  A run that outlives its own deadline is a ``timeout`` (the harness's
-fault, reported apart).
+batch.  A run that outlives its own deadline is a ``timeout``, and exit status 1
+without a failing case in results.json is ``broken``: both are the harness's
+fault, reported apart and never counted as kills.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ class Judgement:
     """What the harness made of one mutant."""
 
     key: str
-    status: str  # killed | survived | timeout
+    status: str  # killed | survived | timeout | broken
     how: str  # the killing case and verdict, "does not load: …", or why it survived
     cases_run: int
     seconds: float
@@ -73,7 +74,11 @@ def _run_batch(path: Path, case_ids: Sequence[str], workdir: Path) -> tuple[str,
         return "timeout", f"the run of {len(case_ids)} case(s) outlived {BATCH_TIMEOUT:g}s"
     try:
         if proc.returncode == 1:
-            return "killed", _killer(report)
+            killer = _killer(report)
+            if killer is None:  # exit 1 without a failing case: the harness itself broke
+                tail = (proc.stderr.strip().splitlines() or ["exit status 1"])[-1]
+                return "broken", f"the harness exited 1 without a failing case: {tail[:200]}"
+            return "killed", killer
         if proc.returncode == 2:
             line = (proc.stderr.strip().splitlines() or ["exit status 2"])[-1]
             return "killed", f"the run could not be made: {line[:200]}"
@@ -82,12 +87,12 @@ def _run_batch(path: Path, case_ids: Sequence[str], workdir: Path) -> tuple[str,
         shutil.rmtree(report, ignore_errors=True)
 
 
-def _killer(report: Path) -> str:
+def _killer(report: Path) -> str | None:
     """The first failing ``must`` case of a run, with its verdict and first finding."""
     try:
         results = json.loads((report / "results.json").read_text())["results"]
     except (OSError, ValueError, KeyError):
-        return "exit status 1"
+        return None
     for result in results:
         if (
             result.get("verdict") in ("fail", "hang", "crash")
@@ -96,4 +101,4 @@ def _killer(report: Path) -> str:
             findings = result.get("findings") or [{}]
             check = findings[0].get("check", "") if isinstance(findings[0], dict) else ""
             return f"{result['id']}: {result['verdict']} {check}".strip()
-    return "exit status 1"
+    return None

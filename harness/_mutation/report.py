@@ -24,7 +24,7 @@ class Row:
 
     @property
     def outcome(self) -> str:
-        """killed, survived, timeout, equivalent or out_of_scope."""
+        """killed, survived, timeout, broken, equivalent or out_of_scope."""
         if self.judgement.status == "survived" and self.triage is not None:
             return self.triage[0]
         return self.judgement.status
@@ -36,7 +36,10 @@ def score(rows: Sequence[Row]) -> dict[str, Any]:
     judged = len(rows) - counts["equivalent"] - counts["out_of_scope"]
     return {
         "mutants": len(rows),
-        **{k: counts[k] for k in ("killed", "survived", "timeout", "equivalent", "out_of_scope")},
+        **{
+            k: counts[k]
+            for k in ("killed", "survived", "timeout", "broken", "equivalent", "out_of_scope")
+        },
         "score": round(counts["killed"] / judged, 4) if judged else None,
         "equivalent_share": round(counts["equivalent"] / len(rows), 4) if rows else None,
     }
@@ -79,11 +82,12 @@ def render_summary(label: str, source: str, rows: Sequence[Row]) -> str:
         f"# Mutation score of {label}: {pct}",
         "",
         f"`{source}`: {s['mutants']} mutants (cosmic-ray operators): {s['killed']} killed, "
-        f"{s['survived']} survived, {s['timeout']} timeout, {s['equivalent']} equivalent, "
+        f"{s['survived']} survived, {s['timeout']} timeout, {s['broken']} broken harness runs, "
+        f"{s['equivalent']} equivalent, "
         f"{s['out_of_scope']} out of scope.",
         "",
     ]
-    open_rows = [r for r in rows if r.outcome in ("survived", "timeout")]
+    open_rows = [r for r in rows if r.outcome in ("survived", "timeout", "broken")]
     if open_rows:
         lines += [
             "## Survivors",
