@@ -41,6 +41,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import psutil
@@ -387,7 +388,7 @@ class BenchServer:
 def child_env() -> dict[str, str]:
     """The environment of a child Python: this one, with the harness's root (which
     holds harness/, servers/ and scenarios/) first on PYTHONPATH."""
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    root = str(Path(__file__).resolve().parents[2])
     extra = os.environ.get("PYTHONPATH")
     return {**os.environ, "PYTHONPATH": root if not extra else os.pathsep.join([root, extra])}
 
