@@ -16,6 +16,7 @@ the run could not be made.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import subprocess
@@ -41,9 +42,10 @@ TRACE_TIMEOUT = 1800.0
 def resolve_target(target: str) -> Path:
     """The source file a target names; ``UsageError`` when there is none."""
     if target == "stdlib":
-        import socketserver  # the file only: read, never run, by the controller
-
-        return Path(socketserver.__file__)
+        spec = importlib.util.find_spec("socketserver")  # found, not imported: never run here
+        if spec is None or spec.origin is None:
+            raise UsageError("target 'stdlib': this interpreter has no socketserver.py")
+        return Path(spec.origin)
     if target.startswith("stdlib-3."):
         minor = target.removeprefix("stdlib-")
         root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
