@@ -19,6 +19,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TextIO
 
 from harness._bench.command import bench_main
 from harness._cli.progress import make_progress
@@ -125,7 +126,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status."""
-    args_list = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return _main(list(sys.argv[1:] if argv is None else argv))
+    finally:
+        _settle_streams()
+
+
+def _main(args_list: list[str]) -> int:
     try:
         if args_list[:1] == ["history"]:
             args_list = history_argv(args_list[1:])
@@ -179,9 +186,26 @@ def _say(line: str) -> None:
 
 def _quiet_stdout() -> None:
     """Point a closed stdout at /dev/null so that the exit flush cannot fail too."""
+    _to_devnull(sys.stdout)
+
+
+def _settle_streams() -> None:
+    """Flush stdout and stderr now; one whose reader is gone (``| head``) goes to /dev/null.
+
+    Otherwise Python's own flush at exit fails on the closed pipe and turns the
+    exit status into 120, hiding the one the run chose.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            _to_devnull(stream)
+
+
+def _to_devnull(stream: TextIO) -> None:
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        os.dup2(devnull, stream.fileno())
         os.close(devnull)
     except (OSError, ValueError):
         pass
