@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import select
 import signal
 import sys
 import threading
@@ -198,8 +199,18 @@ def _settle_streams() -> None:
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
+            closed = _reader_gone(stream.fileno())
         except (OSError, ValueError):
+            closed = True
+        if closed:  # later writes (shutdown warnings) must not fail either
             _to_devnull(stream)
+
+
+def _reader_gone(fd: int) -> bool:
+    """True when ``fd`` is a pipe or socket whose reading end has been closed."""
+    poller = select.poll()
+    poller.register(fd, 0)  # POLLERR and POLLHUP are reported without asking
+    return any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0))
 
 
 def _to_devnull(stream: TextIO) -> None:
