@@ -11,6 +11,7 @@ import os
 import select
 import signal
 import threading
+import time
 from socketserver import *  # noqa: F403 - the rest of the API is the standard one
 from socketserver import TCPServer, UDPServer, UnixDatagramServer, UnixStreamServer
 from typing import Any
@@ -30,26 +31,53 @@ class ThreadingMixIn:
                 self.service_actions()
         finally:
             for pid in pids:
-                os.kill(pid, signal.SIGKILL)  # idle workers block in accept()/recvfrom()
+                os.kill(pid, signal.SIGTERM)  # idle workers leave at once, busy ones after
             for pid in pids:
-                os.waitpid(pid, 0)
+                _reap(pid, poll_interval)
             self._pool_done.set()
 
     def _fork_worker(self: Any, poll_interval: float) -> int:
         pid = os.fork()
         if pid:
             return pid
+        state = {"busy": False, "stop": False}
+        accept = self.get_request
+
+        def get_request() -> Any:
+            request = accept()  # an idle worker may block here: SIGTERM ends it at once
+            state["busy"] = True  # from here the request is finished before leaving
+            return request
+
+        def on_term(signum: int, frame: Any) -> None:
+            state["stop"] = True
+            if not state["busy"]:
+                os._exit(0)
+
+        self.get_request = get_request
+        signal.signal(signal.SIGTERM, on_term)
         try:
-            while True:
+            while not state["stop"]:
                 ready, _, _ = select.select([self], [], [], poll_interval)
                 if ready:
                     self._handle_request_noblock()
+                    state["busy"] = False
         finally:
             os._exit(0)
 
     def shutdown(self: Any) -> None:
         self._pool_stop.set()
         self._pool_done.wait()
+
+
+def _reap(pid: int, patience: float) -> None:
+    """Wait for a worker to finish its request and leave; kill it if it takes too long."""
+    deadline = time.monotonic() + max(5.0, 10 * patience)
+    while time.monotonic() < deadline:
+        if os.waitpid(pid, os.WNOHANG)[0]:
+            return
+        time.sleep(0.01)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
 
 
 class ThreadingTCPServer(ThreadingMixIn, TCPServer):
