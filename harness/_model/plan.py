@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness._model.records import CaseResult, Finding, Strictness, Verdict
-from harness._model.scenario import Case, ScenarioSpec
+from harness._model.scenario import Case, ScenarioSpec, case_result
 
 _PLAIN = (str, int, float, bool, type(None))
 
@@ -79,21 +79,7 @@ class CaseRef:
         seed: int = 0,
     ) -> CaseResult:
         """The ``CaseResult`` of this case against ``impl`` (as ``Case.record``)."""
-        return CaseResult(
-            id=self.id,
-            scenario=self.spec.id,
-            impl=impl,
-            verdict=verdict,
-            strictness=self.spec.strictness,
-            duration=duration,
-            params={"transport": self.transport, "kind": self.kind, **self.params},
-            findings=tuple(findings),
-            evidence=evidence or {},
-            reason=reason,
-            seed=seed,
-            title=self.spec.title,
-            invariant=self.spec.invariant,
-        )
+        return case_result(self, impl, verdict, duration, findings, evidence, reason, seed)
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict; the scenario is referred to by id."""

@@ -14,7 +14,7 @@ import itertools
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from harness._model.errors import ScenarioDefinitionError
 from harness._model.records import CaseResult, Finding, Strictness, Verdict
@@ -91,21 +91,7 @@ class Case:
         seed: int = 0,
     ) -> CaseResult:
         """The ``CaseResult`` of this case against ``impl``."""
-        return CaseResult(
-            id=self.id,
-            scenario=self.spec.id,
-            impl=impl,
-            verdict=verdict,
-            strictness=self.spec.strictness,
-            duration=duration,
-            params={"transport": self.transport, "kind": self.kind, **self.params},
-            findings=tuple(findings),
-            evidence=evidence or {},
-            reason=reason,
-            seed=seed,
-            title=self.spec.title,
-            invariant=self.spec.invariant,
-        )
+        return case_result(self, impl, verdict, duration, findings, evidence, reason, seed)
 
     @property
     def id(self) -> str:
@@ -282,3 +268,58 @@ def spec_of(obj: object) -> ScenarioSpec | None:
     """The ScenarioSpec attached to ``obj`` by ``@scenario``, if any."""
     spec = getattr(obj, MARKER, None)
     return spec if isinstance(spec, ScenarioSpec) else None
+
+
+class _SpecLike(Protocol):
+    @property
+    def id(self) -> str: ...
+    @property
+    def strictness(self) -> Strictness: ...
+    @property
+    def title(self) -> str: ...
+    @property
+    def invariant(self) -> str: ...
+
+
+class _CaseLike(Protocol):
+    """What ``case_result`` reads of a case: ``Case``, or the controller's ``CaseRef``."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def transport(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def params(self) -> dict[str, Any]: ...
+    @property
+    def spec(self) -> _SpecLike: ...
+
+
+def case_result(
+    case: _CaseLike,
+    impl: str,
+    verdict: Verdict,
+    duration: float,
+    findings: Sequence[Finding] = (),
+    evidence: dict[str, Any] | None = None,
+    reason: str = "",
+    seed: int = 0,
+) -> CaseResult:
+    """The ``CaseResult`` of ``case`` against ``impl`` (one place for ``Case`` and ``CaseRef``)."""
+    spec = case.spec
+    return CaseResult(
+        id=case.id,
+        scenario=spec.id,
+        impl=impl,
+        verdict=verdict,
+        strictness=spec.strictness,
+        duration=duration,
+        params={"transport": case.transport, "kind": case.kind, **case.params},
+        findings=tuple(findings),
+        evidence=evidence or {},
+        reason=reason,
+        seed=seed,
+        title=spec.title,
+        invariant=spec.invariant,
+    )
