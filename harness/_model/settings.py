@@ -25,7 +25,8 @@ RAW_PACKETS_ENV = "SOCKSPEC_RAW_PACKETS"
 
 def raw_packets_switched_off() -> bool:
     """True when ``SOCKSPEC_RAW_PACKETS`` switches raw packets off (``off``, ``0``, ``no``)."""
-    return os.environ.get(RAW_PACKETS_ENV, "").strip().lower() in ("off", "0", "no", "false")
+    value = os.environ.get(RAW_PACKETS_ENV, "").strip().lower()
+    return bool(value) and value in _OFF  # unset or empty leaves raw packets on
 
 
 #: ``--jobs`` above this many workers per CPU is refused: oversubscribed workers
@@ -156,19 +157,21 @@ _OFF = ("0", "", "no", "off", "false")
 
 
 def _number(env: os._Environ[str] | dict[str, str], name: str) -> float:
-    raw = env[name]
-    try:
-        return float(raw)
-    except ValueError:
-        raise UsageError(f"{name}={raw!r} is not a number") from None
+    return float(_parsed(env, name, float, "a number"))
 
 
 def _integer(env: os._Environ[str] | dict[str, str], name: str) -> int:
+    return int(_parsed(env, name, int, "an integer"))
+
+
+def _parsed(
+    env: os._Environ[str] | dict[str, str], name: str, kind: type[float] | type[int], what: str
+) -> float:
     raw = env[name]
     try:
-        return int(raw)
+        return kind(raw)
     except ValueError:
-        raise UsageError(f"{name}={raw!r} is not an integer") from None
+        raise UsageError(f"{name}={raw!r} is not {what}") from None
 
 
 def _positive(name: str, value: float) -> None:
