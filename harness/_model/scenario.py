@@ -14,7 +14,7 @@ import itertools
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from harness._model.errors import ScenarioDefinitionError
 from harness._model.records import CaseResult, Finding, Strictness, Verdict
@@ -270,30 +270,32 @@ def spec_of(obj: object) -> ScenarioSpec | None:
     return spec if isinstance(spec, ScenarioSpec) else None
 
 
-class _SpecLike(Protocol):
-    @property
-    def id(self) -> str: ...
-    @property
-    def strictness(self) -> Strictness: ...
-    @property
-    def title(self) -> str: ...
-    @property
-    def invariant(self) -> str: ...
+if TYPE_CHECKING:  # typing.Protocol is 3.8+, and workers run on 3.7
+    from typing import Protocol
 
+    class _SpecLike(Protocol):
+        @property
+        def id(self) -> str: ...
+        @property
+        def strictness(self) -> Strictness: ...
+        @property
+        def title(self) -> str: ...
+        @property
+        def invariant(self) -> str: ...
 
-class _CaseLike(Protocol):
-    """What ``case_result`` reads of a case: ``Case``, or the controller's ``CaseRef``."""
+    class _CaseLike(Protocol):
+        """What ``case_result`` reads of a case: ``Case``, or the controller's ``CaseRef``."""
 
-    @property
-    def id(self) -> str: ...
-    @property
-    def transport(self) -> str: ...
-    @property
-    def kind(self) -> str: ...
-    @property
-    def params(self) -> dict[str, Any]: ...
-    @property
-    def spec(self) -> _SpecLike: ...
+        @property
+        def id(self) -> str: ...
+        @property
+        def transport(self) -> str: ...
+        @property
+        def kind(self) -> str: ...
+        @property
+        def params(self) -> dict[str, Any]: ...
+        @property
+        def spec(self) -> _SpecLike: ...
 
 
 def case_result(
