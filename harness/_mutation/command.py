@@ -4,7 +4,8 @@
                              [--profile P] [--report-dir DIR]
 
 Targets: ``stdlib`` (this interpreter's socketserver.py), ``stdlib-3.X`` (the
-file of the pyenv-installed CPython 3.X), or a path to a ``.py`` file.  For each:
+file of the pyenv-installed CPython 3.X), ``servers`` (the reference package,
+every module of it), or a path to a ``.py`` file or a package.  For each:
 trace which cases run which lines (``tracer``, in a subprocess), check that the
 unmutated file passes them, make the mutants (``mutants``), judge each with
 its selected cases in ``--jobs`` parallel runs (``judge``), and write
@@ -16,7 +17,6 @@ the run could not be made.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import subprocess
@@ -34,61 +34,54 @@ from harness._mutation.judge import judge
 from harness._mutation.mutants import Mutant, generate
 from harness._mutation.report import Row, score, write_report
 from harness._mutation.selection import LineCases
+from harness._mutation.targets import Placement, Target, resolve_target
 
 _ROOT = Path(__file__).resolve().parents[2]
 TRACE_TIMEOUT = 1800.0
 
 
-def resolve_target(target: str) -> Path:
-    """The source file a target names; ``UsageError`` when there is none."""
-    if target == "stdlib":
-        spec = importlib.util.find_spec("socketserver")  # found, not imported: never run here
-        if spec is None or spec.origin is None:
-            raise UsageError("target 'stdlib': this interpreter has no socketserver.py")
-        return Path(spec.origin)
-    if target.startswith("stdlib-3."):
-        minor = target.removeprefix("stdlib-")
-        root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
-        found = sorted(root.glob(f"{minor}.*/lib/python{minor}/socketserver.py"))
-        if not found:
-            raise UsageError(f"target {target!r}: no CPython {minor} under {root}")
-        return found[-1]
-    path = Path(target)
-    if path.suffix != ".py" or not path.is_file():
-        raise UsageError(f"target {target!r}: expected stdlib, stdlib-3.X or a .py file")
-    return path.resolve()
-
-
 def mutate_target(target: str, args: argparse.Namespace, triage: Triage) -> dict[str, object]:
     """Trace, make, judge and report one target; return its score."""
-    source_path = resolve_target(target)
-    source = source_path.read_text(encoding="utf-8")
-    label = target if not target.endswith(".py") else source_path.stem
+    found = resolve_target(target)
     with tempfile.TemporaryDirectory(prefix="sockspec-mutate-") as tmp:
         work = Path(tmp)
-        original = work / f"{label.replace('.', '_').replace('-', '_')}.py"
-        original.write_text(source, encoding="utf-8")
+        original = found.materialise(work / "original")
         cases = _trace(original, work / "coverage", args.profile)
-        lines = LineCases.from_coverage(str(work / "coverage"), original.name, cases)
-        mutants = [m for m in generate(source) if not args.only or m.key in args.only]
+        mutants: list[Mutant] = []
+        lines: dict[str, LineCases] = {}
+        for name, path in original.files.items():
+            lines[name] = LineCases.from_coverage(str(work / "coverage"), str(path), cases)
+            file = name if found.is_package else ""
+            mutants += [m for m in generate(found.source(name), file) if _wanted(m, args.only)]
         mutants = mutants[: args.limit] if args.limit else mutants
         print(
-            f"{label}: {len(mutants)} mutants of {source_path}, {len(cases)} traced cases",
+            f"{found.label}: {len(mutants)} mutants of {found.origin}, {len(cases)} traced cases",
             flush=True,
         )
-        rows = _judge_all(mutants, lines, triage, work, args.jobs)
-    summary = write_report(args.report_dir / f"mutation-{label}", label, str(source_path), rows)
+        rows = _judge_all(mutants, found, lines, triage, work, args.jobs)
+    summary = write_report(
+        args.report_dir / f"mutation-{found.label}", found.label, str(found.origin), rows
+    )
     result = score(rows)
-    print(f"{label}: {json.dumps(result)}\n  report: {summary}", flush=True)
+    print(f"{found.label}: {json.dumps(result)}\n  report: {summary}", flush=True)
     return result
 
 
-def _trace(original: Path, data_file: Path, profile: str) -> list[str]:
-    argv = [sys.executable, "-m", "harness._mutation.tracer", str(original), str(data_file)]
-    argv += ["--profile", profile]
-    env = {**os.environ, "PYTHONPATH": str(_ROOT)}
+def _wanted(mutant: Mutant, only: Sequence[str]) -> bool:
+    return not only or mutant.key in only
+
+
+def _trace(original: Placement, data_file: Path, profile: str) -> list[str]:
+    include = os.path.join(os.path.dirname(next(iter(original.files.values()))), "*")
+    argv = [sys.executable, "-m", "harness._mutation.tracer", original.spec, str(data_file)]
+    argv += ["--include", include, "--profile", profile]
     proc = subprocess.run(
-        argv, capture_output=True, text=True, timeout=TRACE_TIMEOUT, env=env, cwd=data_file.parent
+        argv,
+        capture_output=True,
+        text=True,
+        timeout=TRACE_TIMEOUT,
+        env=original.environ(),
+        cwd=data_file.parent,
     )
     records = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
     failing = [r["id"] for r in records if r["verdict"] not in ("pass", "unsupported")]
@@ -96,24 +89,29 @@ def _trace(original: Path, data_file: Path, profile: str) -> list[str]:
         detail = (
             f"{len(failing)} case(s) fail, e.g. {failing[0]}" if failing else proc.stderr[-300:]
         )
-        raise UsageError(f"the unmutated {original.name} does not pass its cases: {detail}")
+        raise UsageError(f"the unmutated {original.spec} does not pass its cases: {detail}")
     return [r["id"] for r in records if r["verdict"] == "pass"]
 
 
 def _judge_all(
-    mutants: Sequence[Mutant], lines: LineCases, triage: Triage, work: Path, jobs: int
+    mutants: Sequence[Mutant],
+    target: Target,
+    lines: dict[str, LineCases],
+    triage: Triage,
+    work: Path,
+    jobs: int,
 ) -> list[Row]:
     started = time.monotonic()
     done = 0
 
     def one(mutant: Mutant) -> Row:
         nonlocal done
-        why, case_ids = lines.cases_for(mutant.line)
-        row = Row(mutant, why, judge(mutant, case_ids, work), triage.reason(mutant.key))
+        why, case_ids = lines[mutant.file or target.files[0]].cases_for(mutant.line)
+        row = Row(mutant, why, judge(mutant, case_ids, work, target), triage.reason(mutant.key))
         done += 1
         print(
             f"  [{done}/{len(mutants)} {time.monotonic() - started:6.0f}s] {row.outcome:9} "
-            f"{mutant.key} line {mutant.line}: {row.judgement.how[:90]}",
+            f"{mutant.key} {mutant.where}: {row.judgement.how[:90]}",
             flush=True,
         )
         return row

@@ -12,7 +12,6 @@ fault, reported apart and never counted as kills.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -24,10 +23,10 @@ from pathlib import Path
 
 from harness._mutation.mutants import Mutant
 from harness._mutation.selection import batches
+from harness._mutation.targets import Placement, Target
 
 #: Seconds one batch run may take before it is a ``timeout``.
 BATCH_TIMEOUT = 900.0
-_ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass(frozen=True)
@@ -41,34 +40,38 @@ class Judgement:
     seconds: float
 
 
-def judge(mutant: Mutant, case_ids: Sequence[str], workdir: Path) -> Judgement:
+def judge(mutant: Mutant, case_ids: Sequence[str], workdir: Path, target: Target) -> Judgement:
     """Write the mutant, run its batches until one kills it; never raises for the mutant."""
     started = time.monotonic()
-    path = workdir / f"mutant_{mutant.key.replace(':', '_')}.py"
-    path.write_text(mutant.source)
+    home = workdir / f"mutant_{mutant.key.replace(':', '_')}"
+    placement = target.materialise(home, (mutant.file or target.files[0], mutant.source))
     run = 0
     try:
         for batch in batches(case_ids):
             run += len(batch)
-            status, how = _run_batch(path, batch, workdir)
+            status, how = _run_batch(placement, batch, workdir)
             if status != "survived":
                 return Judgement(mutant.key, status, how, run, time.monotonic() - started)
         how = f"all {run} selected case(s) passed" if run else "no case selected"
         return Judgement(mutant.key, "survived", how, run, time.monotonic() - started)
     finally:
-        path.unlink(missing_ok=True)
+        shutil.rmtree(home, ignore_errors=True)
 
 
-def _run_batch(path: Path, case_ids: Sequence[str], workdir: Path) -> tuple[str, str]:
+def _run_batch(placement: Placement, case_ids: Sequence[str], workdir: Path) -> tuple[str, str]:
     report = Path(tempfile.mkdtemp(prefix="batch-", dir=workdir))
-    argv = [sys.executable, "-m", "harness", "run", "--impl", str(path), "--jobs", "1", "--quiet"]
+    argv = [sys.executable, "-m", "harness", "run", "--impl", placement.spec, "--jobs", "1"]
     for case_id in case_ids:
         argv += ["--select", case_id]
-    argv += ["--report-dir", str(report)]
-    env = {**os.environ, "PYTHONPATH": str(_ROOT)}
+    argv += ["--quiet", "--report-dir", str(report)]
     try:
         proc = subprocess.run(
-            argv, capture_output=True, text=True, timeout=BATCH_TIMEOUT, env=env, cwd=workdir
+            argv,
+            capture_output=True,
+            text=True,
+            timeout=BATCH_TIMEOUT,
+            env=placement.environ(),
+            cwd=workdir,
         )
     except subprocess.TimeoutExpired:
         return "timeout", f"the run of {len(case_ids)} case(s) outlived {BATCH_TIMEOUT:g}s"

@@ -30,6 +30,12 @@ class Mutant:
     before: str  # that line, stripped
     after: str  # what it became (stripped; "" when removed)
     source: str  # the whole mutated file
+    file: str = ""  # the file's name inside a package target ("" for a one-file target)
+
+    @property
+    def where(self) -> str:
+        """``line N``, or ``file.py:N`` inside a package."""
+        return f"{self.file}:{self.line}" if self.file else f"line {self.line}"
 
     def diff(self) -> str:
         """A one-hunk unified diff of the change."""
@@ -43,8 +49,12 @@ def operator_names() -> list[str]:
     return [name for name in names() if name not in _SKIPPED]
 
 
-def generate(source: str) -> Iterator[Mutant]:
-    """Every mutant of ``source`` that the operators give, in a stable order."""
+def generate(source: str, file: str = "") -> Iterator[Mutant]:
+    """Every mutant of ``source`` that the operators give, in a stable order.
+
+    ``file`` names the file inside a package target; it joins the key, so the
+    same edit in two modules of one package gets two keys.
+    """
     from cosmic_ray.ast import ast_nodes, get_ast  # optional: the mutation extra
     from cosmic_ray.mutating import mutate_code
     from cosmic_ray.plugins import get_operator
@@ -59,7 +69,7 @@ def generate(source: str) -> Iterator[Mutant]:
             if mutated is None or mutated == source or not _compiles(mutated):
                 continue  # no edit, or not Python (``*`` in a signature read as a product)
             line, before, after = _changed_line(source, mutated)
-            base = f"{name}|{before}|{after}"
+            base = f"{file}|{name}|{before}|{after}" if file else f"{name}|{before}|{after}"
             seen[base] = seen.get(base, 0) + 1
             digest = hashlib.sha1(f"{base}|{seen[base]}".encode()).hexdigest()[:10]
             yield Mutant(
@@ -70,6 +80,7 @@ def generate(source: str) -> Iterator[Mutant]:
                 before=before,
                 after=after,
                 source=mutated,
+                file=file,
             )
 
 

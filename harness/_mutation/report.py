@@ -53,10 +53,12 @@ def write_report(directory: Path, label: str, source: str, rows: Sequence[Row]) 
         "target": label,
         "source": source,
         "score": score(rows),
+        "files": {name: score(group) for name, group in _by_file(rows).items()},
         "mutants": [
             {
                 "key": r.mutant.key,
                 "operator": r.mutant.operator,
+                "file": r.mutant.file,
                 "line": r.mutant.line,
                 "before": r.mutant.before,
                 "after": r.mutant.after,
@@ -87,24 +89,46 @@ def render_summary(label: str, source: str, rows: Sequence[Row]) -> str:
         f"{s['out_of_scope']} out of scope.",
         "",
     ]
+    files = _by_file(rows)
+    if len(files) > 1:  # a package: the score of each module
+        lines += [
+            "| file | mutants | killed | survived | triaged | score |",
+            "|---|---|---|---|---|---|",
+        ]
+        for name, group in files.items():
+            f = score(group)
+            pct = "n/a" if f["score"] is None else f"{100 * f['score']:.1f}%"
+            counts = (f["mutants"], f["killed"], f["survived"], f["equivalent"] + f["out_of_scope"])
+            lines.append(f"| `{name}` | " + " | ".join(map(str, counts)) + f" | {pct} |")
+        lines.append("")
     open_rows = [r for r in rows if r.outcome in ("survived", "timeout", "broken")]
     if open_rows:
         lines += [
             "## Survivors",
             "",
-            "| key | line | edit | selection | why |",
+            "| key | where | edit | selection | why |",
             "|---|---|---|---|---|",
         ]
-        for r in sorted(open_rows, key=lambda r: r.mutant.line):
+        for r in sorted(open_rows, key=lambda r: (r.mutant.file, r.mutant.line)):
             edit = f"`{r.mutant.before}` → `{r.mutant.after}`".replace("|", "\\|")
             how = r.judgement.how.replace("|", "\\|")
-            lines.append(f"| `{r.mutant.key}` | {r.mutant.line} | {edit} | {r.selection} | {how} |")
+            lines.append(
+                f"| `{r.mutant.key}` | {r.mutant.where} | {edit} | {r.selection} | {how} |"
+            )
         lines.append("")
     triaged = [r for r in rows if r.outcome in ("equivalent", "out_of_scope")]
     if triaged:
-        lines += ["## Triaged", "", "| key | line | outcome | reason |", "|---|---|---|---|"]
-        for r in sorted(triaged, key=lambda r: r.mutant.line):
+        lines += ["## Triaged", "", "| key | where | outcome | reason |", "|---|---|---|---|"]
+        for r in sorted(triaged, key=lambda r: (r.mutant.file, r.mutant.line)):
             reason = (r.triage[1] if r.triage else "").replace("|", "\\|")
-            lines.append(f"| `{r.mutant.key}` | {r.mutant.line} | {r.outcome} | {reason} |")
+            lines.append(f"| `{r.mutant.key}` | {r.mutant.where} | {r.outcome} | {reason} |")
         lines.append("")
     return "\n".join(lines)
+
+
+def _by_file(rows: Sequence[Row]) -> dict[str, list[Row]]:
+    """Rows grouped by the file they mutate, in file order."""
+    groups: dict[str, list[Row]] = {}
+    for row in sorted(rows, key=lambda r: r.mutant.file):
+        groups.setdefault(row.mutant.file or "", []).append(row)
+    return groups

@@ -1,7 +1,9 @@
 """Which cases execute which lines: the catalogue run in-process under coverage.
 
-Run as ``python -m harness._mutation.tracer SOURCE DATAFILE [--profile P]
-[--select GLOB]...``: loads ``SOURCE`` as an implementation, runs every selected
+Run as ``python -m harness._mutation.tracer IMPL DATAFILE [--include PATTERN]
+[--profile P] [--select GLOB]...``: loads ``IMPL`` (a ``.py`` path or a dotted
+module on ``PYTHONPATH``) as an implementation, measures the files matching
+``PATTERN`` (default: ``IMPL`` itself), runs every selected
 case against it with coverage switched to a context named after the case, and
 saves the coverage data (with those contexts) to ``DATAFILE``.  It prints one
 JSON line per case (id, verdict), so the caller can check that the unmutated
@@ -25,14 +27,14 @@ from harness._model.settings import PROFILES, CaseOptions
 from harness._runtime.loading import load_implementation
 
 
-def trace(source: str, data_file: str, profile: str, globs: Sequence[str]) -> int:
+def trace(impl_spec: str, data_file: str, include: str, profile: str, globs: Sequence[str]) -> int:
     """Run the cases under coverage; 0 when every case passed or was unsupported."""
     import coverage  # optional: the mutation extra
 
-    cov = coverage.Coverage(data_file=data_file, include=[source], config_file=False)
+    cov = coverage.Coverage(data_file=data_file, include=[include], config_file=False)
     cov.start()
     try:
-        impl = load_implementation(source)
+        impl = load_implementation(impl_spec)
         status = 0
         for case in select_cases(discover(), globs, profile):
             cov.switch_context(case.id)
@@ -49,12 +51,13 @@ def trace(source: str, data_file: str, profile: str, globs: Sequence[str]) -> in
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse arguments and trace."""
     parser = argparse.ArgumentParser(prog="harness._mutation.tracer")
-    parser.add_argument("source")
+    parser.add_argument("impl")
     parser.add_argument("data_file")
+    parser.add_argument("--include", default="", help="files to measure (default: IMPL)")
     parser.add_argument("--profile", choices=PROFILES, default="default")
     parser.add_argument("--select", action="append", default=[])
     args = parser.parse_args(argv)
-    return trace(args.source, args.data_file, args.profile, args.select)
+    return trace(args.impl, args.data_file, args.include or args.impl, args.profile, args.select)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from harness._mutation.judge import Judgement
 from harness._mutation.mutants import Mutant, generate
 from harness._mutation.report import Row, render_summary, score
 from harness._mutation.selection import BATCHES, LineCases, batches
+from harness._mutation.targets import resolve_target
 
 SOURCE = """\
 class Server:
@@ -106,3 +108,38 @@ def test_score_leaves_triaged_mutants_out_and_summary_lists_survivors() -> None:
     assert result["score"] == round(2 / 3, 4) and result["equivalent"] == 1
     text = render_summary("t", "t.py", rows)
     assert "`c`" in text.split("## Triaged")[0] and "no observable difference" in text
+
+
+def test_a_package_target_is_copied_with_one_file_edited_and_loads_by_its_private_name(
+    tmp_path: Path,
+) -> None:
+    target = resolve_target("servers")
+    assert target.is_package and "_base.py" in target.files and "__init__.py" in target.files
+    edited = target.source("_types.py") + "\nMUTATED = True\n"
+    placement = target.materialise(tmp_path, ("_types.py", edited))
+    assert placement.spec == target.import_name and placement.pythonpath == str(tmp_path)
+    assert placement.files["_types.py"].read_text() == edited
+    assert placement.files["_base.py"].read_text() == target.source("_base.py")
+    assert (Path(__file__).resolve().parents[2] / "servers" / "_types.py").read_text() != edited
+    path = placement.environ()["PYTHONPATH"].split(os.pathsep)
+    assert path[0] == str(tmp_path)
+
+
+def test_a_one_file_target_is_written_as_a_path_and_unknown_targets_are_refused(
+    tmp_path: Path,
+) -> None:
+    source = tmp_path / "impl.py"
+    source.write_text(SOURCE)
+    target = resolve_target(str(source))
+    placement = target.materialise(tmp_path / "copy", ("impl.py", "x = 1\n"))
+    assert Path(placement.spec).read_text() == "x = 1\n" and placement.pythonpath is None
+    with pytest.raises(UsageError, match="expected stdlib"):
+        resolve_target(str(tmp_path / "absent"))
+
+
+def test_package_mutants_carry_their_file_in_key_and_summary() -> None:
+    mutant = Mutant("AddNot:1", "core/AddNot", 0, 5, "if n > 1:", "if not n > 1:", SOURCE, "_a.py")
+    row = Row(mutant, "run by 1 case(s)", Judgement("AddNot:1", "survived", "why", 1, 0.1), None)
+    other = Row(_mutant("b"), "x", Judgement("b", "killed", "how", 1, 0.1), None)
+    text = render_summary("servers", "servers/", [row, other])
+    assert "| `_a.py` | 1 | 0 | 1 | 0 | 0.0% |" in text and "_a.py:5" in text
