@@ -1,7 +1,9 @@
 """Mutants of one source file, made with cosmic-ray's operators through its API.
 
 A mutant is one operator applied at one occurrence: its text is the whole
-mutated file.  Each gets a stable ``key`` that does not depend on line numbers
+mutated file.  Edits that do not compile, and edits of annotations that are
+never evaluated, are not mutants of behaviour and are left out.  Each gets a
+stable ``key`` that does not depend on line numbers
 (the operator, the original line's text and the mutated line's text, plus a
 counter for repeats), so an equivalence proven for 3.13's file also matches the
 same edit in 3.12's, and survives unrelated edits above it.
@@ -9,6 +11,7 @@ same edit in 3.12's, and survives unrelated edits above it.
 
 from __future__ import annotations
 
+import ast
 import difflib
 import hashlib
 from collections.abc import Iterator
@@ -61,6 +64,8 @@ def generate(source: str, file: str = "") -> Iterator[Mutant]:
 
     nodes = list(ast_nodes(get_ast(source)))
     seen: dict[str, int] = {}
+    postponed = "from __future__ import annotations" in source
+    bare = _without_annotations(source) if postponed else ""
     for name in operator_names():
         operator: Any = get_operator(name)()
         count = sum(1 for node in nodes for _ in operator.mutation_positions(node))
@@ -68,6 +73,8 @@ def generate(source: str, file: str = "") -> Iterator[Mutant]:
             mutated = mutate_code(source, operator, occurrence)
             if mutated is None or mutated == source or not _compiles(mutated):
                 continue  # no edit, or not Python (``*`` in a signature read as a product)
+            if postponed and _without_annotations(mutated) == bare:
+                continue  # an annotation never evaluated (PEP 563): not behaviour
             line, before, after = _changed_line(source, mutated)
             base = f"{file}|{name}|{before}|{after}" if file else f"{name}|{before}|{after}"
             seen[base] = seen.get(base, 0) + 1
@@ -82,6 +89,28 @@ def generate(source: str, file: str = "") -> Iterator[Mutant]:
                 source=mutated,
                 file=file,
             )
+
+
+def _without_annotations(source: str) -> str:
+    """The module's AST with every annotation removed, dumped for comparison.
+
+    Under ``from __future__ import annotations`` no annotation is evaluated, so
+    an edit that changes only annotations (``float | None`` to ``float - None``)
+    cannot change behaviour: such mutants are not made at all.
+    """
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            node.returns = None
+            arguments = node.args
+            for arg in [*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs]:
+                arg.annotation = None
+            for star in (arguments.vararg, arguments.kwarg):
+                if star is not None:
+                    star.annotation = None
+        elif isinstance(node, ast.AnnAssign):
+            node.annotation = ast.Constant(None)
+    return ast.dump(tree)
 
 
 def _compiles(source: str) -> bool:

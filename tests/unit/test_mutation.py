@@ -143,3 +143,16 @@ def test_package_mutants_carry_their_file_in_key_and_summary() -> None:
     other = Row(_mutant("b"), "x", Judgement("b", "killed", "how", 1, 0.1), None)
     text = render_summary("servers", "servers/", [row, other])
     assert "| `_a.py` | 1 | 0 | 1 | 0 | 0.0% |" in text and "_a.py:5" in text
+
+
+def test_edits_of_postponed_annotations_are_not_mutants() -> None:
+    pytest.importorskip(
+        "cosmic_ray", reason="the mutation extra is not installed (tox -e mutation)"
+    )
+    source = "from __future__ import annotations\n\ndef f(x: int | None) -> int:\n"
+    source += "    return x | 1\n"
+    lines = {m.after for m in generate(source)}
+    assert "return x + 1" in lines  # the body's operator is mutated
+    assert not any("def f" in line for line in lines)  # the annotation's is not
+    evaluated = source.replace("from __future__ import annotations\n", "")
+    assert any("def f" in m.after for m in generate(evaluated))  # evaluated: behaviour
