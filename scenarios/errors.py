@@ -17,8 +17,8 @@ client address, the traceback, and 40 dashes again.
 from __future__ import annotations
 
 import errno
-import itertools
 import io
+import itertools
 import os
 import sys
 from typing import Any

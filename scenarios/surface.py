@@ -13,7 +13,7 @@ from harness import Context, scenario
 
 
 def _defined_public_classes(module: object) -> set[str]:
-    """Public classes defined in ``module`` itself (imported ones such as BufferedIOBase excluded)."""
+    """Public classes defined in ``module`` itself (imported ones, BufferedIOBase, excluded)."""
     name = getattr(module, "__name__", "")
     return {
         attr
