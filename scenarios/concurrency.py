@@ -227,6 +227,20 @@ def close_waits(ctx: Context, clients: int) -> None:
     )
 
 
+def _close_no_block(ctx: Context, clients: int, what: str) -> None:
+    """With ``block_on_close = False``, ``server_close()`` returns while ``clients``
+    handlers (threads or children) are held; they finish afterwards."""
+    handle = ctx.server(request_queue_size=clients, block_on_close=False)
+    early = _close_while_busy(ctx, handle, clients, window=ctx.timeout(3.0))
+    ctx.expect(
+        early,
+        "concurrency.close_no_block",
+        f"server_close() waited for handler {what} although block_on_close is False",
+        expected=f"server_close() returns while {clients} handlers are held",
+        observed="it returned only after they were released",
+    )
+
+
 @scenario(
     "concurrency.threading.close_no_block",
     title="With block_on_close = False, server_close() does not wait for handler threads",
@@ -239,15 +253,30 @@ def close_waits(ctx: Context, clients: int) -> None:
 def close_no_block(ctx: Context, clients: int) -> None:
     """With ``block_on_close = False`` (non-daemon threads), ``server_close()`` returns while
     handler threads are still running; they finish afterwards."""
-    handle = ctx.server(request_queue_size=clients, block_on_close=False)
-    early = _close_while_busy(ctx, handle, clients, window=ctx.timeout(3.0))
-    ctx.expect(
-        early,
-        "concurrency.close_no_block",
-        "server_close() waited for handler threads although block_on_close is False",
-        expected=f"server_close() returns while {clients} handlers are held",
-        observed="it returned only after they were released",
-    )
+    _close_no_block(ctx, clients, "threads")
+
+
+@scenario(
+    "concurrency.forking.close_no_block",
+    title="With block_on_close = False, server_close() does not wait for children",
+    transports=("tcp",),
+    kinds=("forking",),
+    params={"clients": [2]},
+    requires=("forking_block_on_close",),
+    checks=("lifecycle", "concurrency", "resources"),
+)
+def forking_close_no_block(ctx: Context, clients: int) -> None:
+    """With ForkingMixIn's ``block_on_close = False``, ``server_close()`` returns while
+    children still handle requests; they finish afterwards (and are reaped here, as the
+    application that chose not to wait would)."""
+    _close_no_block(ctx, clients, "children")
+    pids = handler_pids(ctx)
+    wait_children(pids, lambda s: all(v == ZOMBIE for v in s.values()), ctx.timeout(5.0))
+    for pid in child_states(pids):
+        try:
+            os.waitpid(pid, 0)
+        except ChildProcessError:
+            continue
 
 
 def _echo_batches(ctx: Context, batch: int, count: int) -> None:
@@ -470,4 +499,50 @@ def forking_exit_status(ctx: Context, outcome: str) -> None:
         f"the child whose handler {outcome} exited with status {status}",
         expected="exit status 0" if outcome == "handled" else "a non-zero exit status",
         observed=f"status {status}" if status is not None else "no exit status seen",
+    )
+
+
+@scenario(
+    "concurrency.forking.reaped_elsewhere",
+    title="Children reaped by someone else no longer count against max_children",
+    transports=("tcp",),
+    kinds=("forking",),
+    params={"max_children": [3]},
+    requires=("max_children",),
+    checks=("lifecycle", "concurrency", "resources"),
+)
+def reaped_elsewhere(ctx: Context, max_children: int) -> None:
+    """Children the application reaped itself (a SIGCHLD handler would) are forgotten when
+    the server next collects (handle_timeout()), so afterwards max_children requests still
+    run at once under serve_forever() instead of the server waiting on stale pids."""
+    handle = ctx.server(serve=False, max_children=max_children, timeout=0.05)
+    early = max_children - 1
+    payloads = [ctx.payload(16) for _ in range(early)]
+    for payload in payloads:
+        client = ctx.connect()
+        client.send(payload)
+        client.shutdown_write()
+        handle.handle_request()
+        ctx.expect(client.recv_until_eof() == payload, "replies.echo", "the client got no echo")
+    pids = handler_pids(ctx)
+    wait_children(pids, lambda s: all(v == ZOMBIE for v in s.values()), ctx.timeout(5.0))
+    for pid in child_states(pids):
+        os.waitpid(pid, 0)  # reaped by the application, not by the server
+    handle.handle_request()  # nobody connects: handle_timeout() collects
+    handle.serve(0.01)
+    conns = [ctx.connect() for _ in range(2)]
+    both = ctx.wait_events("handle", early + 2, timeout=3.0)
+    payloads = [ctx.payload(16) for _ in conns]
+    for conn, payload in zip(conns, payloads):
+        conn.send(payload)
+        conn.shutdown_write()
+    replies = [conn.recv_until_eof() for conn in conns]
+    ctx.expect(replies == payloads, "replies.echo", "a held client did not get its echo")
+    ctx.expect(
+        both,
+        "concurrency.forking_stale_children",
+        "the server waited for a child to exit although it had fewer than max_children",
+        expected=f"2 requests handled at once (max_children={max_children}, "
+        f"{early} earlier children reaped by the application)",
+        observed="the second request waited for the first to end",
     )
