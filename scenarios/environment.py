@@ -41,7 +41,7 @@ def _room_above(fd: int) -> None:
 @scenario(
     "environment.high_descriptor",
     title="A listening socket numbered above 1024 (FD_SETSIZE) is served normally",
-    transports=("tcp", "udp", "unix_stream"),
+    transports=("tcp", "udp"),
     kinds=("sync",),
     params={"driver": ["serve_forever", "handle_request"], "clients": [3]},
     checks=("lifecycle", "concurrency", "resources"),

@@ -298,7 +298,7 @@ def read_timeout(ctx: Context, timeout: float, clients: int) -> None:
     title="wfile is a writable file the handler may close itself; finish() then leaves it",
     transports=STREAMS,
     kinds=("sync",),
-    params={"wbufsize": [0, 4096], "close": [True, False]},
+    params={"wbufsize": [0, 4096], "close": [True]},
     checks=FULL_CHECKS,
 )
 def wfile_closed_by_handler(ctx: Context, wbufsize: int, close: bool) -> None:
