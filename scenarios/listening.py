@@ -21,6 +21,7 @@ import socket
 from typing import Any
 
 from harness import Context, scenario
+from harness.support import Background
 
 #: The documented default of ``request_queue_size`` ("usually 5").
 DEFAULT_QUEUE = 5
@@ -85,10 +86,11 @@ def accept_queue(ctx: Context, request_queue_size: int | None) -> None:
     srv = ctx.server(serve=False, **attrs)
     wait = ADMIT_WAIT * ctx.scale
     family = srv.server.socket.family
+    plain = Background(lambda: _plain_capacity(ctx, backlog, wait), "plain listener")
     admitted, clients = _admitted(family, srv.server.socket.getsockname(), wait)
     for sock in clients:
         sock.close()
-    expected = _plain_capacity(ctx, backlog, wait)
+    expected = plain.finish(ctx.timeout(5.0))
     ctx.note("admitted", {"server": admitted, f"listen({backlog})": expected})
     ctx.expect(
         admitted == expected,

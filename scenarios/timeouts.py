@@ -14,6 +14,7 @@ call busy-waits, and ``serve_forever()`` without arguments polls every 0.5 s
 
 from __future__ import annotations
 
+import socket
 import statistics
 import time
 from typing import Any
@@ -304,8 +305,10 @@ def handle_request_long_timeout(ctx: Context, timeout: float) -> None:
         0.9 * timeout,
         limit,
     )
+    # Under gevent/eventlet every green thread shares one OS thread and its CPU clock.
+    green = socket.socket.__module__.startswith(("gevent", "eventlet"))
     ctx.expect(
-        cpu is not None and cpu < WAIT_CPU,
+        green or (cpu is not None and cpu < WAIT_CPU),
         "timeouts.no_busy_wait",
         f"handle_request() used {cpu or 0:.3f}s of CPU waiting {call.elapsed:.3f}s",
         expected=f"under {WAIT_CPU:g}s of CPU (a blocking wait)",
@@ -325,7 +328,7 @@ def handle_request_long_timeout(ctx: Context, timeout: float) -> None:
     title="serve_forever() without arguments polls every 0.5 s while idle",
     transports=("tcp",),
     kinds=("sync",),
-    params={"polls": [3]},
+    params={"polls": [2]},
     requires=("service_actions",),
 )
 def serve_forever_default_poll(ctx: Context, polls: int) -> None:
