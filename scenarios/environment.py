@@ -1,4 +1,5 @@
-"""Servers run in the process environment real servers meet: here, high descriptor numbers.
+"""Servers run in the process environment real servers meet: high descriptor numbers, and
+descriptors the process had before the server (inherited from its parent, or its own).
 
 A long-running process (or one started by a supervisor that leaves descriptors
 open) hands the server a listening socket numbered above ``FD_SETSIZE`` (1024),
@@ -8,6 +9,9 @@ placeholders, creates the server, frees the placeholders, and serves clients.
 Invariant: a server whose listening socket has a descriptor above 1024 serves as
 any other: ``serve_forever()`` and ``handle_request()`` wait on it with a selector
 that has no such limit (``poll``), never dying with "filedescriptor out of range".
+A server touches only the descriptors it opened: a pipe the process held before the
+server was made still works after the server served (in threads or children) and
+was closed.
 """
 
 from __future__ import annotations
@@ -84,3 +88,41 @@ def high_descriptor(ctx: Context, driver: str, clients: int) -> None:
         results = run.finish(ctx.timeout(10.0))
     checks.clients_ok(ctx, results)
     checks.echoed(ctx, results, payloads)
+
+
+@scenario(
+    "environment.inherited_descriptor",
+    title="Descriptors the process held before the server are left open and working",
+    transports=("tcp",),
+    params={"clients": [3]},
+    checks=("lifecycle", "concurrency", "resources"),
+)
+def inherited_descriptor(ctx: Context, clients: int) -> None:
+    """A pipe opened before the server was made (as one inherited from a parent would be)
+    still carries data after the server served its clients and was closed."""
+    read_end, write_end = os.pipe()
+    try:
+        srv = ctx.server()
+        payloads = [ctx.payload(32) for _ in range(clients)]
+        results = ctx.swarm([echo_script(p, ctx.transport.is_stream) for p in payloads])
+        checks.clients_ok(ctx, results)
+        checks.echoed(ctx, results, payloads)
+        srv.close()
+        try:
+            os.write(write_end, b"still here")
+            seen = os.read(read_end, 64)
+        except OSError as exc:
+            seen = f"{type(exc).__name__}: {exc}".encode()
+        ctx.expect(
+            seen == b"still here",
+            "environment.inherited_descriptor",
+            "a descriptor the process held before the server no longer works",
+            expected="the pipe carries b'still here'",
+            observed=repr(seen),
+        )
+    finally:
+        for fd in (read_end, write_end):
+            try:
+                os.close(fd)
+            except OSError:
+                continue
