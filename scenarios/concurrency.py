@@ -6,13 +6,17 @@ own whose daemon flag is ``daemon_threads``; ``server_close()`` waits for the
 running non-daemon handler threads unless ``block_on_close`` is false, and a
 long-running server keeps no finished thread.  ``ForkingMixIn`` runs every
 request in a child process of its own while only the parent accepts, never
-has more than ``max_children`` children at once under ``serve_forever()``,
-reaps children while serving and when ``handle_request()`` times out, and
-``server_close()`` waits for its children and leaves no zombie.
+has more than ``max_children`` children at once under ``serve_forever()``
+(CPython's default: 40), reaps children while serving and when
+``handle_request()`` times out, and ``server_close()`` waits for its children and
+leaves no zombie.  A child exits with status 0 after a request handled without
+error and with a non-zero status after one whose handler raised.
 """
 
 from __future__ import annotations
 
+import os
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -34,6 +38,8 @@ from harness import (
     scenario,
 )
 from harness.support import (
+    FAIL_TAG,
+    PASS_TAG,
     BackgroundClose,
     child_states,
     handle_spans,
@@ -42,6 +48,7 @@ from harness.support import (
     live_instances,
     max_overlap,
     request_ends,
+    tagged_handler,
     wait_children,
 )
 
@@ -51,6 +58,11 @@ HOLD = 0.02
 EARLY_WINDOW = 0.25
 #: How long extra children get to appear beyond max_children before we look.
 OVERFORK_WINDOW = 0.3
+#: CPU seconds the worker may use in OVERFORK_WINDOW while the server waits for a child:
+#: a blocking wait takes a few ms, a waitpid(WNOHANG) spin most of the window.
+WAIT_CPU = 0.15
+#: ``ForkingMixIn.max_children`` as every CPython since 2.x defines it.
+DEFAULT_MAX_CHILDREN = 40
 ZOMBIE = psutil.STATUS_ZOMBIE
 
 
@@ -216,6 +228,20 @@ def close_waits(ctx: Context, clients: int) -> None:
     )
 
 
+def _close_no_block(ctx: Context, clients: int, what: str) -> None:
+    """With ``block_on_close = False``, ``server_close()`` returns while ``clients``
+    handlers (threads or children) are held; they finish afterwards."""
+    handle = ctx.server(request_queue_size=clients, block_on_close=False)
+    early = _close_while_busy(ctx, handle, clients, window=ctx.timeout(3.0))
+    ctx.expect(
+        early,
+        "concurrency.close_no_block",
+        f"server_close() waited for handler {what} although block_on_close is False",
+        expected=f"server_close() returns while {clients} handlers are held",
+        observed="it returned only after they were released",
+    )
+
+
 @scenario(
     "concurrency.threading.close_no_block",
     title="With block_on_close = False, server_close() does not wait for handler threads",
@@ -228,15 +254,30 @@ def close_waits(ctx: Context, clients: int) -> None:
 def close_no_block(ctx: Context, clients: int) -> None:
     """With ``block_on_close = False`` (non-daemon threads), ``server_close()`` returns while
     handler threads are still running; they finish afterwards."""
-    handle = ctx.server(request_queue_size=clients, block_on_close=False)
-    early = _close_while_busy(ctx, handle, clients, window=ctx.timeout(3.0))
-    ctx.expect(
-        early,
-        "concurrency.close_no_block",
-        "server_close() waited for handler threads although block_on_close is False",
-        expected=f"server_close() returns while {clients} handlers are held",
-        observed="it returned only after they were released",
-    )
+    _close_no_block(ctx, clients, "threads")
+
+
+@scenario(
+    "concurrency.forking.close_no_block",
+    title="With block_on_close = False, server_close() does not wait for children",
+    transports=("tcp",),
+    kinds=("forking",),
+    params={"clients": [2]},
+    requires=("forking_block_on_close",),
+    checks=("lifecycle", "concurrency", "resources"),
+)
+def forking_close_no_block(ctx: Context, clients: int) -> None:
+    """With ForkingMixIn's ``block_on_close = False``, ``server_close()`` returns while
+    children still handle requests; they finish afterwards (and are reaped here, as the
+    application that chose not to wait would)."""
+    _close_no_block(ctx, clients, "children")
+    pids = handler_pids(ctx)
+    wait_children(pids, lambda s: all(v == ZOMBIE for v in s.values()), ctx.timeout(5.0))
+    for pid in child_states(pids):
+        try:
+            os.waitpid(pid, 0)
+        except ChildProcessError:
+            continue
 
 
 def _echo_batches(ctx: Context, batch: int, count: int) -> None:
@@ -307,16 +348,21 @@ def accept_in_server(ctx: Context, clients: int) -> None:
 @scenario(
     "concurrency.forking.max_children",
     title="ForkingMixIn never has more than max_children children at once",
-    transports=("tcp", "unix_stream"),
+    transports=("tcp",),  # ForkingMixIn counts children alike on every transport
     kinds=("forking",),
-    params={"max_children": [2], "clients": [5]},
+    params={"max_children": [2, None], "extra": [3]},
     requires=("max_children",),
     checks=("lifecycle", "concurrency", "resources"),
 )
-def forking_max_children(ctx: Context, max_children: int, clients: int) -> None:
-    """Under ``serve_forever()``, with more clients waiting than ``max_children``, at most
-    ``max_children`` handler processes exist at once; every client is served in the end."""
-    ctx.server(max_children=max_children, request_queue_size=clients)
+def forking_max_children(ctx: Context, max_children: int | None, extra: int) -> None:
+    """Under ``serve_forever()``, with ``extra`` more clients waiting than ``max_children``,
+    exactly ``max_children`` handler processes run at once (None: the class's default,
+    which must be CPython's 40), the server blocks (no busy wait) until one exits, and
+    every client is served in the end."""
+    attrs = {} if max_children is None else {"max_children": max_children}
+    max_children = DEFAULT_MAX_CHILDREN if max_children is None else max_children
+    clients = max_children + extra
+    ctx.server(request_queue_size=clients, **attrs)
     conns = [ctx.connect() for _ in range(clients)]
     ctx.expect(
         ctx.wait_events("handle", max_children),
@@ -325,7 +371,9 @@ def forking_max_children(ctx: Context, max_children: int, clients: int) -> None:
         expected=f"{max_children} handlers running while {clients} clients wait",
         observed=f"{len(handler_pids(ctx))} handler processes",
     )
+    cpu = time.process_time()
     overforked = ctx.wait_events("handle", max_children + 1, timeout=OVERFORK_WINDOW)
+    cpu = time.process_time() - cpu
     live = live_children()
     payloads = [ctx.payload(32) for _ in conns]
     for conn, payload in zip(conns, payloads):
@@ -340,6 +388,14 @@ def forking_max_children(ctx: Context, max_children: int, clients: int) -> None:
         "more than max_children handler processes existed at once",
         expected=f"at most {max_children} of {clients} waiting clients served at once",
         observed=f"{len(live)} live children while clients waited; peak {peak} handlers",
+    )
+    green = socket.socket.__module__.startswith(("gevent", "eventlet"))  # one hub, one clock
+    ctx.expect(
+        green or cpu < WAIT_CPU,
+        "concurrency.max_children_blocks",
+        f"the server used {cpu:.3f}s of CPU in {OVERFORK_WINDOW}s waiting for a child to exit",
+        expected=f"a blocking wait: under {WAIT_CPU}s of CPU",
+        observed=f"{cpu:.3f}s",
     )
 
 
@@ -401,4 +457,94 @@ def reaped_on_timeout(ctx: Context) -> None:
         "an exited child was not reaped by a handle_request() that timed out",
         expected="handle_timeout() called and the exited child reaped",
         observed=f"handle_timeout() calls: {len(timeouts)}; children left: {left}",
+    )
+
+
+def _exit_status(ctx: Context, pid: int) -> int | None:
+    """The exit status of child ``pid`` once it has exited, left unreaped (WNOWAIT)."""
+    wait_children([pid], lambda s: s.get(pid) == ZOMBIE, ctx.timeout(5.0))
+    try:
+        info = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    except ChildProcessError:
+        return None
+    if info is None or info.si_code != os.CLD_EXITED:
+        return None
+    return info.si_status
+
+
+@scenario(
+    "concurrency.forking.exit_status",
+    title="A forked child exits 0 after a request handled, non-zero after a handler raised",
+    transports=("tcp", "udp"),
+    kinds=("forking",),
+    params={"outcome": ["handled", "raised"]},
+    checks=("lifecycle", "concurrency", "resources"),
+)
+def forking_exit_status(ctx: Context, outcome: str) -> None:
+    """The child that handled a request exits with status 0, and the child whose handler
+    raised (after handle_error) with a non-zero status, so a supervisor that reaps
+    them can tell.  handle_request() drives the server: nothing reaps before we look."""
+    ctx.server(tagged_handler("handle"), serve=False)
+    payload = FAIL_TAG if outcome == "raised" else PASS_TAG + ctx.payload(16)
+    stream = ctx.connect() if ctx.transport.is_stream else None
+    (stream or ctx.datagram()).send(payload)
+    if stream is not None:
+        stream.shutdown_write()
+    ctx.servers[-1].handle_request()
+    ctx.wait_events("shutdown_request", 1, phase="return")
+    pids = sorted(handler_pids(ctx))
+    status = _exit_status(ctx, pids[0]) if pids else None
+    good = status == 0 if outcome == "handled" else status not in (0, None)
+    ctx.expect(
+        good,
+        "concurrency.forking_exit_status",
+        f"the child whose handler {outcome} exited with status {status}",
+        expected="exit status 0" if outcome == "handled" else "a non-zero exit status",
+        observed=f"status {status}" if status is not None else "no exit status seen",
+    )
+
+
+@scenario(
+    "concurrency.forking.reaped_elsewhere",
+    title="Children reaped by someone else no longer count against max_children",
+    transports=("tcp",),
+    kinds=("forking",),
+    params={"max_children": [3]},
+    requires=("max_children",),
+    checks=("lifecycle", "concurrency", "resources"),
+)
+def reaped_elsewhere(ctx: Context, max_children: int) -> None:
+    """Children the application reaped itself (a SIGCHLD handler would) are forgotten when
+    the server next collects (handle_timeout()), so afterwards max_children requests still
+    run at once under serve_forever() instead of the server waiting on stale pids."""
+    handle = ctx.server(serve=False, max_children=max_children, timeout=0.05)
+    early = max_children - 1
+    payloads = [ctx.payload(16) for _ in range(early)]
+    for payload in payloads:
+        client = ctx.connect()
+        client.send(payload)
+        client.shutdown_write()
+        handle.handle_request()
+        ctx.expect(client.recv_until_eof() == payload, "replies.echo", "the client got no echo")
+    pids = handler_pids(ctx)
+    wait_children(pids, lambda s: all(v == ZOMBIE for v in s.values()), ctx.timeout(5.0))
+    for pid in child_states(pids):
+        os.waitpid(pid, 0)  # reaped by the application, not by the server
+    handle.handle_request()  # nobody connects: handle_timeout() collects
+    handle.serve(0.01)
+    conns = [ctx.connect() for _ in range(2)]
+    both = ctx.wait_events("handle", early + 2, timeout=3.0)
+    payloads = [ctx.payload(16) for _ in conns]
+    for conn, payload in zip(conns, payloads):
+        conn.send(payload)
+        conn.shutdown_write()
+    replies = [conn.recv_until_eof() for conn in conns]
+    ctx.expect(replies == payloads, "replies.echo", "a held client did not get its echo")
+    ctx.expect(
+        both,
+        "concurrency.forking_stale_children",
+        "the server waited for a child to exit although it had fewer than max_children",
+        expected=f"2 requests handled at once (max_children={max_children}, "
+        f"{early} earlier children reaped by the application)",
+        observed="the second request waited for the first to end",
     )

@@ -7,14 +7,20 @@ serving.  ``SystemExit`` and ``KeyboardInterrupt`` from a handler of a synchrono
 server are not swallowed: they leave ``handle_request()``/``serve_forever()``, without
 ``handle_error``, after the request was shut down and closed.  A ``get_request()`` that
 fails with ``OSError`` — injected, or ``accept()`` out of descriptors (``EMFILE``) — is
-survived without a handler or ``handle_error``, and serving resumes.
+survived without a handler or ``handle_error``, and serving resumes.  The default
+``handle_error`` prints its report to standard error as CPython always has: a line
+of 40 dashes, ``Exception occurred during processing of request from`` (``happened``
+before 3.9) and the
+client address, the traceback, and 40 dashes again.
 """
 
 from __future__ import annotations
 
 import errno
+import io
 import itertools
 import os
+import sys
 from typing import Any
 
 from harness import ALL, STREAM_TRANSPORTS, Context, checks, echo_script, scenario
@@ -163,3 +169,45 @@ def get_request_emfile(ctx: Context) -> None:
             expected=f"its {len(payload)} bytes echoed",
             observed=f"{len(reply)} bytes",
         )
+
+
+#: The rule the default handle_error() draws above and below its report.
+RULE = "-" * 40
+
+
+@scenario(
+    "errors.handle_error.report",
+    title="The default handle_error() prints the traceback on stderr between 40-dash rules",
+    transports=("tcp", "udp", "unix_stream"),
+    kinds=("sync",),
+)
+def handle_error_report(ctx: Context) -> None:
+    """A handler's exception makes the default handle_error() write to sys.stderr: a line
+    of 40 dashes, the client address, the traceback naming the exception, and a closing
+    line of 40 dashes (the format CPython has printed since 2.x, which log tools match)."""
+    srv = ctx.server(tagged_handler("handle"), serve=False, timeout=5.0)
+    stream = ctx.connect() if ctx.transport.is_stream else None
+    (stream or ctx.datagram()).send(FAIL_TAG)
+    captured = io.StringIO()
+    saved, sys.stderr = sys.stderr, captured
+    try:
+        srv.server.handle_request()
+    finally:
+        sys.stderr = saved
+    lines = captured.getvalue().splitlines()
+    shape = (
+        len(lines) >= 4
+        and lines[0] == RULE
+        and "during processing of request from" in lines[1]  # "happened" before 3.9
+        and lines[2].startswith("Traceback")
+        and any("InjectedError" in line for line in lines)
+        and lines[-1] == RULE
+    )
+    ctx.expect(
+        shape,
+        "errors.handle_error_report",
+        "the default handle_error() did not print its report in CPython's shape",
+        expected=f"{RULE!r}, 'Exception occurred during processing of request from <addr>',"
+        f" the traceback, {RULE!r}",
+        observed=repr(captured.getvalue()[:600]),
+    )

@@ -8,6 +8,9 @@ connection is shut down; ``disable_nagle_algorithm`` sets ``TCP_NODELAY``;
 ``timeout`` bounds a blocked read; the client sees EOF when its request ends even
 if the handler left a file object open on the connection; a client that resets
 mid-request does not stop the server, and its request is still shut down and closed.
+``wfile`` is a writable binary file (``writable()`` is true) and ``rfile`` a readable
+one, whatever ``wbufsize``; a handler may close ``wfile`` itself once its reply is
+written, and ``finish()`` then leaves it alone (no error, no ``handle_error``).
 """
 
 from __future__ import annotations
@@ -288,3 +291,38 @@ def read_timeout(ctx: Context, timeout: float, clients: int) -> None:
             expected=f"TimeoutError after {0.9 * timeout:g}..{timeout + 1.5:g}s",
             observed=repr(r.received) if r.ok else f"no reply ({r.error})",
         )
+
+
+@scenario(
+    "stream.wfile_closed_by_handler",
+    title="wfile is a writable file the handler may close itself; finish() then leaves it",
+    transports=STREAMS,
+    kinds=("sync",),
+    params={"wbufsize": [0, 4096], "close": [True]},
+    checks=FULL_CHECKS,
+)
+def wfile_closed_by_handler(ctx: Context, wbufsize: int, close: bool) -> None:
+    """rfile.readable() and wfile.writable() are true in handle(); a handler that writes
+    its reply and closes wfile gets the reply to the client, and finish() raises
+    nothing (no handle_error) — with an unbuffered (0) and a buffered wfile alike."""
+
+    def handle(h: Any) -> None:
+        line = h.rfile.readline()
+        h.wfile.write(b"%d%d " % (bool(h.rfile.readable()), bool(h.wfile.writable())) + line)
+        if close:
+            h.wfile.close()
+
+    ctx.server(ctx.handler(handle, wbufsize=wbufsize))
+    lines = [_line(ctx, 60) + b"\n" for _ in range(2)]
+    results = ctx.swarm([(Send(line), RecvAll()) for line in lines])
+    checks.clients_ok(ctx, results)
+    checks.echoed(ctx, results, [b"11 " + line for line in lines])
+    ctx.wait_requests_done()
+    raised = [e for e in ctx.events("finish") if e.phase == "raise"]
+    ctx.expect(
+        not raised and not ctx.events("handle_error"),
+        "stream.finish_after_close",
+        "finish() raised after the handler closed wfile" if close else "finish() raised",
+        expected="finish() returns; no handle_error",
+        observed=f"{len(raised)} finish() raised, {len(ctx.events('handle_error'))} handle_error",
+    )

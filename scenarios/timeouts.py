@@ -7,14 +7,27 @@ request in that same call.  ``serve_forever()`` ignores ``server.timeout``
 (never calls ``handle_timeout()``) and calls ``service_actions()`` once per
 poll while idle.  ``StreamRequestHandler.timeout`` bounds how long an idle
 client holds a handler: the handler ends, the client sees the connection
-close, and the server goes on to the next client.
+close, and the server goes on to the next client.  Waiting costs no CPU: neither
+call busy-waits, and ``serve_forever()`` without arguments polls every 0.5 s
+(the documented default ``poll_interval``).
 """
 
 from __future__ import annotations
 
+import socket
+import statistics
+import time
+from typing import Any
+
 from harness import Context, ServerHandle, checks, echo_script, scenario
 from harness.checks import within
 from harness.support import Background, first_event, slack
+
+#: CPU seconds a thread may spend in a call that only waits: a busy wait of a second
+#: uses several times this even when the machine is loaded, a real wait a few ms.
+WAIT_CPU = 0.1
+#: serve_forever()'s documented default poll interval.
+DEFAULT_POLL = 0.5
 
 #: A listening-socket timeout long enough that honouring it instead of the
 #: smaller one can never pass for honouring the smaller one.
@@ -246,3 +259,104 @@ def idle_client_released(ctx: Context, timeout: float) -> None:
     )
     payload = ctx.payload(64)
     checks.echoed(ctx, ctx.swarm([echo_script(payload, True)], timeout=5.0), [payload])
+
+
+def _cpu_of(fn: Any) -> Any:
+    """``fn`` wrapped to return the CPU seconds its own thread spent in it."""
+
+    def timed() -> float:
+        start = time.thread_time()
+        fn()
+        return time.thread_time() - start
+
+    return timed
+
+
+@scenario(
+    "timeouts.handle_request.long_timeout",
+    title="A timeout over a second: handle_request() returns after it, without busy-waiting",
+    transports=("tcp",),
+    kinds=("sync",),
+    params={"timeout": [1.1]},
+)
+def handle_request_long_timeout(ctx: Context, timeout: float) -> None:
+    """With server.timeout above one second, handle_request() returns after about that
+    long (the deadline is start + timeout, whatever its size) and its thread spends
+    almost no CPU while waiting, before or after the deadline."""
+    srv = ctx.server(serve=False, timeout=timeout)
+    call = Background(_cpu_of(srv.server.handle_request), "handle_request()")
+    limit = timeout + slack(ctx)
+    if not call.wait(limit):
+        ctx.fail(
+            "timeouts.handle_request_returns",
+            f"handle_request() was still waiting after {limit:.3f}s with no client",
+            expected=f"returns within {limit:.3f}s",
+            observed="still blocked; woken by a client",
+        )
+        _wake(ctx, srv)
+        call.finish(ctx.timeout(5.0))
+        return
+    cpu = call.finish(0)
+    within(
+        ctx,
+        "timeouts.handle_request_duration",
+        "handle_request()",
+        call.elapsed,
+        0.9 * timeout,
+        limit,
+    )
+    # Under gevent/eventlet every green thread shares one OS thread and its CPU clock.
+    green = socket.socket.__module__.startswith(("gevent", "eventlet"))
+    ctx.expect(
+        green or (cpu is not None and cpu < WAIT_CPU),
+        "timeouts.no_busy_wait",
+        f"handle_request() used {cpu or 0:.3f}s of CPU waiting {call.elapsed:.3f}s",
+        expected=f"under {WAIT_CPU:g}s of CPU (a blocking wait)",
+        observed=f"{cpu or 0:.3f}s",
+    )
+    ctx.expect(
+        _calls(ctx, "handle_timeout") == 1,
+        "timeouts.handle_timeout_once",
+        "handle_timeout() was not called once after the timeout expired",
+        expected="1 call",
+        observed=f"{_calls(ctx, 'handle_timeout')} call(s)",
+    )
+
+
+@scenario(
+    "timeouts.serve_forever.default_poll",
+    title="serve_forever() without arguments polls every 0.5 s while idle",
+    transports=("tcp",),
+    kinds=("sync",),
+    params={"polls": [2]},
+    requires=("service_actions",),
+)
+def serve_forever_default_poll(ctx: Context, polls: int) -> None:
+    """An idle serve_forever() called without poll_interval calls service_actions() about
+    every 0.5 s: never sooner (no busy loop), and typically not much later."""
+    srv = ctx.server(serve=False)
+    loop = Background(srv.server.serve_forever, "serve_forever()")
+    ctx.wait_events(
+        "service_actions", polls, timeout=polls * DEFAULT_POLL + slack(ctx), phase="point"
+    )
+    ctx.call(srv.server.shutdown, "shutdown()")
+    loop.finish(ctx.timeout(5.0))
+    times = [e.t for e in ctx.events("service_actions") if e.phase == "point"]
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    if not ctx.expect(
+        len(gaps) >= polls - 1,
+        "timeouts.service_actions_per_poll",
+        f"service_actions() ran {len(times)} times in {polls * DEFAULT_POLL + slack(ctx):.1f}s",
+        expected=f"at least {polls} calls, one per {DEFAULT_POLL}s",
+        observed=f"{len(times)} calls",
+    ):
+        return
+    shortest, middle = min(gaps), statistics.median(gaps)
+    ctx.expect(
+        shortest >= 0.9 * DEFAULT_POLL and middle < DEFAULT_POLL + 0.7,
+        "timeouts.default_poll_interval",
+        f"idle polls {shortest:.3f}s to {max(gaps):.3f}s apart (median {middle:.3f}s)",
+        expected=f"about {DEFAULT_POLL}s apart: none under {0.9 * DEFAULT_POLL:.2f}s,"
+        f" median under {DEFAULT_POLL + 0.7:.1f}s",
+        observed=", ".join(f"{g:.3f}" for g in gaps[:8]),
+    )

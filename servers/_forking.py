@@ -95,6 +95,7 @@ class ForkingMixIn(_MixinBase):
                 reaped, _status = os.waitpid(pid, options)
             except ChildProcessError:
                 children.discard(pid)
+                continue
             except OSError:
                 # Anything else is unexpected; keep the pid and retry next time.
                 continue

@@ -33,6 +33,7 @@ from harness._control.spare import usable_cpus
 from harness._model.errors import SockspecError, UsageError
 from harness._model.settings import PROFILES, Settings
 from harness._mutation.command import mutate_main
+from harness._mutation.knobs import coverage_main
 from harness._report.compare import compare, load_document, render_comparison
 from harness._report.text import one_line
 from harness._report.write import write_reports
@@ -118,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_p.add_argument("new", type=Path)
     sub.add_parser("bench", help="benchmarks (see `sockspec bench --help`)", add_help=False)
     sub.add_parser("mutate", help="mutation testing (see `sockspec mutate --help`)", add_help=False)
+    sub.add_parser("coverage", help="render docs/knobs.toml into docs/coverage.md", add_help=False)
     sub.add_parser("history", help="CPython's socketserver through the versions", add_help=False)
     new_p = sub.add_parser("new", help="write a commented skeleton for a new scenario")
     new_p.add_argument("name", help="scenario id, e.g. mine.echo.twice")
@@ -141,6 +143,8 @@ def _main(args_list: list[str]) -> int:
             return bench_main(args_list[1:])
         if args_list[:1] == ["mutate"]:
             return mutate_main(args_list[1:])
+        if args_list[:1] == ["coverage"]:
+            return coverage_main(args_list[1:])
         args = build_parser().parse_args(args_list)
         if args.command == "run":
             return _run(args, args_list)
