@@ -1,6 +1,7 @@
 """``--oracle SPEC``: every case of the target judged against the same case on an oracle.
 
-Each case is run on the oracle once, with the same case id and seed, in a
+Each case is run on the oracle once (more when a difference must be confirmed,
+see ``Oracle``), with the same case id and seed, in a
 supervised worker of the oracle's own (one per slot of the pool, beside the
 target's), and the result is kept for the run: every target, and the oracle's
 own row when it is also an ``--impl``, reuses it.  Both sides record a
@@ -20,10 +21,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
-from harness._control.differ import findings, summary
+from harness._control.differ import findings, section, summary
 from harness._control.supervisor import Worker
 from harness._model.errors import LoadError
 from harness._model.implementation import Implementation
+from harness._model.outcome import SECTIONS
 from harness._model.plan import CaseRef
 from harness._model.records import CaseResult, Verdict
 from harness._model.settings import Settings
@@ -33,6 +35,8 @@ NOT_COMPARED = (Verdict.UNSUPPORTED, Verdict.ERROR)
 #: Oracle verdicts whose observation is no reference.
 NO_REFERENCE = (Verdict.HANG, Verdict.CRASH)
 OBSERVATION = "observation"
+#: Runs of each side, at most, before a difference is reported (see ``Oracle``).
+CONFIRM_RUNS = 3
 
 
 def with_oracle(settings: Settings) -> Settings:
@@ -54,52 +58,50 @@ def split_oracle(
 
 
 class Oracle:
-    """Runs cases on the oracle (once each) and judges targets' results against them."""
+    """Runs cases on the oracle and judges targets' results against them.
+
+    A difference is confirmed before it is reported: both sides run the case
+    again, up to ``runs`` times each, and a section differs only when no run of
+    the target matches any run of the oracle.  A race that the case leaves open
+    (a client gone before ``finish()`` sends to it, on either side) is then not
+    a finding, while a bug that shows every time is.  Oracle runs are kept for
+    the run, so every target (and the oracle's own row) reuses them.
+    """
 
     def __init__(
         self,
         impl: Implementation,
         new_worker: Callable[[str], Worker],
         unsupported: Callable[[Implementation, CaseRef], str],
+        runs: int = CONFIRM_RUNS,
     ) -> None:
         self.impl = impl
         self.spec = impl.spec
+        self.confirm_runs = runs
         self._new_worker = new_worker
         self._unsupported = unsupported
         self._lock = threading.Lock()
-        self._results: dict[str, CaseResult] = {}
-        self._running: dict[str, threading.Event] = {}
+        self._results: dict[str, list[CaseResult]] = {}
+        self._case_locks: dict[str, threading.Lock] = {}
         self._workers: dict[int, Worker] = {}
         self.runs = 0  # how many cases the oracle ran (the cost of --oracle)
 
-    def result(self, slot: int, case: CaseRef) -> CaseResult:
-        """The oracle's result of ``case``: from the run's cache, or run now in ``slot``."""
+    def result(self, slot: int, case: CaseRef, index: int = 0) -> CaseResult:
+        """The oracle's ``index``-th run of ``case``: kept from before, or run now in ``slot``."""
         with self._lock:
-            done = self._results.get(case.id)
-            if done is not None:
-                return done
-            running = self._running.get(case.id)
-            if running is None:
-                self._running[case.id] = threading.Event()
-        if running is not None:  # another slot runs it: wait for that result
-            running.wait()
-            return self._results[case.id]
-        try:
-            result = self._run(slot, case)
-        except BaseException:
-            with self._lock:
-                self._running.pop(case.id).set()
-            raise
-        with self._lock:
-            self._results[case.id] = result
-            self._running.pop(case.id).set()
-        return result
+            lock = self._case_locks.setdefault(case.id, threading.Lock())
+        with lock:  # one slot runs it; another wanting the same run waits for it
+            done = self._results.setdefault(case.id, [])
+            while len(done) <= index:
+                done.append(self._run(slot, case))
+            return done[index]
 
     def _run(self, slot: int, case: CaseRef) -> CaseResult:
         why = self._unsupported(self.impl, case)
         if why:
             return case.record(self.spec, Verdict.UNSUPPORTED, 0.0, reason=why)
-        worker = self._workers.pop(slot, None)
+        with self._lock:
+            worker = self._workers.pop(slot, None)
         if worker is not None and not worker.alive():
             worker.close()
             worker = None
@@ -109,15 +111,26 @@ class Oracle:
             result, usable = worker.run(case)
         except LoadError as exc:
             return case.record(self.spec, Verdict.ERROR, 0.0, reason=str(exc))
-        self.runs += 1
-        if usable:
-            self._workers[slot] = worker
-        else:
+        with self._lock:
+            self.runs += 1
+            if usable:
+                self._workers[slot] = worker
+                worker = None
+        if worker is not None:
             worker.kill()
         return result
 
-    def judge(self, slot: int, case: CaseRef, result: CaseResult) -> CaseResult:
-        """``result`` of a target compared with the oracle's; the observation dropped."""
+    def judge(
+        self,
+        slot: int,
+        case: CaseRef,
+        result: CaseResult,
+        again: Callable[[], CaseResult] | None = None,
+    ) -> CaseResult:
+        """``result`` of a target compared with the oracle's; the observation dropped.
+
+        ``again`` runs the target's case once more, to confirm a difference.
+        """
         if result.impl == self.spec:
             return _without_observation(result)
         target = result.evidence.get(OBSERVATION)
@@ -134,15 +147,33 @@ class Oracle:
                 self.spec,
                 f"not compared: the oracle's verdict is {oracle.verdict.value} ({why})",
             )
-        diffs = findings(self.spec, reference, target)
+        targets, oracles = [target], [reference]
+        differing = _differing(oracles, targets)
+        while differing and len(targets) < self.confirm_runs:
+            extra = self.result(slot, case, len(oracles)).evidence.get(OBSERVATION)
+            oracles += [extra] if isinstance(extra, dict) else []
+            rerun = again() if again is not None else None
+            seen = None if rerun is None else rerun.evidence.get(OBSERVATION)
+            if not isinstance(seen, dict):
+                break
+            targets.append(seen)
+            differing = _differing(oracles, targets)
+        runs = f"{len(targets)} run(s) of the target, {len(oracles)} of the oracle"
+        diffs = [
+            f for f in findings(self.spec, reference, target) if f.evidence["section"] in differing
+        ]
         if not diffs:
-            return _noted(result, self.spec, "same")
+            outcome = (
+                "same" if len(targets) == 1 else f"same (a first difference did not repeat: {runs})"
+            )
+            return _noted(result, self.spec, outcome)
+        diffs = [replace(f, evidence={**f.evidence, "runs": runs}) for f in diffs]
         verdict = Verdict.FAIL if result.verdict is Verdict.PASS else result.verdict
         reason = result.reason or f"differs from the oracle {self.spec}: {summary(diffs)}"
         result = replace(
             result, verdict=verdict, findings=(*result.findings, *diffs), reason=reason
         )
-        return _noted(result, self.spec, f"differs: {summary(diffs)}")
+        return _noted(result, self.spec, f"differs: {summary(diffs)} ({runs})")
 
     def close(self) -> None:
         """Stop the oracle's workers."""
@@ -157,6 +188,15 @@ class Oracle:
             workers = list(self._workers.values())
         for worker in workers:
             worker.kill()
+
+
+def _differing(oracles: Sequence[dict[str, Any]], targets: Sequence[dict[str, Any]]) -> set[str]:
+    """Sections in which no run of the target matches any run of the oracle."""
+    out: set[str] = set()
+    for name in SECTIONS:
+        if all(section(o, name) != section(t, name) for o in oracles for t in targets):
+            out.add(name)
+    return out
 
 
 def _without_observation(result: CaseResult) -> CaseResult:

@@ -159,7 +159,7 @@ def lanes(events: Sequence[LifecycleEvent]) -> list[str]:
     return sorted(nested(group) for group in by_lane.values())
 
 
-def nested(events: Sequence[LifecycleEvent], collapse: bool = True) -> str:
+def nested(events: Sequence[LifecycleEvent]) -> str:
     """``a(b() c()!ValueError)``: calls of one lane with what ran inside them;
     ``…blocked`` after a call that never returned; repeats as ``×N``."""
     tokens: list[str] = []
@@ -181,8 +181,7 @@ def nested(events: Sequence[LifecycleEvent], collapse: bool = True) -> str:
         else:
             tokens.append(_sep(tokens) + event.name + "!" + _details(event))
     tokens.extend(")…blocked" for _ in stack)
-    text = "".join(tokens)
-    return _repeats(text) if collapse else text
+    return _repeats("".join(tokens))
 
 
 def _sep(tokens: list[str]) -> str:
@@ -204,8 +203,17 @@ _REPEAT = re.compile(r"(?:(?<=[ (])|^)([\w]+\(\)[^ ()]*)(?: \1)+(?=[ )]|$)")
 
 
 def _repeats(text: str) -> str:
-    """``a() a() a()`` → ``a()×3``: short to read, the count still compared."""
-    return _REPEAT.sub(lambda m: f"{m.group(1)}×{m.group(0).count(' ') + 1}", text)
+    """``a() a() a()`` → ``a()×3``: short to read, the count still compared; but a call
+    that raised again and again (``get_request()!OSError``, a loop retrying while
+    out of descriptors) → ``get_request()!OSError×+``: how often is timing."""
+
+    def fold(match: re.Match[str]) -> str:
+        token = match.group(1)
+        if "!" in token:
+            return f"{token}×+"
+        return f"{token}×{match.group(0).count(' ') + 1}"
+
+    return _REPEAT.sub(fold, text)
 
 
 def _conn_line(server: int, events: Sequence[LifecycleEvent]) -> str:
@@ -225,7 +233,7 @@ def _server_lines(servers: Mapping[int, int], loose: Sequence[LifecycleEvent]) -
         for event in group:
             by_lane.setdefault((event.pid, event.thread_id), []).append(event)
         for lane in by_lane.values():
-            lines += [f"server {number}: {call}" for call in top_level(nested(lane, False))]
+            lines += [f"server {number}: {call}" for call in top_level(nested(lane))]
     return lines
 
 
