@@ -1,0 +1,149 @@
+"""Differential judging: normalised observations (_model.outcome) and their diff (_control.differ)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from harness._control.differ import CHECK, differences, findings, hook_outcomes
+from harness._control.oracle import _differing
+from harness._model.outcome import nested, observe, top_level
+from harness._model.records import LifecycleEvent
+
+
+def _ev(
+    seq: int,
+    name: str,
+    phase: str,
+    conn: int | None = None,
+    *,
+    thread: int = 1,
+    pid: int = 100,
+    server: int = 7,
+    exc: str | None = None,
+    **detail: Any,
+) -> LifecycleEvent:
+    return LifecycleEvent(
+        seq, name, phase, conn, float(seq), pid, thread, f"t{thread}", False, server, exc,
+        None, dict(detail),
+    )  # fmt: skip
+
+
+def _request(conn: int, start: int, thread: int, handle_raises: str | None = None) -> list[Any]:
+    """A threading server's request: accepted in thread 1, handled in ``thread``."""
+    handle_end = (
+        _ev(start + 7, "handle", "raise", conn, thread=thread, exc=handle_raises)
+        if handle_raises
+        else _ev(start + 7, "handle", "return", conn, thread=thread)
+    )
+    return [
+        _ev(start, "get_request", "call", None),
+        _ev(start + 1, "get_request", "return", conn, client_address="127.0.0.1:5000"),
+        _ev(start + 2, "verify_request", "call", conn),
+        _ev(start + 3, "verify_request", "return", conn, result=True),
+        _ev(start + 4, "finish_request", "call", conn, thread=thread),
+        _ev(start + 5, "setup", "call", conn, thread=thread, instance=12345),
+        _ev(start + 6, "setup", "return", conn, thread=thread),
+        _ev(start + 6, "handle", "call", conn, thread=thread),
+        handle_end,
+        _ev(start + 8, "finish_request", "return", conn, thread=thread),
+    ]
+
+
+def _wire(client: int, received: bytes, ok: bool = True, error: str = "") -> dict[str, Any]:
+    import zlib
+
+    return {
+        "client": client,
+        "ops": ["Send", "RecvAll"],
+        "sent": {"len": 4, "head": b"ping".hex(), "shape": [4, zlib.crc32(b"ping")]},
+        "received": {"len": len(received), "head": received[:32].hex(),
+                     "shape": [len(received), zlib.crc32(received)]},
+        "ok": ok,
+        "error": None if ok else error,
+    }  # fmt: skip
+
+
+def test_nested_calls_show_outcomes_and_blocked_calls() -> None:
+    events = [
+        _ev(1, "serve_forever", "call"),
+        _ev(2, "handle_request", "call"),
+        _ev(3, "handle_timeout", "call"),
+        _ev(4, "handle_timeout", "return"),
+        _ev(5, "handle_request", "return"),
+        _ev(6, "get_request", "call"),
+        _ev(7, "get_request", "raise", exc="OSError"),
+    ]
+    assert nested(events) == "serve_forever(handle_request(handle_timeout()) get_request()!OSError)…blocked"
+    assert top_level("a(b() c()) d()!X e()") == ["a(b() c())", "d()!X", "e()"]
+    assert hook_outcomes("server 1: a(b()!X c())…blocked d()[result=False]") == [
+        "b → !X",
+        "c → returned",
+        "a → …blocked",
+        "d → [result=False]",
+    ]
+
+
+def test_repeated_raising_call_is_folded_but_counted_calls_are_not() -> None:
+    retry = [e for n in range(5) for e in (_ev(2 * n, "get_request", "call"),
+             _ev(2 * n + 1, "get_request", "raise", exc="OSError"))]  # fmt: skip
+    assert nested(retry) == "get_request()!OSError×+"
+    three = [e for n in range(3) for e in (_ev(2 * n, "handle_request", "call"),
+             _ev(2 * n + 1, "handle_request", "return"))]  # fmt: skip
+    assert nested(three) == "handle_request()×3"
+
+
+def test_run_specific_parts_do_not_change_the_observation() -> None:
+    """Connection numbers, thread ids, pids, server ids, order and addresses are left out."""
+    a = observe(
+        _request(1, 10, thread=2) + _request(2, 30, thread=3, handle_raises="ValueError"),
+        [_wire(0, b"pong"), _wire(1, b"", False, "ConnectionResetError: [Errno 104] reset")],
+        {"fds": [], "threads": [], "children": []},
+    )
+    shuffled = _request(5, 10, thread=9, handle_raises="ValueError") + _request(8, 30, thread=4)
+    moved = [_ev(e.seq, e.name, e.phase, e.conn, thread=e.thread_id, pid=555, server=99,
+                 exc=e.exc_type, **e.detail) for e in shuffled]  # fmt: skip
+    b = observe(
+        moved,
+        [_wire(1, b"", False, "ConnectionResetError: [Errno 104] other"), _wire(0, b"pong")],
+        {},
+    )
+    assert a == b
+    assert differences(a, b) == {}
+    assert a["clients"] == {
+        "Send RecvAll: sent 4 bytes b'ping', received 4 bytes b'pong', ok": 1,
+        "Send RecvAll: sent 4 bytes b'ping', received nothing, ConnectionResetError": 1,
+    }
+
+
+def test_timeouts_compare_across_versions() -> None:
+    old = observe([], [_wire(0, b"", False, "timeout: timed out")], {})
+    new = observe([], [_wire(0, b"", False, "TimeoutError: timed out")], {})
+    assert old == new
+
+
+def test_a_difference_is_one_finding_per_section_with_a_side_by_side_diff() -> None:
+    oracle = observe(_request(1, 10, thread=2), [_wire(0, b"pong")], {})
+    events = _request(1, 10, thread=2)
+    events[3] = _ev(13, "verify_request", "return", 1, result=False)
+    target = observe(events[:4], [_wire(0, b"")], {"fds": ["socket:[123]"]})
+    found = {f.evidence["section"]: f for f in findings("reference", oracle, target)}
+    assert set(found) == {"clients", "connections", "resources"}
+    assert all(f.check == CHECK for f in found.values())
+    conns = found["connections"]
+    # The gist names what differs, not the case's script: one bug, one problem.
+    assert "verify_request → [result=True]" in conns.expected
+    assert "verify_request → [result=False]" in conns.observed
+    assert "finish_request" in conns.expected and "finish_request" not in conns.observed
+    table = conns.evidence["side_by_side"].splitlines()
+    assert table[0].startswith("oracle reference") and table[0].endswith("| target")
+    assert "socket:[N]" in found["resources"].observed
+    assert found["clients"].expected.endswith("received 4 bytes b'pong', ok")
+
+
+def test_a_difference_must_hold_against_every_run() -> None:
+    """A race seen on one run of either side is not a difference (see Oracle.judge)."""
+    ok = observe([], [_wire(0, b"pong")], {})
+    gone = observe([], [_wire(0, b"", False, "BrokenPipeError: x")], {})
+    assert _differing([ok], [gone]) == {"clients"}
+    assert _differing([ok, gone], [gone]) == set()
+    assert _differing([ok], [gone, ok]) == set()
