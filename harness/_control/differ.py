@@ -87,6 +87,7 @@ def findings(
     return out
 
 
+_TIMES = re.compile(r"^(.*?)×(\d+|\+)$")
 _CALL = re.compile(r"(\w+)\(|\)([^\s()|]*)|(\w+)!(\S*)")
 
 
@@ -101,7 +102,9 @@ def hook_outcomes(line: str) -> list[str]:
         elif point:
             out.append(f"{point}{'!' + detail if detail else ''}")
         elif stack:
-            out.append(f"{stack.pop()} → {end or 'returned'}")
+            counted = _TIMES.match(end)
+            end, times = (counted.group(1), counted.group(2)) if counted else (end, "1")
+            out += [f"{stack.pop()} → {end or 'returned'}"] * (int(times) if times.isdigit() else 1)
     out += [f"{n} → blocked" for n in stack]
     return out
 

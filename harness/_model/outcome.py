@@ -11,9 +11,10 @@ plain multiset difference and the diff reads as text:
     bytes, CRC) and how it ended (``ok``, ``EOF``, ``ConnectionResetError``,
     ``TimeoutError``…);
 ``connections``
-    per connection: its hooks as nested calls, one *lane* per thread or
-    process (``finish_request(setup() handle()!ValueError finish())``), a
-    call that never returned marked ``…blocked``;
+    per connection (whichever server accepted it): its hooks as nested
+    calls, one *lane* per thread or process
+    (``finish_request(setup() handle()!ValueError finish())``), a call that
+    never returned marked ``…blocked``;
 ``server``
     per server: the hooks run outside any connection (``serve_forever()``,
     ``shutdown()``, ``handle_request(handle_timeout())``);
@@ -72,9 +73,7 @@ def observe(
     conns, loose = _split(events)
     out = {
         "clients": sorted(client_line(w) for w in wire if isinstance(w, Mapping)),
-        "connections": sorted(
-            _conn_line(servers.get(group[0].server, 0), group) for group in conns.values()
-        ),
+        "connections": sorted(_conn_line(group) for group in conns.values()),
         "server": sorted(_server_lines(servers, loose)),
         "handle_error": [],
         "resources": sorted(_resource_lines(leaks)),
@@ -199,6 +198,7 @@ def _details(event: LifecycleEvent) -> str:
     return "[{}]".format(",".join(shown)) if shown else ""
 
 
+_COUNTED = re.compile(r"^(.*\))×(\d+)$")
 _REPEAT = re.compile(r"(?:(?<=[ (])|^)([\w]+\(\)[^ ()]*)(?: \1)+(?=[ )]|$)")
 
 
@@ -216,8 +216,9 @@ def _repeats(text: str) -> str:
     return _REPEAT.sub(fold, text)
 
 
-def _conn_line(server: int, events: Sequence[LifecycleEvent]) -> str:
-    return f"server {server}: " + " | ".join(lanes(events))
+def _conn_line(events: Sequence[LifecycleEvent]) -> str:
+    # Not which server: with SO_REUSEPORT the kernel picks the one that accepts.
+    return " | ".join(lanes(events))
 
 
 def _server_lines(servers: Mapping[int, int], loose: Sequence[LifecycleEvent]) -> list[str]:
@@ -233,7 +234,11 @@ def _server_lines(servers: Mapping[int, int], loose: Sequence[LifecycleEvent]) -
         for event in group:
             by_lane.setdefault((event.pid, event.thread_id), []).append(event)
         for lane in by_lane.values():
-            lines += [f"server {number}: {call}" for call in top_level(nested(lane))]
+            for call in top_level(nested(lane)):
+                # serve_forever() three times in one thread or once in each of three: same.
+                repeated = _COUNTED.match(call)
+                times = int(repeated.group(2)) if repeated else 1
+                lines += [f"server {number}: {repeated.group(1) if repeated else call}"] * times
     return lines
 
 

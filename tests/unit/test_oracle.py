@@ -1,4 +1,4 @@
-"""Differential judging: normalised observations (_model.outcome) and their diff (_control.differ)."""
+"""Differential judging: observations (_model.outcome) and their diff (_control.differ)."""
 
 from __future__ import annotations
 
@@ -73,7 +73,10 @@ def test_nested_calls_show_outcomes_and_blocked_calls() -> None:
         _ev(6, "get_request", "call"),
         _ev(7, "get_request", "raise", exc="OSError"),
     ]
-    assert nested(events) == "serve_forever(handle_request(handle_timeout()) get_request()!OSError)…blocked"
+    assert (
+        nested(events)
+        == "serve_forever(handle_request(handle_timeout()) get_request()!OSError)…blocked"
+    )
     assert top_level("a(b() c()) d()!X e()") == ["a(b() c())", "d()!X", "e()"]
     assert hook_outcomes("server 1: a(b()!X c())…blocked d()[result=False]") == [
         "b → !X",
