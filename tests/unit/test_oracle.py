@@ -150,3 +150,21 @@ def test_a_difference_must_hold_against_every_run() -> None:
     assert _differing([ok], [gone]) == {"clients"}
     assert _differing([ok, gone], [gone]) == set()
     assert _differing([ok], [gone, ok]) == set()
+
+
+def test_server_calls_count_whatever_thread_made_them() -> None:
+    """Three serve_forever() rounds in one thread or one in each of three threads: same."""
+    one = [e for n in range(3) for e in (_ev(2 * n, "serve_forever", "call"),
+           _ev(2 * n + 1, "serve_forever", "return"))]  # fmt: skip
+    three = [_ev(e.seq, e.name, e.phase, thread=10 + e.seq // 2) for e in one]
+    assert observe(one, [], {})["server"] == {"server 1: serve_forever()": 3}
+    assert observe(one, [], {}) == observe(three, [], {})
+
+
+def test_connections_compare_whichever_server_accepted_them() -> None:
+    """With SO_REUSEPORT the kernel picks the server: not behaviour of the implementation."""
+    first = observe(_request(1, 10, thread=2), [], {})
+    moved = [_ev(e.seq, e.name, e.phase, e.conn, thread=e.thread_id, server=8, **e.detail)
+             for e in _request(1, 10, thread=2)]  # fmt: skip
+    assert observe([_ev(0, "server_bind", "call"), _ev(1, "server_bind", "return"), *moved], [],
+                   {})["connections"] == first["connections"]  # fmt: skip
