@@ -5,8 +5,8 @@ the multisets do.  A difference becomes one ``oracle.differs`` finding per
 section, whose
 
 * ``expected``/``observed`` is the *gist*: what the oracle did that the target
-  did not, and the reverse, told by hook outcomes (``verify_request →
-  [result=False]``) or client endings, without the case's own script, so that
+  did not, and the reverse, told by hook outcomes (``verify_request
+  returned [result=False]``) or client endings, without the case's own script, so that
   one bug seen in many cases is one problem of the report;
 * ``evidence["side_by_side"]`` is the full diff, oracle left, target right,
   line by line (``×N`` when a line was seen N times).
@@ -71,15 +71,15 @@ def findings(
         out.append(
             Finding(
                 check=CHECK,
-                message=(
-                    f"{name}: {_WHAT[name]} differs from the oracle {oracle_spec} "
-                    f"({sum(only_oracle.values())} line(s) only on the oracle, "
-                    f"{sum(only_target.values())} only here)"
-                ),
+                message=f"{name}: {_WHAT[name]} differs from the oracle {oracle_spec}",
                 expected=expected or "(nothing)",
                 observed=observed or "(nothing)",
                 evidence={
                     "section": name,
+                    "lines": {
+                        "oracle_only": sum(only_oracle.values()),
+                        "target_only": sum(only_target.values()),
+                    },
                     "side_by_side": side_by_side(oracle_spec, only_oracle, only_target),
                 },
             )
@@ -92,7 +92,8 @@ _CALL = re.compile(r"(\w+)\(|\)([^\s()|]*)|(\w+)!(\S*)")
 
 
 def hook_outcomes(line: str) -> list[str]:
-    """``a(b()!X)`` → ``["b → !X", "a → returned"]``: each call with how it ended."""
+    """``a(b()!X)`` → ``["b raised X", "a returned"]``: each call with how it ended
+    (never an arrow: a report reads ``a → b`` as a hook order)."""
     stack: list[str] = []
     out: list[str] = []
     for match in _CALL.finditer(line.split(": ", 1)[-1]):
@@ -100,13 +101,21 @@ def hook_outcomes(line: str) -> list[str]:
         if name:
             stack.append(name)
         elif point:
-            out.append(f"{point}{'!' + detail if detail else ''}")
+            out.append(f"{point}{' ' + detail if detail else ''}")
         elif stack:
             counted = _TIMES.match(end)
             end, times = (counted.group(1), counted.group(2)) if counted else (end, "1")
-            out += [f"{stack.pop()} → {end or 'returned'}"] * (int(times) if times.isdigit() else 1)
-    out += [f"{n} → blocked" for n in stack]
+            out += [f"{stack.pop()} {_ended(end)}"] * (int(times) if times.isdigit() else 1)
+    out += [f"{n} blocked" for n in stack]
     return out
+
+
+def _ended(end: str) -> str:
+    if end.startswith("!"):
+        return "raised " + end[1:]
+    if end.startswith("…"):
+        return end[1:]
+    return "returned" + (" " + end if end else "")
 
 
 def gist(name: str, lines: Counter[str]) -> str:
