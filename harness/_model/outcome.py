@@ -55,6 +55,7 @@ _DETAILS = ("result", "fd_open", "closed_by")
 _SAME_ERROR = {"timeout": "TimeoutError", "socket.timeout": "TimeoutError"}
 _DIGITS = re.compile(r"\d+")
 _MASK = re.compile(rb"\d+|sockspec-[A-Za-z0-9_]+")
+_TEXT = re.compile(rb"[\x20-\x7e\t\r\n]*")
 PREVIEW = 12
 
 
@@ -101,11 +102,12 @@ def client_line(entry: Mapping[str, Any]) -> str:
 
 
 def _bytes_text(preview: Any) -> str:
-    """Length, first bytes and a CRC, with numbers and temporary paths masked
+    """Length, first bytes and a CRC, with numbers and temporary paths masked in text
     (``harness._runtime.wirelog``): ports and pids in a reply vary between runs."""
     if not isinstance(preview, Mapping) or not preview.get("len"):
         return "nothing"
-    head = _MASK.sub(b"#", bytes.fromhex(str(preview.get("head", ""))))[:PREVIEW]
+    head = bytes.fromhex(str(preview.get("head", "")))
+    head = (_MASK.sub(b"#", head) if _TEXT.fullmatch(head) else head)[:PREVIEW]
     shape = preview.get("shape")
     if not isinstance(shape, list) or len(shape) != 2:
         return f"{preview['len']} bytes {head!r}"

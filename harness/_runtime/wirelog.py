@@ -24,10 +24,14 @@ MAX_INTERVALS = 2000
 _RUN_SPECIFIC = re.compile(rb"\d+|" + re.escape(PREFIX.encode()) + rb"[A-Za-z0-9_]+")
 
 
+_TEXT = re.compile(rb"[\x20-\x7e\t\r\n]*")
+
+
 def _preview(data: bytes) -> dict[str, Any]:
     # ``shape`` (length and CRC with run-specific parts masked) lets differential
     # judging (--oracle) compare whole replies, not only their first bytes.
-    shape = _RUN_SPECIFIC.sub(b"#", data)
+    # Only text is masked: random payload bytes compare exactly.
+    shape = _RUN_SPECIFIC.sub(b"#", data) if _TEXT.fullmatch(data) else data
     return {
         "len": len(data),
         "head": data[:PREVIEW].hex(),
