@@ -148,7 +148,7 @@ class Oracle:
                 f"not compared: the oracle's verdict is {oracle.verdict.value} ({why})",
             )
         targets, oracles = [target], [reference]
-        differing = _differing(oracles, targets)
+        differing = first = _differing(oracles, targets)
         while differing and len(targets) < self.confirm_runs:
             extra = self.result(slot, case, len(oracles)).evidence.get(OBSERVATION)
             oracles += [extra] if isinstance(extra, dict) else []
@@ -163,9 +163,10 @@ class Oracle:
             f for f in findings(self.spec, reference, target) if f.evidence["section"] in differing
         ]
         if not diffs:
-            outcome = (
-                "same" if len(targets) == 1 else f"same (a first difference did not repeat: {runs})"
-            )
+            outcome = "same"
+            if first:
+                where = ", ".join(sorted(first))
+                outcome = f"same (a first difference in {where} did not repeat: {runs})"
             return _noted(result, self.spec, outcome)
         diffs = [replace(f, evidence={**f.evidence, "runs": runs}) for f in diffs]
         verdict = Verdict.FAIL if result.verdict is Verdict.PASS else result.verdict
