@@ -62,12 +62,12 @@ def findings(
     """One ``oracle.differs`` finding per section in which ``target`` differs from ``oracle``."""
     out = []
     for name, (only_oracle, only_target) in differences(oracle, target).items():
-        if name in ("connections", "server"):
-            expected, observed = gist_pair(only_oracle, only_target)
-        else:
-            expected, observed = gist(name, only_oracle), gist(name, only_target)
-        if expected == observed:  # same hooks, other nesting or order: show the lines
-            expected, observed = _joined(only_oracle), _joined(only_target)
+        expected, observed = gist_pair(name, only_oracle, only_target)
+        if not expected and not observed:
+            if name == "clients":  # same sizes and endings: the bytes differ
+                expected, observed = "the oracle's bytes", "other bytes of the same sizes"
+            else:  # same hook outcomes, other nesting or order: show the lines
+                expected, observed = _joined(only_oracle), _joined(only_target)
         out.append(
             Finding(
                 check=CHECK,
@@ -118,28 +118,24 @@ def _ended(end: str) -> str:
     return "returned" + (" " + end if end else "")
 
 
-def gist(name: str, lines: Counter[str]) -> str:
-    """What these lines say, without the case's script: hook outcomes or client endings."""
-    parts: Counter[str] = Counter()
-    for line, count in lines.items():
-        if name in ("connections", "server"):
-            for item in hook_outcomes(line):
-                parts[item] += count
-        elif name == "clients":
-            parts[line.split(": ", 1)[-1].split("sent ", 1)[-1].split(", ", 1)[-1]] += count
-        else:
-            parts[line] += count
-    return _joined(parts)
+def gist(name: str, line: str) -> list[str]:
+    """What one line says without the case's script: hook outcomes for connections and
+    server calls, sizes and ending for a client (not its operations or bytes)."""
+    if name in ("connections", "server"):
+        return hook_outcomes(line)
+    if name == "clients":
+        return [line.split(": ", 1)[-1].split(" — ", 1)[0]]
+    return [line]
 
 
-def gist_pair(only_oracle: Counter[str], only_target: Counter[str]) -> tuple[str, str]:
-    """Hook outcomes of two sides with what both share taken out (what differs, no more)."""
+def gist_pair(name: str, only_oracle: Counter[str], only_target: Counter[str]) -> tuple[str, str]:
+    """The gists of two sides with what both share taken out (what differs, no more)."""
     a: Counter[str] = Counter()
     b: Counter[str] = Counter()
-    for line, count in only_oracle.items():
-        a.update({k: v * count for k, v in Counter(hook_outcomes(line)).items()})
-    for line, count in only_target.items():
-        b.update({k: v * count for k, v in Counter(hook_outcomes(line)).items()})
+    for side, lines in ((a, only_oracle), (b, only_target)):
+        for line, count in lines.items():
+            for item in gist(name, line):
+                side[item] += count
     return _joined(a - b), _joined(b - a)
 
 

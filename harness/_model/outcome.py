@@ -86,35 +86,36 @@ def observe(
 
 
 def client_line(entry: Mapping[str, Any]) -> str:
-    """One client of the wire log: operations, bytes sent and received, how it ended."""
+    """One client of the wire log: operations, sizes sent and received, how it ended,
+    then (after `` — ``) what the bytes were: ``Send RecvAll: sent 4 bytes, received
+    4 bytes, ok — b'ping' / b'pong'``."""
     ops = " ".join(str(op) for op in entry.get("ops") or ())
     ending = "ok"
     if not entry.get("ok"):
         error = str(entry.get("error") or "error")
         kind = error.split(":", 1)[0].strip()
         ending = _SAME_ERROR.get(kind, kind)
-    return "{}: sent {}, received {}, {}".format(
-        ops or "(no ops)",
-        _bytes_text(entry.get("sent")),
-        _bytes_text(entry.get("received")),
-        ending,
+    sent, received = _bytes(entry.get("sent")), _bytes(entry.get("received"))
+    return (
+        f"{ops or '(no ops)'}: sent {sent[0]}, received {received[0]}, {ending}"
+        f" — {sent[1]} / {received[1]}"
     )
 
 
-def _bytes_text(preview: Any) -> str:
-    """Length, first bytes and a CRC, with numbers and temporary paths masked in text
-    (``harness._runtime.wirelog``): ports and pids in a reply vary between runs."""
+def _bytes(preview: Any) -> tuple[str, str]:
+    """Size, and first bytes with a CRC, with numbers and temporary paths masked in
+    text (``harness._runtime.wirelog``): ports and pids in a reply vary between runs."""
     if not isinstance(preview, Mapping) or not preview.get("len"):
-        return "nothing"
+        return "nothing", "-"
     head = bytes.fromhex(str(preview.get("head", "")))
     head = (_MASK.sub(b"#", head) if _TEXT.fullmatch(head) else head)[:PREVIEW]
     shape = preview.get("shape")
     if not isinstance(shape, list) or len(shape) != 2:
-        return f"{preview['len']} bytes {head!r}"
+        return f"{preview['len']} bytes", repr(head)
     more = "…" if shape[0] > len(head) else ""
     tail = f" crc {shape[1]:08x}" if more else ""
     size = f"{shape[0]} bytes" + ("" if shape[0] == preview["len"] else " (masked)")
-    return f"{size} {head!r}{more}{tail}"
+    return size, f"{head!r}{more}{tail}"
 
 
 def _server_numbers(events: Sequence[LifecycleEvent]) -> dict[int, int]:

@@ -113,8 +113,8 @@ def test_run_specific_parts_do_not_change_the_observation() -> None:
     assert a == b
     assert differences(a, b) == {}
     assert a["clients"] == {
-        "Send RecvAll: sent 4 bytes b'ping', received 4 bytes b'pong', ok": 1,
-        "Send RecvAll: sent 4 bytes b'ping', received nothing, ConnectionResetError": 1,
+        "Send RecvAll: sent 4 bytes, received 4 bytes, ok — b'ping' / b'pong'": 1,
+        "Send RecvAll: sent 4 bytes, received nothing, ConnectionResetError — b'ping' / -": 1,
     }
 
 
@@ -140,7 +140,8 @@ def test_a_difference_is_one_finding_per_section_with_a_side_by_side_diff() -> N
     table = conns.evidence["side_by_side"].splitlines()
     assert table[0].startswith("oracle reference") and table[0].endswith("| target")
     assert "socket:[N]" in found["resources"].observed
-    assert found["clients"].expected.endswith("received 4 bytes b'pong', ok")
+    assert found["clients"].expected == "sent 4 bytes, received 4 bytes, ok"
+    assert found["clients"].observed == "sent 4 bytes, received nothing, ok"
     assert "→" not in conns.expected + conns.observed  # not read as a hook order
 
 
@@ -169,3 +170,14 @@ def test_connections_compare_whichever_server_accepted_them() -> None:
              for e in _request(1, 10, thread=2)]  # fmt: skip
     assert observe([_ev(0, "server_bind", "call"), _ev(1, "server_bind", "return"), *moved], [],
                    {})["connections"] == first["connections"]  # fmt: skip
+
+
+def test_other_bytes_of_the_same_size_are_a_difference_told_as_such() -> None:
+    (finding,) = findings(
+        "reference", observe([], [_wire(0, b"pong")], {}), observe([], [_wire(0, b"gnop")], {})
+    )
+    assert (finding.expected, finding.observed) == (
+        "the oracle's bytes",
+        "other bytes of the same sizes",
+    )
+    assert "b'pong'" in finding.evidence["side_by_side"]
