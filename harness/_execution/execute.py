@@ -174,7 +174,7 @@ def _run_and_check(
     events = ctx.log.events()
     evidence["events"] = len(events)
     if ctx.options.observe:  # --oracle: what this side observably did, normalised
-        evidence["observation"] = observe(events, ctx.wire, leaks.by_kind())
+        evidence["observation"] = observe(events, ctx.wire, leaks.by_kind(), ctx.started)
     evidence["timeline"] = timeline(events, ctx.started)
     evidence["t0"] = ctx.started  # event-log times are monotonic; timeline/wire are t - t0
     if ctx.notes:

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from dataclasses import replace
 from typing import Any, Dict, Iterable, Mapping, Sequence
 
 from harness._model.records import LifecycleEvent
@@ -63,13 +64,19 @@ def observe(
     events: Sequence[LifecycleEvent],
     wire: Sequence[Mapping[str, Any]],
     leaks: Mapping[str, Iterable[str]],
+    t0: float | None = None,
 ) -> Observation:
     """The normalised observation of one case run (see the module docstring).
 
     ``wire`` is the case's wire log (``harness._runtime.wirelog``), ``leaks``
     the leftovers by kind (``fds``: descriptor targets, ``threads``: names,
-    ``children``: statuses).
+    ``children``: statuses), ``t0`` the time its wire log counts from: with it,
+    writing to a client that had already gone is not told from a write that
+    found it still there (``settle_races``).
     """
+    ends = [float(w["end"]) for w in wire if isinstance(w.get("end"), (int, float))]
+    if t0 is not None and ends:
+        events = settle_races(events, t0 + min(ends))
     servers = _server_numbers(events)
     conns, loose = _split(events)
     out = {
@@ -116,6 +123,53 @@ def _bytes(preview: Any) -> tuple[str, str]:
     tail = f" crc {shape[1]:08x}" if more else ""
     size = f"{shape[0]} bytes" + ("" if shape[0] == preview["len"] else " (masked)")
     return size, f"{head!r}{more}{tail}"
+
+
+#: What a write to a client that has gone raises (a Unix datagram client's socket
+#: file removed, a stream closed): whether the client was still there is timing.
+PEER_GONE = frozenset(
+    {"FileNotFoundError", "ConnectionRefusedError", "BrokenPipeError",
+     "ConnectionResetError", "ConnectionAbortedError"}
+)  # fmt: skip
+
+
+class _Frame:
+    """A call open in a lane while ``settle_races`` reads it."""
+
+    def __init__(self) -> None:
+        self.settled = False  # a call inside it raised PEER_GONE, read as not raised
+        self.raised: str | None = None  # the last other exception a call inside it raised
+
+
+def settle_races(events: Sequence[LifecycleEvent], since: float) -> list[LifecycleEvent]:
+    """``events`` with a race left open by the case settled one way.
+
+    Once a client has finished (``since``), a hook that writes to a client
+    raises ``PEER_GONE`` or not depending on whether that client has closed
+    yet.  Such a raise is read as a return, and a call that raised it only
+    because a call inside it did, as raising what it would have raised
+    otherwise (``finish_request`` re-raising ``handle``'s ``ValueError``
+    after ``finish()`` failed to write, or returning).
+    """
+    out: list[LifecycleEvent] = []
+    stacks: dict[tuple[int, int], list[_Frame]] = {}
+    for event in sorted(events, key=lambda e: e.seq):
+        stack = stacks.setdefault((event.pid, event.thread_id), [])
+        if event.phase == "call":
+            stack.append(_Frame())
+        elif event.phase in ("return", "raise") and stack:
+            frame = stack.pop()
+            if event.phase == "raise" and event.exc_type in PEER_GONE and event.t >= since:
+                if frame.settled and frame.raised:
+                    event = replace(event, exc_type=frame.raised, exc=None)
+                else:
+                    event = replace(event, phase="return", exc_type=None, exc=None)
+                if stack:
+                    stack[-1].settled = True
+            if event.phase == "raise" and stack and event.exc_type not in PEER_GONE:
+                stack[-1].raised = event.exc_type
+        out.append(event)
+    return out
 
 
 def _server_numbers(events: Sequence[LifecycleEvent]) -> dict[int, int]:

@@ -181,3 +181,28 @@ def test_other_bytes_of_the_same_size_are_a_difference_told_as_such() -> None:
         "other bytes of the same sizes",
     )
     assert "b'pong'" in finding.evidence["side_by_side"]
+
+
+def test_a_write_to_a_client_already_gone_is_a_race_settled_one_way() -> None:
+    """finish() failing to write to a client that finished first: timing, not behaviour."""
+    lane = [
+        _ev(1, "finish_request", "call", 1),
+        _ev(2, "handle", "call", 1),
+        _ev(3, "handle", "raise", 1, exc="InjectedError"),
+        _ev(4, "finish", "call", 1),
+        _ev(5, "finish", "raise", 1, exc="FileNotFoundError"),
+        _ev(6, "finish_request", "raise", 1, exc="FileNotFoundError"),
+    ]
+    clean = [*lane[:4], _ev(5, "finish", "return", 1), _ev(6, "finish_request", "raise", 1,
+             exc="InjectedError")]  # fmt: skip
+    client = {**_wire(0, b""), "end": 2.0}  # the client finished at t0 + 2
+    raced = observe(lane, [client], {}, t0=0.0)
+    assert raced == observe(clean, [client], {}, t0=0.0)
+    assert list(raced["connections"]) == [
+        "finish_request(handle()!InjectedError finish())!InjectedError"
+    ]
+    # Before any client finished, the same error is the server's own doing.
+    early = observe(lane, [{**client, "end": 9.0}], {}, t0=0.0)
+    assert list(early["connections"]) == [
+        "finish_request(handle()!InjectedError finish()!FileNotFoundError)!FileNotFoundError"
+    ]
