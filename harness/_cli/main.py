@@ -108,6 +108,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="only the case deadline bounds a case (slow on broken servers; for comparison)",
     )
+    run_p.add_argument(
+        "--oracle",
+        metavar="SPEC",
+        default=None,
+        help="also run each case on SPEC and fail where the observable outcome differs",
+    )
     run_p.add_argument("--quiet", action="store_true", help="no progress output")
     list_p = sub.add_parser("list", help="list cases or render the catalogue")
     list_p.add_argument("--select", action="append", metavar="GLOB", default=[])
@@ -240,6 +246,7 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
         capture=args.capture or None,
         fuzz_budget=args.fuzz_budget,
         phase_deadlines=False if args.no_phase_deadlines else None,
+        oracle=args.oracle,
     )
     progress = None if args.quiet else make_progress(sys.stderr)
     outcome = run(settings, ["sockspec", *argv], progress)

@@ -34,6 +34,7 @@ from typing import Any, Protocol
 
 from harness._control.agents import parse_spec
 from harness._control.expectations import apply_expectations, load_expectations
+from harness._control.oracle import Oracle, split_oracle, with_oracle
 from harness._control.probing import probe
 from harness._control.spare import SpareWorkers
 from harness._control.supervisor import Worker
@@ -164,7 +165,8 @@ def run(
     report_dir = settings.report_dir or default_report_dir()
     check_report_dir(report_dir)
     expectations = load_expectations(settings.expect_files)
-    impls, cases = plan_run(settings)
+    impls, cases = plan_run(with_oracle(settings))
+    impls, oracle = split_oracle(settings, impls)
     prepare_report_dir(report_dir)
     work: list[tuple[Implementation, CaseRef]] = [(i, c) for i in impls for c in cases]
     results: list[CaseResult] = []
@@ -184,7 +186,8 @@ def run(
             if progress:
                 progress.start(len(work))
                 _note_families(progress, impls)
-            failure = _Pool(settings, record, report_dir).run(work)
+            pool = _Pool(settings, record, report_dir, oracle)
+            failure = pool.run(work)
             if failure is not None:
                 stopped_by, status_floor = f"internal error: {one_line(failure)}", EXIT_UNUSABLE
         except Stopped as exc:
@@ -212,7 +215,10 @@ def run(
             partial=partial,
             exit_status=status,
             implementations=tuple(_impl_record(i) for i in impls),
-            extra={"stopped_by": stopped_by} if partial else {},
+            extra={
+                **({"stopped_by": stopped_by} if partial else {}),
+                **({"oracle": oracle.spec} if oracle else {}),
+            },
         )
         write_results(report_dir, info, results)
         point_latest(report_dir)
@@ -285,7 +291,11 @@ class _Pool:
     """
 
     def __init__(
-        self, settings: Settings, record: Callable[[CaseResult], None], report_dir: Path
+        self,
+        settings: Settings,
+        record: Callable[[CaseResult], None],
+        report_dir: Path,
+        oracle: Implementation | None = None,
     ) -> None:
         self.settings = settings
         self.report_dir = report_dir
@@ -297,6 +307,7 @@ class _Pool:
         self._lock = threading.Lock()
         self.symptoms = Symptoms()
         self.spares = SpareWorkers(self._new_worker)
+        self.oracle = Oracle(oracle, self._new_worker, unsupported_reason) if oracle else None
 
     def run(self, work: list[tuple[Implementation, CaseRef]]) -> BaseException | None:
         """Run all ``work``; returns the internal error that stopped it, if any.
@@ -317,6 +328,8 @@ class _Pool:
                 for slot in slots:
                     slot.join(0.2)
             self.spares.close()
+            if self.oracle:
+                self.oracle.close()
         except KeyboardInterrupt:
             self.spares.close()
             self._halt(slots)
@@ -331,6 +344,8 @@ class _Pool:
             workers = list(self._active.values())
         for worker in workers:
             worker.kill()
+        if self.oracle:
+            self.oracle.kill()
         for slot in slots:
             slot.join(10.0)
 
@@ -364,6 +379,24 @@ class _Pool:
         if why:
             elapsed = time.monotonic() - started
             return worker, case.record(impl.spec, Verdict.UNSUPPORTED, elapsed, reason=why)
+        if self.oracle:  # --oracle: judged against the oracle's run of the case
+            if impl.spec == self.oracle.spec:
+                own = _with_replay(self.oracle.result(n, case), self.settings, case)
+                return worker, self.oracle.judge(n, case, own)
+            held = [worker]
+
+            def again() -> CaseResult:  # the oracle confirms a difference on a second run
+                held[0], outcome = self._one_target(n, held[0], impl, case)
+                return outcome
+
+            judged = self.oracle.judge(n, case, again(), again)
+            return held[0], judged
+        return self._one_target(n, worker, impl, case)
+
+    def _one_target(
+        self, n: int, worker: Worker | None, impl: Implementation, case: CaseRef
+    ) -> tuple[Worker | None, CaseResult]:
+        started = time.monotonic()
         if worker is not None and (worker.impl != impl.spec or not worker.alive()):
             worker.close()
             worker = None

@@ -23,6 +23,7 @@ from harness._execution.postchecks import POST_CHECKS
 from harness._execution.serving import observe_design, serving_checks
 from harness._model.errors import Abort, Hang, ServeDied, Unsupported
 from harness._model.implementation import Implementation
+from harness._model.outcome import observe
 from harness._model.phases import CASE_PHASE
 from harness._model.records import CaseResult, Finding, LifecycleEvent, Verdict
 from harness._model.scenario import Case
@@ -172,6 +173,8 @@ def _run_and_check(
     ctx.log.sync()
     events = ctx.log.events()
     evidence["events"] = len(events)
+    if ctx.options.observe:  # --oracle: what this side observably did, normalised
+        evidence["observation"] = observe(events, ctx.wire, leaks.by_kind(), ctx.started)
     evidence["timeline"] = timeline(events, ctx.started)
     evidence["t0"] = ctx.started  # event-log times are monotonic; timeline/wire are t - t0
     if ctx.notes:

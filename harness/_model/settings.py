@@ -59,6 +59,8 @@ class CaseOptions:
     # Hangs this implementation already showed in earlier cases (the controller
     # keeps them, so they survive worker restarts); empty for a first case.
     known_hangs: tuple[KnownHang, ...] = ()
+    # --oracle: record each case's normalised observation (harness._model.outcome).
+    observe: bool = False
 
     def __post_init__(self) -> None:
         # JSON from the command line gives lists; keep the record hashable and typed.
@@ -90,6 +92,7 @@ class Settings:
     capture: bool = False
     phase_deadlines: bool = True
     load_timeout: float = 60.0  # seconds to load implementations and discover scenarios
+    oracle: str | None = None  # --oracle SPEC: every case also judged against this one
     extra: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -120,6 +123,7 @@ class Settings:
             capture=self.capture,
             artifacts_dir=None if artifacts_dir is None else str(artifacts_dir),
             phase_deadlines=self.phase_deadlines,
+            observe=self.oracle is not None,
         )
 
     def with_(self, **changes: object) -> Settings:

@@ -142,6 +142,10 @@ def _problem(n: int, problem: Problem, names: dict[str, str], detail: Detail) ->
     if finding is not None and (finding.expected or finding.observed):
         lines.append(f"- expected: {_code(finding.expected[:MAX_TEXT])}")
         lines.append(f"- observed: {_code(finding.observed[:MAX_TEXT])}")
+    side_by_side = _text_of(finding.evidence.get("side_by_side")) if finding else ""
+    if side_by_side and detail.transcripts:  # --oracle: the oracle's lines beside the target's
+        fence = "~~~~" if "~~~" in side_by_side else "~~~"
+        lines += ["", fence, side_by_side[: MAX_TEXT * 4], fence, ""]
     transcript = problem.transcript()
     if transcript and detail.transcripts:
         lines.append(f"- transcript: {_code(transcript[:MAX_TEXT])}")
@@ -235,6 +239,10 @@ def _counts_text(counts: dict[str, int]) -> str:
 def _legend() -> str:
     marks = " ".join(f"{mark} {verdict}" for verdict, mark in MARKS.items())
     return f"<sub>{marks}. Only `must` failures fail a run; see index.html for every case.</sub>"
+
+
+def _text_of(value: object) -> str:
+    return value if isinstance(value, str) else ""
 
 
 def _code(text: str) -> str:

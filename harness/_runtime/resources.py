@@ -67,6 +67,14 @@ class Leaks:
     def __bool__(self) -> bool:
         return bool(self.fds or self.threads or self.children)
 
+    def by_kind(self) -> dict[str, list[str]]:
+        """What is left, without numbers: descriptor targets, thread names, child statuses."""
+        return {
+            "fds": list(self.fds.values()),
+            "threads": list(self.threads.values()),
+            "children": [str(s) for s in self.children.values()],
+        }
+
 
 def diff(
     before: ResourceSnapshot, after: ResourceSnapshot, ignore_fds: Iterable[int] = ()
