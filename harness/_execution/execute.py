@@ -133,7 +133,7 @@ def _run_and_check(
     except Exception as exc:
         verdict, reason = judge_exception(ctx, exc)
         evidence["traceback"] = _format(exc)
-    teardown_hang = _teardown(ctx)
+    teardown_hang = _teardown(ctx, hung=verdict is Verdict.HANG)
     if capture is not None:
         evidence.update(capture.finish())
     if teardown_hang is not None:
@@ -146,7 +146,7 @@ def _run_and_check(
         tainted = True
     # Settle first: daemon handler threads and children may still be finishing
     # their requests, and the lifecycle checks must see the complete story.
-    ended = bookkeeping(ctx).ended.is_set() or teardown_hang is not None
+    ended = bookkeeping(ctx).ended.is_set() or verdict is Verdict.HANG
     grace = ctx.clock.limit("leak_grace_ended", LEAK_GRACE) if ended else LEAK_GRACE
     leaks = settle(baseline, grace, ignore_fds=ctx.log.fds())
     ctx.log.sync()
@@ -254,16 +254,24 @@ def _hang_evidence(hang: Hang) -> dict[str, Any]:
     return evidence
 
 
-def _teardown(ctx: Context) -> Hang | None:
+def _teardown(ctx: Context, hung: bool = False) -> Hang | None:
+    """Stop and close every server the case started; the first hang, if any.
+
+    After the case already hung (``hung``) its verdict is known and a stuck
+    implementation only adds evidence, so each call gets ``teardown_after_hang``.
+    """
     book = bookkeeping(ctx)
     book.release()
     if book.scenario_thread is not None and ctx.clock.enabled:
         # A scenario ended early (dead server, hang) unblocks once its clients are closed.
         book.scenario_thread.join(ctx.clock.limit("serve_join", 1.0))
     hang: Hang | None = None
+    limit = max(2.0, min(5.0, ctx.time_left() + 2.0))
+    if hung:
+        limit = ctx.clock.limit("teardown_after_hang", limit)
     for handle in reversed(ctx.servers):
         try:
-            handle.close(timeout=max(2.0, min(5.0, ctx.time_left() + 2.0)), phased=True)
+            handle.close(timeout=limit, phased=True)
         except Hang as exc:
             hang = hang or exc
         except Exception as exc:

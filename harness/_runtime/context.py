@@ -281,9 +281,14 @@ class Context:
         """A path inside the case's private temporary directory."""
         return os.path.join(self.tmpdir, name)
 
-    def call(self, fn: Callable[[], T], what: str, timeout: float = 5.0) -> T:
-        """Call into the implementation with a deadline (``Hang`` if it passes)."""
-        return call_with_deadline(fn, self.timeout(timeout), what)
+    def call(self, fn: Callable[[], T], what: str, timeout: float = 5.0, phase: str = "call") -> T:
+        """Call into the implementation with a deadline (``Hang`` if it passes).
+
+        The hang carries ``phase`` and the stack signature, so a hang this
+        implementation already showed the same way costs the shortened deadline.
+        """
+        clock = self.clock.without_limits()
+        return call_with_deadline(fn, self.timeout(timeout), what, clock, phase)
 
     def events(self, name: str | None = None, conn: int | None = None) -> list[LifecycleEvent]:
         """Lifecycle events so far, after collecting those still in flight."""
