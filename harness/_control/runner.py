@@ -296,7 +296,7 @@ class _Pool:
         self._active: dict[int, Worker] = {}
         self._lock = threading.Lock()
         self.symptoms = Symptoms()
-        self.spares = SpareWorkers(self._new_worker)
+        self.spares = SpareWorkers(self._new_worker, depth=settings.jobs)
 
     def run(self, work: list[tuple[Implementation, CaseRef]]) -> BaseException | None:
         """Run all ``work``; returns the internal error that stopped it, if any.

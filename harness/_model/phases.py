@@ -36,7 +36,7 @@ PHASE_DEADLINES: dict[str, float] = {
     # leftovers winding down after a case that already ended as hang or dead
     # server (its verdict is known; leaks only add evidence).  A case that ran
     # to its end keeps the executor's full LEAK_GRACE.
-    "leak_grace_ended": 0.2,
+    "leak_grace_ended": 0.05,
     # each teardown call after the scenario itself hung: the verdict is known,
     # a stuck implementation only adds evidence.
     "teardown_after_hang": 0.5,
@@ -51,7 +51,7 @@ REPEAT_AFTER = 2
 #: The shortened deadline in seconds (before scale) for a phase with a known hang:
 #: shutdown() and server_close() took at most 0.05 s on stdlib and reference over
 #: 998 cases at load 17, and the stacks must also match the known hang.
-SHORT_DEADLINE = 0.25
+SHORT_DEADLINE = 0.1
 
 #: Shortened deadlines of phases that legitimately last longer on a correct
 #: server: a whole case runs up to about 2 s on reference (fuzz, 200 forks).

@@ -15,7 +15,7 @@ from harness._control.symptoms import Symptoms
 from harness._execution.discovery import discover, select_cases
 from harness._execution.execute import execute
 from harness._model.errors import Hang
-from harness._model.phases import REPEAT_AFTER, KnownHang
+from harness._model.phases import REPEAT_AFTER, SHORT_DEADLINE, KnownHang
 from harness._model.records import CaseResult
 from harness._model.scenario import Case
 from harness._model.settings import CaseOptions, Settings
@@ -66,7 +66,9 @@ def test_a_known_hang_is_judged_after_the_short_deadline_and_says_so(tmp_path: P
     known = KnownHang("shutdown", first["hang_signature"], REPEAT_AFTER)
     again = execute(impl, _case(ECHO), CaseOptions(known_hangs=(known,))).result
     assert again.verdict is Verdict.HANG
-    assert "deadline shortened from 2s to 0.5s" in again.evidence["deadline_shortened"]
+    assert (
+        f"deadline shortened from 2s to {SHORT_DEADLINE:g}s" in again.evidence["deadline_shortened"]
+    )
     assert again.evidence["hang_signature"] == first["hang_signature"]
     assert again.evidence["stacks"]
 
@@ -160,6 +162,24 @@ def test_a_spare_worker_is_started_ahead_and_taken_once() -> None:
     spares.prepare("m")
     spares.close()
     assert spares.take("m") is None
+
+
+def test_spares_go_up_to_depth_per_implementation() -> None:
+    started: list[str] = []
+
+    def start(spec: str) -> _FakeWorker:
+        started.append(spec)
+        return _FakeWorker(spec)
+
+    spares = SpareWorkers(start, depth=2)  # type: ignore[arg-type]
+    for _ in range(3):
+        spares.prepare("m")  # two slots may retire their workers at once
+    spares.prepare("n")
+    taken = [spares.take("m"), spares.take("m"), spares.take("m")]
+    assert [w is not None for w in taken] == [True, True, False]
+    assert sorted(started) == ["m", "m", "n"]
+    spares.close()
+    assert spares.take("n") is None  # closed: the ready one was killed
 
 
 def test_jobs_default_is_the_usable_cpus() -> None:
