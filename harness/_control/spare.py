@@ -63,8 +63,10 @@ class SpareWorkers:
             thread = threading.Thread(
                 target=self._make, args=(spec,), name="sockspec-spare", daemon=True
             )
+            # Started under the lock: another slot's take() may join it at once
+            # (joining a thread not yet started raises RuntimeError).
+            thread.start()
             queue.append(thread)
-        thread.start()
 
     def _make(self, spec: str) -> None:
         me = threading.current_thread()  # take() finds the worker by its thread

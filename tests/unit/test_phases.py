@@ -184,3 +184,26 @@ def test_spares_go_up_to_depth_per_implementation() -> None:
 
 def test_jobs_default_is_the_usable_cpus() -> None:
     assert usable_cpus() >= 1
+
+
+def test_a_spare_taken_by_another_slot_at_once_is_joined_safely() -> None:
+    # Regression: prepare() once listed the spare before starting its thread, and
+    # another slot's take() joined the unstarted thread (RuntimeError ended the run).
+    spares = SpareWorkers(_FakeWorker, depth=2)  # type: ignore[arg-type]
+    errors: list[BaseException] = []
+
+    def prepare_and_take() -> None:
+        try:
+            for _ in range(200):
+                spares.prepare("m")
+                spares.take("m")
+        except BaseException as exc:
+            errors.append(exc)
+
+    slots = [threading.Thread(target=prepare_and_take) for _ in range(2)]
+    for slot in slots:
+        slot.start()
+    for slot in slots:
+        slot.join(30)
+    spares.close()
+    assert not errors
