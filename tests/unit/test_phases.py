@@ -12,6 +12,7 @@ from mutants import by_name
 from harness import Verdict, load_implementation
 from harness._control.spare import SpareWorkers, usable_cpus
 from harness._control.symptoms import Symptoms
+from harness._execution.carry import CARRY_CASES, CARRY_FDS, CarryBudget
 from harness._execution.discovery import discover, select_cases
 from harness._execution.execute import execute
 from harness._model.errors import Hang
@@ -207,3 +208,17 @@ def test_a_spare_taken_by_another_slot_at_once_is_joined_safely() -> None:
         slot.join(30)
     spares.close()
     assert not errors
+
+
+def test_a_worker_carries_on_only_after_a_repeated_hang_and_within_its_budget() -> None:
+    budget = CarryBudget()
+    assert not budget.carry(_hang("m", "shutdown"))  # a first hang: stuck state unknown
+    assert budget.carry(_hang("m", "shutdown", shortened=True))
+    budget.carried = CARRY_CASES
+    assert not budget.carry(_hang("m", "shutdown", shortened=True))  # enough carried: retire
+
+
+def test_a_worker_holding_too_many_descriptors_is_retired() -> None:
+    budget = CarryBudget()
+    budget.fds -= CARRY_FDS + 1  # as if that many were opened since it was ready
+    assert not budget.carry(_hang("m", "shutdown", shortened=True))
