@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any, TypeVar
 
 from harness._model.errors import Hang
@@ -38,19 +38,23 @@ def dump_stacks() -> str:
     return "\n".join(chunks)
 
 
-def stack_signature(impl_paths: Sequence[str]) -> str:
+def stack_signature(impl_paths: Sequence[str], ignore: Collection[int] = ()) -> str:
     """Where the implementation's code is, in every thread: its function chains.
 
     One ``outer>inner`` chain of the implementation's own functions per thread
     (files under ``impl_paths``), deduplicated and sorted; no line numbers or
     thread names, so the same stuck state gives the same signature in every
-    case.  "" when no thread is inside the implementation.
+    case.  Threads in ``ignore`` (idents of threads older than the case: stuck
+    in an earlier case of a worker that carried on) are left out.  "" when no
+    thread is inside the implementation.
     """
     if not impl_paths:
         return ""
     prefixes = tuple(impl_paths)
     chains = set()
-    for frame in sys._current_frames().values():
+    for ident, frame in sys._current_frames().items():
+        if ident in ignore:
+            continue
         names = [
             f.name
             for f in traceback.extract_stack(frame)
@@ -75,6 +79,8 @@ class PhaseClock:
         self.enabled = enabled
         self.impl_paths = tuple(impl_paths)
         self.known = {(k.phase, k.signature): k for k in known if k.cases >= REPEAT_AFTER}
+        #: Threads older than this clock (the case): not part of its signatures.
+        self.older = frozenset(threading.enumerate())
         #: Longest time each phase took in this case (evidence; sizes the deadlines).
         self.took: dict[str, float] = {}
         self.limits = enabled  # False: the caller's own limit, but known hangs still count
@@ -85,6 +91,7 @@ class PhaseClock:
         phase and signature, and a known hang still its shortened deadline."""
         clock = PhaseClock(self.scale, self.enabled, (), self.impl_paths)
         clock.known, clock.took, clock.limits = self.known, self.took, False
+        clock.older = self.older
         return clock
 
     def limit(self, phase: str, fallback: float) -> float:
@@ -96,7 +103,9 @@ class PhaseClock:
 
     def signature(self) -> str:
         """The current stack signature (see ``stack_signature``)."""
-        return stack_signature(self.impl_paths)
+        # By thread object, not ident: a dead thread's ident may be reused.
+        older = [t.ident for t in threading.enumerate() if t in self.older and t.ident]
+        return stack_signature(self.impl_paths, older)
 
     def wait(
         self,

@@ -222,3 +222,14 @@ def test_a_worker_holding_too_many_descriptors_is_retired() -> None:
     budget = CarryBudget()
     budget.fds -= CARRY_FDS + 1  # as if that many were opened since it was ready
     assert not budget.carry(_hang("m", "shutdown", shortened=True))
+
+
+def test_threads_older_than_the_case_are_not_in_its_signature(tmp_path: Path) -> None:
+    # A worker that carried on after a hang still holds that case's stuck thread:
+    # a later case's signature must be the same as in a fresh worker.
+    impl = load_implementation(str(by_name("shutdown_never_returns").write(tmp_path)))
+    fresh = execute(impl, _case(ECHO)).result.evidence["hang_signature"]
+    again = execute(impl, _case(ECHO)).result.evidence["hang_signature"]
+    assert fresh == again
+    clock = PhaseClock(impl_paths=[str(tmp_path)])
+    assert clock.signature() == ""  # both cases' stuck threads are older than this clock
