@@ -21,7 +21,13 @@ from collections.abc import Callable, Collection, Sequence
 from typing import Any, TypeVar
 
 from harness._model.errors import Hang
-from harness._model.phases import PHASE_DEADLINES, REPEAT_AFTER, KnownHang, short_deadline
+from harness._model.phases import (
+    CASE_PHASE,
+    PHASE_DEADLINES,
+    REPEAT_AFTER,
+    KnownHang,
+    short_deadline,
+)
 from harness._runtime.eventlog import HARNESS_THREAD_PREFIX
 
 T = TypeVar("T")
@@ -63,6 +69,11 @@ def stack_signature(impl_paths: Sequence[str], ignore: Collection[int] = ()) -> 
         if names:
             chains.add(">".join(names))
     return " | ".join(sorted(chains))
+
+
+def innermost(signature: str) -> frozenset[str]:
+    """The innermost implementation function of each chain of ``signature``."""
+    return frozenset(chain.rsplit(">", 1)[-1] for chain in signature.split(" | ") if chain)
 
 
 class PhaseClock:
@@ -107,6 +118,29 @@ class PhaseClock:
         older = [t.ident for t in threading.enumerate() if t in self.older and t.ident]
         return stack_signature(self.impl_paths, older)
 
+    def _may_shorten(self, phase: str) -> bool:
+        """Whether a known hang may shorten ``phase`` (any known hang, for the whole case)."""
+        return any(p == phase or phase == CASE_PHASE for p, _ in self.known)
+
+    def _match(self, phase: str, signature: str) -> tuple[KnownHang | None, str]:
+        """The known hang the stacks show now, and how they match it.
+
+        A phase matches its own known hangs by the very same signature.  A whole
+        case (a scenario stuck in a call of its own, after its shortened 5 s) also
+        matches a known hang of any phase whose threads are stuck in the same
+        innermost functions (``server_close`` called from ``__exit__`` or
+        ``__init__`` rather than from teardown).
+        """
+        match = self.known.get((phase, signature))
+        if match is not None:
+            return match, "with the same stacks"
+        if phase == CASE_PHASE and signature:
+            stuck = innermost(signature)
+            for known in self.known.values():
+                if innermost(known.signature) == stuck:
+                    return known, f"stuck in the same functions ({', '.join(sorted(stuck))})"
+        return None, ""
+
     def wait(
         self,
         done: Callable[[float], bool],
@@ -124,16 +158,16 @@ class PhaseClock:
         """
         started = time.monotonic()
         try:
-            if self.enabled and any(p == phase for p, _ in self.known):
+            if self.enabled and self._may_shorten(phase):
                 short = min(full, short_deadline(phase) * self.scale)
                 if done(short):
                     return
                 signature = self.signature()
-                match = self.known.get((phase, signature))
+                match, how = self._match(phase, signature)
                 if match is not None and signature:
                     note = (
                         f"deadline shortened from {full:g}s to {short:g}s: {match.cases} earlier "
-                        f"cases of this implementation hung in {phase} with the same stacks"
+                        f"cases of this implementation hung in {match.phase} {how}"
                     )
                     raise Hang(
                         f"{what} did not return within {short:g}s ({note})",

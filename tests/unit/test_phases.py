@@ -16,11 +16,11 @@ from harness._execution.carry import CARRY_CASES, CARRY_FDS, CarryBudget
 from harness._execution.discovery import discover, select_cases
 from harness._execution.execute import execute
 from harness._model.errors import Hang
-from harness._model.phases import REPEAT_AFTER, SHORT_DEADLINE, KnownHang
+from harness._model.phases import CASE_PHASE, REPEAT_AFTER, SHORT_DEADLINE, KnownHang
 from harness._model.records import CaseResult
 from harness._model.scenario import Case
 from harness._model.settings import CaseOptions, Settings
-from harness._runtime.deadline import PhaseClock
+from harness._runtime.deadline import PhaseClock, innermost
 
 ECHO = "echo.concurrent[tcp-sync-clients=100]"
 HANDLE_RAISES = "errors.handler.exception[tcp-sync-hook=handle-failures=3]"
@@ -233,3 +233,13 @@ def test_threads_older_than_the_case_are_not_in_its_signature(tmp_path: Path) ->
     assert fresh == again
     clock = PhaseClock(impl_paths=[str(tmp_path)])
     assert clock.signature() == ""  # both cases' stuck threads are older than this clock
+
+
+def test_a_case_stuck_where_a_known_hang_was_stuck_is_shortened_only_for_the_case() -> None:
+    known = (KnownHang("server_close", "server_close>server_close", REPEAT_AFTER),)
+    clock = PhaseClock(known=known)
+    assert innermost("__init__>server_close | serve_forever") == {"server_close", "serve_forever"}
+    match, how = clock._match(CASE_PHASE, "__init__>server_close")
+    assert match == known[0] and "same functions (server_close)" in how
+    assert clock._match("server_close", "__init__>server_close") == (None, "")  # exact only
+    assert clock._match(CASE_PHASE, "__init__>server_bind") == (None, "")
