@@ -127,6 +127,9 @@ def _run_and_check(
         )
         evidence["traceback"] = exc.traceback
         evidence["stacks"] = exc.stacks
+        evidence["death_signature"] = exc.signature  # repeated deaths cost once (symptoms)
+        if exc.note:
+            evidence["deadline_shortened"] = exc.note
     except Abort as exc:
         reason = exc.reason
         ctx.fail("scenario.abort", exc.reason)
@@ -231,11 +234,13 @@ def _body_done(ctx: Context, finished: threading.Event, wait: float) -> bool:
         if not ctx.clock.enabled:
             return finished.wait(max(0.0, left))
         if book.serve_died.is_set():
-            grace = book.died_at + ctx.clock.limit("after_serve_death", wait) - time.monotonic()
+            death = book.deaths[0]
+            limit, death.note = ctx.clock.death_grace(death.signature, wait)
+            grace = book.died_at + limit - time.monotonic()
             if finished.wait(max(0.0, min(left, grace))):
                 return True
             if grace <= left:
-                raise book.deaths[0]
+                raise death
             return False
         if left <= 0:
             return False
@@ -264,7 +269,9 @@ def _teardown(ctx: Context, hung: bool = False) -> Hang | None:
     book.release()
     if book.scenario_thread is not None and ctx.clock.enabled:
         # A scenario ended early (dead server, hang) unblocks once its clients are closed.
-        book.scenario_thread.join(ctx.clock.limit("serve_join", 1.0))
+        # After a dead server or a hang the verdict is known: a short join.
+        phase = "scenario_join_ended" if book.ended.is_set() else "serve_join"
+        book.scenario_thread.join(ctx.clock.limit(phase, 1.0))
     hang: Hang | None = None
     limit = max(2.0, min(5.0, ctx.time_left() + 2.0))
     if hung:

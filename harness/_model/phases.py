@@ -33,6 +33,9 @@ PHASE_DEADLINES: dict[str, float] = {
     # its own (an exception, or a return without shutdown()) before the case
     # ends as ``fail``: a scenario that expects the death finishes well within it.
     "after_serve_death": 1.0,
+    # the teardown's wait for a scenario still running after a dead server or a
+    # hang ended the case: the verdict is known, and it had after_serve_death.
+    "scenario_join_ended": 0.2,
     # leftovers winding down after a case that already ended as hang or dead
     # server (its verdict is known; leaks only add evidence).  A case that ran
     # to its end keeps the executor's full LEAK_GRACE.
@@ -44,6 +47,10 @@ PHASE_DEADLINES: dict[str, float] = {
 
 #: Phases whose hangs count as a repeated symptom, besides the above.
 CASE_PHASE = "case"
+
+#: The phase under which repeated serve-thread deaths are counted (by how they
+#: died): later deaths of the same kind end the case after ``SHORT_DEADLINE``.
+DEATH_PHASE = "after_serve_death"
 
 #: Cases that must hang the same way before a shortened deadline is allowed.
 REPEAT_AFTER = 2

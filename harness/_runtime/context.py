@@ -220,12 +220,14 @@ class Context:
             if asked:
                 return
             what = "serve_forever() returned although shutdown() was never called"
+            how = "returned"
         elif isinstance(error, Exception):
             what = f"serve_forever() died with {type(error).__name__}: {error}"
+            how = type(error).__name__
         else:
             return
         book = self._book
-        book.deaths.append(ServeDied(what, handle.serve_traceback, dump_stacks()))
+        book.deaths.append(ServeDied(what, handle.serve_traceback, dump_stacks(), how))
         if not book.serve_died.is_set():
             book.died_at = time.monotonic()
             book.serve_died.set()

@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 from harness._model.errors import Hang
 from harness._model.phases import (
     CASE_PHASE,
+    DEATH_PHASE,
     PHASE_DEADLINES,
     REPEAT_AFTER,
     KnownHang,
@@ -117,6 +118,23 @@ class PhaseClock:
         # By thread object, not ident: a dead thread's ident may be reused.
         older = [t.ident for t in threading.enumerate() if t in self.older and t.ident]
         return stack_signature(self.impl_paths, older)
+
+    def death_grace(self, how: str, full: float) -> tuple[float, str]:
+        """How long a scenario may go on after its serve thread died ``how``
+        (``after_serve_death``, at most ``full``), and why it was shortened, if it was.
+
+        Shortened only when earlier cases of this implementation saw the same death.
+        """
+        limit = self.limit(DEATH_PHASE, full)
+        match = self.known.get((DEATH_PHASE, how)) if self.enabled and how else None
+        if match is None:
+            return limit, ""
+        short = min(limit, short_deadline(DEATH_PHASE) * self.scale)
+        note = (
+            f"deadline shortened from {limit:g}s to {short:g}s: the serve thread of "
+            f"{match.cases} earlier cases of this implementation died the same way ({how})"
+        )
+        return short, note
 
     def _may_shorten(self, phase: str) -> bool:
         """Whether a known hang may shorten ``phase`` (any known hang, for the whole case)."""
