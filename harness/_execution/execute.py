@@ -217,6 +217,7 @@ def _run_body(ctx: Context) -> None:
             ctx.time_left(),
             "the scenario",
             reason=f"case did not finish within its {limit:g}s deadline",
+            progress=ctx.log.progress,
         )
     except (Hang, ServeDied):
         book.ended.set()

@@ -65,6 +65,13 @@ SHORT_DEADLINE = 0.1
 SHORT_DEADLINES: dict[str, float] = {CASE_PHASE: 5.0}
 
 
+#: A whole case of an implementation with known hangs also ends once, after at
+#: least ``STALL_AFTER`` seconds, its stacks match a known hang and no lifecycle
+#: event has arrived for ``STALL_AFTER`` seconds (checked every ``STALL_STEP``).
+STALL_AFTER = 1.0
+STALL_STEP = 0.25
+
+
 def short_deadline(phase: str) -> float:
     """The shortened deadline of ``phase`` in seconds, before scale."""
     return SHORT_DEADLINES.get(phase, SHORT_DEADLINE)

@@ -26,6 +26,8 @@ from harness._model.phases import (
     DEATH_PHASE,
     PHASE_DEADLINES,
     REPEAT_AFTER,
+    STALL_AFTER,
+    STALL_STEP,
     KnownHang,
     short_deadline,
 )
@@ -70,6 +72,19 @@ def stack_signature(impl_paths: Sequence[str], ignore: Collection[int] = ()) -> 
         if names:
             chains.add(">".join(names))
     return " | ".join(sorted(chains))
+
+
+#: Implementation functions that wait for requests: idle there is not stuck.
+IDLE_LOOPS = frozenset(("serve_forever", "handle_request"))
+
+
+class _Done(Exception):
+    """The waited-for thing finished during a stall watch (internal)."""
+
+
+def what_stalled(phase: str) -> str:
+    """How a stalled phase is described in the hang's reason."""
+    return "the case stalled" if phase == CASE_PHASE else f"{phase} stalled"
 
 
 def innermost(signature: str) -> frozenset[str]:
@@ -136,6 +151,18 @@ class PhaseClock:
         )
         return short, note
 
+    def _stall_match(self, signature: str) -> tuple[KnownHang | None, str]:
+        """The known hang (any phase) whose stuck functions include every function the
+        implementation's threads are stuck in now, leaving out idle serving loops
+        (a loop waiting in ``select()`` is not stuck, and looks the same when it is)."""
+        stuck = innermost(signature) - IDLE_LOOPS
+        if not stuck:
+            return None, ""
+        for known in self.known.values():
+            if stuck <= innermost(known.signature):
+                return known, f"stuck in the same functions ({', '.join(sorted(stuck))})"
+        return None, ""
+
     def _may_shorten(self, phase: str) -> bool:
         """Whether a known hang may shorten ``phase`` (any known hang, for the whole case)."""
         return any(p == phase or phase == CASE_PHASE for p, _ in self.known)
@@ -159,6 +186,39 @@ class PhaseClock:
                     return known, f"stuck in the same functions ({', '.join(sorted(stuck))})"
         return None, ""
 
+    def _stalled(
+        self, done: Callable[[float], bool], phase: str, short: float, progress: Callable[[], int]
+    ) -> Hang | None:
+        """Wait up to ``short`` in steps; the ``Hang`` to raise once the stacks match
+        a known hang and nothing happened (``progress`` unchanged) for ``STALL_AFTER``;
+        None when ``done`` or ``short`` passed without such a stall."""
+        step, after = STALL_STEP * self.scale, STALL_AFTER * self.scale
+        started = time.monotonic()
+        seen, since = progress(), started
+        while True:
+            left = short - (time.monotonic() - started)
+            if done(max(0.0, min(step, left))):
+                raise _Done
+            now = time.monotonic()
+            if now - started >= short:
+                return None
+            count = progress()
+            if count != seen:
+                seen, since = count, now
+                continue
+            if now - since < after:
+                continue
+            signature = self.signature()
+            match, how = self._stall_match(signature)
+            if match is not None:
+                note = (
+                    f"no lifecycle event for {now - since:.1f}s and {match.cases} earlier cases "
+                    f"of this implementation hung in {match.phase} {how}"
+                )
+                return Hang(
+                    f"{what_stalled(phase)} ({note})", dump_stacks(), phase, signature, note
+                )
+
     def wait(
         self,
         done: Callable[[float], bool],
@@ -166,6 +226,7 @@ class PhaseClock:
         full: float,
         what: str,
         reason: str = "",
+        progress: Callable[[], int] | None = None,
     ) -> None:
         """Wait with ``done(timeout)`` for up to ``full`` seconds, else raise ``Hang``
         (with ``reason``, default "``what`` did not return within ``full``s").
@@ -178,7 +239,14 @@ class PhaseClock:
         try:
             if self.enabled and self._may_shorten(phase):
                 short = min(full, short_deadline(phase) * self.scale)
-                if done(short):
+                if progress is not None:
+                    try:
+                        stalled = self._stalled(done, phase, short, progress)
+                    except _Done:
+                        return
+                    if stalled is not None:
+                        raise stalled
+                elif done(short):
                     return
                 signature = self.signature()
                 match, how = self._match(phase, signature)

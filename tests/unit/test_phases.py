@@ -259,3 +259,12 @@ def test_repeated_serve_deaths_become_known_and_shorten_the_grace() -> None:
         5.0,
         "",
     )
+
+
+def test_a_stalled_case_matching_a_known_hang_ends_early_but_an_idle_loop_does_not() -> None:
+    known = (KnownHang("server_close", "process_request_thread>__init__ | server_close>join", 2),)
+    clock = PhaseClock(known=known)
+    match, how = clock._stall_match("process_request_thread>__init__ | serve_forever")
+    assert match == known[0] and "(__init__)" in how
+    assert clock._stall_match("serve_forever") == (None, "")  # idle in select: not stuck
+    assert clock._stall_match("handle_request>get_request") == (None, "")
