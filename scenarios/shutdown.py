@@ -123,7 +123,7 @@ def shutdown_stops_loop(ctx: Context, loop: str, poll_interval: float) -> None:
         )
         released = time.monotonic()
         release.set()
-    stop.finish(ctx.timeout(5.0))
+    stop.finish(ctx.timeout(5.0), ctx.clock, "shutdown")
     elapsed = stop.elapsed - (released - stop.started)
     within(ctx, "shutdown.prompt", "shutdown()", elapsed, 0.0, poll_interval + slack(ctx))
 
@@ -149,7 +149,7 @@ def shutdown_busy(ctx: Context, size: int) -> None:
     ctx.wait_events("shutdown", 1)
     gate.set()
     checks.echoed(ctx, [ClientResult(0, True, client.recv_until_eof())], [payload])
-    stop.finish(ctx.timeout(5.0))
+    stop.finish(ctx.timeout(5.0), ctx.clock, "shutdown")
     in_order(
         ctx,
         "shutdown.waits_for_request",
@@ -213,8 +213,14 @@ def shutdown_after_serve_error(ctx: Context) -> None:
         observed=repr(srv.serve_error),
     )
     stop = Background(srv.server.shutdown, "shutdown() after serve_forever() raised")
-    stop.finish(ctx.timeout(slack(ctx)))
+    stop.finish(ctx.timeout(slack(ctx)), ctx.clock, "shutdown")
     within(ctx, "shutdown.prompt", "shutdown()", stop.elapsed, 0.0, slack(ctx))
+
+
+def _with_block(server: Any) -> None:
+    """Enter and leave ``with server:`` (its ``__exit__`` calls ``server_close()``)."""
+    with server:
+        pass
 
 
 @scenario(
@@ -232,10 +238,9 @@ def server_close_releases(ctx: Context, how: str) -> None:
     target = _fd_target(fd)
     if how == "with":
         ctx.require("context_manager")
-        with srv.server:
-            pass
+        ctx.call(lambda: _with_block(srv.server), "leaving a with block", 3.0, "server_close")
     else:
-        ctx.call(srv.server.server_close, "server_close()")
+        ctx.call(srv.server.server_close, "server_close()", 3.0, "server_close")
     ctx.expect(
         _calls(ctx, "server_close") == 1,
         "shutdown.server_close_called",

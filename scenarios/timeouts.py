@@ -61,7 +61,7 @@ def _timed_handle_request(ctx: Context, srv: ServerHandle, limit: float) -> floa
         )
         elapsed = call.elapsed
         _wake(ctx, srv)
-        call.finish(ctx.timeout(5.0))
+        call.finish(ctx.timeout(5.0), ctx.clock, "handle_request")
         return elapsed
     call.finish(0)
     return call.elapsed
@@ -152,7 +152,7 @@ def handle_request_waits(ctx: Context, late: float) -> None:
     payload = ctx.payload(64)
     results = ctx.swarm([echo_script(payload, ctx.transport.is_stream)], timeout=5.0)
     checks.echoed(ctx, results, [payload])
-    call.finish(ctx.timeout(5.0))
+    call.finish(ctx.timeout(5.0), ctx.clock, "handle_request")
     ctx.expect(
         _calls(ctx, "handle_request") == 1
         and _calls(ctx, "get_request", "return") == 1

@@ -306,7 +306,7 @@ class _Pool:
         self._active: dict[int, Worker] = {}
         self._lock = threading.Lock()
         self.symptoms = Symptoms()
-        self.spares = SpareWorkers(self._new_worker)
+        self.spares = SpareWorkers(self._new_worker, depth=settings.jobs)
         self.oracle = Oracle(oracle, self._new_worker, unsupported_reason) if oracle else None
 
     def run(self, work: list[tuple[Implementation, CaseRef]]) -> BaseException | None:

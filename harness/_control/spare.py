@@ -25,41 +25,51 @@ def usable_cpus() -> int:
 
 
 class SpareWorkers:
-    """At most one spare worker per implementation, started in the background."""
+    """Up to ``depth`` spare workers per implementation, started in the background.
 
-    def __init__(self, start: Callable[[str], Worker]) -> None:
+    ``depth`` is the number of worker slots: when every case hangs, every slot
+    retires its worker at about the same time, and each should find a spare.
+    """
+
+    def __init__(self, start: Callable[[str], Worker], depth: int = 1) -> None:
         self._start = start
+        self._depth = max(1, depth)
         self._lock = threading.Lock()
-        self._spares: dict[str, threading.Thread] = {}
-        self._ready: dict[str, Worker] = {}
+        self._spares: dict[str, list[threading.Thread]] = {}
+        self._ready: dict[threading.Thread, Worker] = {}
         self._closed = False
 
     def take(self, spec: str) -> Worker | None:
-        """A started spare for ``spec`` (waiting for one being started), or None."""
+        """A started spare for ``spec`` (waiting for the oldest being started), or None."""
         with self._lock:
-            thread = self._spares.pop(spec, None)
+            queue = self._spares.get(spec)
+            thread = queue.pop(0) if queue else None
         if thread is None:
             return None
         thread.join()
         with self._lock:
-            worker = self._ready.pop(spec, None)
+            worker = self._ready.pop(thread, None)
         if worker is not None and not worker.alive():
             worker.kill()
             return None
         return worker
 
     def prepare(self, spec: str) -> None:
-        """Start a spare for ``spec`` in the background unless one exists."""
+        """Start a spare for ``spec`` in the background unless ``depth`` exist."""
         with self._lock:
-            if self._closed or spec in self._spares:
+            queue = self._spares.setdefault(spec, [])
+            if self._closed or len(queue) >= self._depth:
                 return
             thread = threading.Thread(
                 target=self._make, args=(spec,), name="sockspec-spare", daemon=True
             )
-            self._spares[spec] = thread
-        thread.start()
+            # Started under the lock: another slot's take() may join it at once
+            # (joining a thread not yet started raises RuntimeError).
+            thread.start()
+            queue.append(thread)
 
     def _make(self, spec: str) -> None:
+        me = threading.current_thread()  # take() finds the worker by its thread
         try:
             worker = self._start(spec)
         except Exception:  # the synchronous start in take()'s caller reports it
@@ -68,13 +78,13 @@ class SpareWorkers:
             if self._closed:
                 worker.close()
                 return
-            self._ready[spec] = worker
+            self._ready[me] = worker
 
     def close(self) -> None:
         """Stop every spare (started or starting)."""
         with self._lock:
             self._closed = True
-            threads = list(self._spares.values())
+            threads = [t for q in self._spares.values() for t in q]
         for thread in threads:
             thread.join()
         with self._lock:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 from collections import Counter
 
-from harness._model.phases import REPEAT_AFTER, KnownHang
+from harness._model.phases import DEATH_PHASE, REPEAT_AFTER, KnownHang
 from harness._model.records import CaseResult, Verdict
 
 
@@ -26,10 +26,13 @@ class Symptoms:
         self._seen: dict[str, Counter[tuple[str, str]]] = {}
 
     def record(self, result: CaseResult) -> None:
-        """Count ``result`` if it is a hang with a phase and a signature."""
+        """Count ``result`` if it is a hang with a phase and a signature, or a
+        dead serve thread (``fail``) with how it died."""
         phase = result.evidence.get("hang_phase")
         signature = result.evidence.get("hang_signature")
-        if result.verdict is not Verdict.HANG or not phase or not signature:
+        if result.verdict is Verdict.FAIL and result.evidence.get("death_signature"):
+            phase, signature = DEATH_PHASE, result.evidence["death_signature"]
+        elif result.verdict is not Verdict.HANG or not phase or not signature:
             return
         if result.evidence.get("deadline_shortened"):
             return  # only hangs judged with the full deadline count

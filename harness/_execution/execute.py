@@ -128,13 +128,16 @@ def _run_and_check(
         )
         evidence["traceback"] = exc.traceback
         evidence["stacks"] = exc.stacks
+        evidence["death_signature"] = exc.signature  # repeated deaths cost once (symptoms)
+        if exc.note:
+            evidence["deadline_shortened"] = exc.note
     except Abort as exc:
         reason = exc.reason
         ctx.fail("scenario.abort", exc.reason)
     except Exception as exc:
         verdict, reason = judge_exception(ctx, exc)
         evidence["traceback"] = _format(exc)
-    teardown_hang = _teardown(ctx)
+    teardown_hang = _teardown(ctx, hung=verdict is Verdict.HANG)
     if capture is not None:
         evidence.update(capture.finish())
     if teardown_hang is not None:
@@ -147,7 +150,7 @@ def _run_and_check(
         tainted = True
     # Settle first: daemon handler threads and children may still be finishing
     # their requests, and the lifecycle checks must see the complete story.
-    ended = bookkeeping(ctx).ended.is_set() or teardown_hang is not None
+    ended = bookkeeping(ctx).ended.is_set() or verdict is Verdict.HANG
     grace = ctx.clock.limit("leak_grace_ended", LEAK_GRACE) if ended else LEAK_GRACE
     leaks = settle(baseline, grace, ignore_fds=ctx.log.fds())
     ctx.log.sync()
@@ -217,6 +220,7 @@ def _run_body(ctx: Context) -> None:
             ctx.time_left(),
             "the scenario",
             reason=f"case did not finish within its {limit:g}s deadline",
+            progress=ctx.log.progress,
         )
     except (Hang, ServeDied):
         book.ended.set()
@@ -234,11 +238,13 @@ def _body_done(ctx: Context, finished: threading.Event, wait: float) -> bool:
         if not ctx.clock.enabled:
             return finished.wait(max(0.0, left))
         if book.serve_died.is_set():
-            grace = book.died_at + ctx.clock.limit("after_serve_death", wait) - time.monotonic()
+            death = book.deaths[0]
+            limit, death.note = ctx.clock.death_grace(death.signature, wait)
+            grace = book.died_at + limit - time.monotonic()
             if finished.wait(max(0.0, min(left, grace))):
                 return True
             if grace <= left:
-                raise book.deaths[0]
+                raise death
             return False
         if left <= 0:
             return False
@@ -257,16 +263,26 @@ def _hang_evidence(hang: Hang) -> dict[str, Any]:
     return evidence
 
 
-def _teardown(ctx: Context) -> Hang | None:
+def _teardown(ctx: Context, hung: bool = False) -> Hang | None:
+    """Stop and close every server the case started; the first hang, if any.
+
+    After the case already hung (``hung``) its verdict is known and a stuck
+    implementation only adds evidence, so each call gets ``teardown_after_hang``.
+    """
     book = bookkeeping(ctx)
     book.release()
     if book.scenario_thread is not None and ctx.clock.enabled:
         # A scenario ended early (dead server, hang) unblocks once its clients are closed.
-        book.scenario_thread.join(ctx.clock.limit("serve_join", 1.0))
+        # After a dead server or a hang the verdict is known: a short join.
+        phase = "scenario_join_ended" if book.ended.is_set() else "serve_join"
+        book.scenario_thread.join(ctx.clock.limit(phase, 1.0))
     hang: Hang | None = None
+    limit = max(2.0, min(5.0, ctx.time_left() + 2.0))
+    if hung:
+        limit = ctx.clock.limit("teardown_after_hang", limit)
     for handle in reversed(ctx.servers):
         try:
-            handle.close(timeout=max(2.0, min(5.0, ctx.time_left() + 2.0)), phased=True)
+            handle.close(timeout=limit, phased=True)
         except Hang as exc:
             hang = hang or exc
         except Exception as exc:

@@ -19,6 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from harness._execution.carry import CarryBudget
 from harness._execution.discovery import discover, select_cases
 from harness._execution.execute import execute
 from harness._execution.lifeline import tie_to_parent
@@ -82,6 +83,7 @@ def main(argv: list[str]) -> int:
     cases = {c.id: c for c in select_cases(specs, (), "stress")}
     options = CaseOptions(**config["options"])
     _send(out, {"type": "ready", "pid": os.getpid(), "features": sorted(impl.features)})
+    budget = CarryBudget()  # a repeated hang need not retire the worker
     for line in sys.stdin:
         request = json.loads(line)
         case = cases.get(request["id"])
@@ -102,8 +104,9 @@ def main(argv: list[str]) -> int:
             record["evidence"]["output"] = output
         elif output:  # a passing case's output is mostly the injected errors' reports
             record["evidence"]["output_bytes"] = capture.stat().st_size
-        _send(out, {"type": "result", "result": record, "tainted": outcome.tainted})
-        if outcome.tainted:
+        tainted = outcome.tainted and not budget.carry(outcome.result)
+        _send(out, {"type": "result", "result": record, "tainted": tainted})
+        if tainted:
             return 0
     return 0
 

@@ -60,10 +60,14 @@ class Hang(CaseSignal):
 class ServeDied(CaseSignal):
     """The ``serve_forever()`` thread died or returned on its own: verdict ``fail``."""
 
-    def __init__(self, reason: str, traceback: str = "", stacks: str = "") -> None:
+    def __init__(
+        self, reason: str, traceback: str = "", stacks: str = "", signature: str = ""
+    ) -> None:
         super().__init__(reason)
         self.traceback = traceback
         self.stacks = stacks
+        self.signature = signature  # how it died: "returned" or the exception's type
+        self.note = ""  # why the scenario's grace after the death was shortened, if it was
 
 
 class Abort(CaseSignal):

@@ -220,12 +220,14 @@ class Context:
             if asked:
                 return
             what = "serve_forever() returned although shutdown() was never called"
+            how = "returned"
         elif isinstance(error, Exception):
             what = f"serve_forever() died with {type(error).__name__}: {error}"
+            how = type(error).__name__
         else:
             return
         book = self._book
-        book.deaths.append(ServeDied(what, handle.serve_traceback, dump_stacks()))
+        book.deaths.append(ServeDied(what, handle.serve_traceback, dump_stacks(), how))
         if not book.serve_died.is_set():
             book.died_at = time.monotonic()
             book.serve_died.set()
@@ -281,9 +283,14 @@ class Context:
         """A path inside the case's private temporary directory."""
         return os.path.join(self.tmpdir, name)
 
-    def call(self, fn: Callable[[], T], what: str, timeout: float = 5.0) -> T:
-        """Call into the implementation with a deadline (``Hang`` if it passes)."""
-        return call_with_deadline(fn, self.timeout(timeout), what)
+    def call(self, fn: Callable[[], T], what: str, timeout: float = 5.0, phase: str = "call") -> T:
+        """Call into the implementation with a deadline (``Hang`` if it passes).
+
+        The hang carries ``phase`` and the stack signature, so a hang this
+        implementation already showed the same way costs the shortened deadline.
+        """
+        clock = self.clock.without_limits()
+        return call_with_deadline(fn, self.timeout(timeout), what, clock, phase)
 
     def events(self, name: str | None = None, conn: int | None = None) -> list[LifecycleEvent]:
         """Lifecycle events so far, after collecting those still in flight."""

@@ -17,11 +17,20 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any, TypeVar
 
 from harness._model.errors import Hang
-from harness._model.phases import PHASE_DEADLINES, REPEAT_AFTER, KnownHang, short_deadline
+from harness._model.phases import (
+    CASE_PHASE,
+    DEATH_PHASE,
+    PHASE_DEADLINES,
+    REPEAT_AFTER,
+    STALL_AFTER,
+    STALL_STEP,
+    KnownHang,
+    short_deadline,
+)
 from harness._runtime.eventlog import HARNESS_THREAD_PREFIX
 
 T = TypeVar("T")
@@ -38,19 +47,23 @@ def dump_stacks() -> str:
     return "\n".join(chunks)
 
 
-def stack_signature(impl_paths: Sequence[str]) -> str:
+def stack_signature(impl_paths: Sequence[str], ignore: Collection[int] = ()) -> str:
     """Where the implementation's code is, in every thread: its function chains.
 
     One ``outer>inner`` chain of the implementation's own functions per thread
     (files under ``impl_paths``), deduplicated and sorted; no line numbers or
     thread names, so the same stuck state gives the same signature in every
-    case.  "" when no thread is inside the implementation.
+    case.  Threads in ``ignore`` (idents of threads older than the case: stuck
+    in an earlier case of a worker that carried on) are left out.  "" when no
+    thread is inside the implementation.
     """
     if not impl_paths:
         return ""
     prefixes = tuple(impl_paths)
     chains = set()
-    for frame in sys._current_frames().values():
+    for ident, frame in sys._current_frames().items():
+        if ident in ignore:
+            continue
         names = [
             f.name
             for f in traceback.extract_stack(frame)
@@ -59,6 +72,24 @@ def stack_signature(impl_paths: Sequence[str]) -> str:
         if names:
             chains.add(">".join(names))
     return " | ".join(sorted(chains))
+
+
+#: Implementation functions that wait for requests: idle there is not stuck.
+IDLE_LOOPS = frozenset(("serve_forever", "handle_request"))
+
+
+class _Done(Exception):
+    """The waited-for thing finished during a stall watch (internal)."""
+
+
+def what_stalled(phase: str) -> str:
+    """How a stalled phase is described in the hang's reason."""
+    return "the case stalled" if phase == CASE_PHASE else f"{phase} stalled"
+
+
+def innermost(signature: str) -> frozenset[str]:
+    """The innermost implementation function of each chain of ``signature``."""
+    return frozenset(chain.rsplit(">", 1)[-1] for chain in signature.split(" | ") if chain)
 
 
 class PhaseClock:
@@ -75,6 +106,8 @@ class PhaseClock:
         self.enabled = enabled
         self.impl_paths = tuple(impl_paths)
         self.known = {(k.phase, k.signature): k for k in known if k.cases >= REPEAT_AFTER}
+        #: Threads older than this clock (the case): not part of its signatures.
+        self.older = frozenset(threading.enumerate())
         #: Longest time each phase took in this case (evidence; sizes the deadlines).
         self.took: dict[str, float] = {}
         self.limits = enabled  # False: the caller's own limit, but known hangs still count
@@ -85,6 +118,7 @@ class PhaseClock:
         phase and signature, and a known hang still its shortened deadline."""
         clock = PhaseClock(self.scale, self.enabled, (), self.impl_paths)
         clock.known, clock.took, clock.limits = self.known, self.took, False
+        clock.older = self.older
         return clock
 
     def limit(self, phase: str, fallback: float) -> float:
@@ -96,7 +130,94 @@ class PhaseClock:
 
     def signature(self) -> str:
         """The current stack signature (see ``stack_signature``)."""
-        return stack_signature(self.impl_paths)
+        # By thread object, not ident: a dead thread's ident may be reused.
+        older = [t.ident for t in threading.enumerate() if t in self.older and t.ident]
+        return stack_signature(self.impl_paths, older)
+
+    def death_grace(self, how: str, full: float) -> tuple[float, str]:
+        """How long a scenario may go on after its serve thread died ``how``
+        (``after_serve_death``, at most ``full``), and why it was shortened, if it was.
+
+        Shortened only when earlier cases of this implementation saw the same death.
+        """
+        limit = self.limit(DEATH_PHASE, full)
+        match = self.known.get((DEATH_PHASE, how)) if self.enabled and how else None
+        if match is None:
+            return limit, ""
+        short = min(limit, short_deadline(DEATH_PHASE) * self.scale)
+        note = (
+            f"deadline shortened from {limit:g}s to {short:g}s: the serve thread of "
+            f"{match.cases} earlier cases of this implementation died the same way ({how})"
+        )
+        return short, note
+
+    def _stall_match(self, signature: str) -> tuple[KnownHang | None, str]:
+        """The known hang (any phase) whose stuck functions include every function the
+        implementation's threads are stuck in now, leaving out idle serving loops
+        (a loop waiting in ``select()`` is not stuck, and looks the same when it is)."""
+        stuck = innermost(signature) - IDLE_LOOPS
+        if not stuck:
+            return None, ""
+        for known in self.known.values():
+            if stuck <= innermost(known.signature):
+                return known, f"stuck in the same functions ({', '.join(sorted(stuck))})"
+        return None, ""
+
+    def _may_shorten(self, phase: str) -> bool:
+        """Whether a known hang may shorten ``phase`` (any known hang, for the whole case)."""
+        return any(p == phase or phase == CASE_PHASE for p, _ in self.known)
+
+    def _match(self, phase: str, signature: str) -> tuple[KnownHang | None, str]:
+        """The known hang the stacks show now, and how they match it.
+
+        A phase matches its own known hangs by the very same signature.  A whole
+        case (a scenario stuck in a call of its own, after its shortened 5 s) also
+        matches a known hang of any phase whose threads are stuck in the same
+        innermost functions (``server_close`` called from ``__exit__`` or
+        ``__init__`` rather than from teardown).
+        """
+        match = self.known.get((phase, signature))
+        if match is not None:
+            return match, "with the same stacks"
+        if phase == CASE_PHASE and signature:
+            stuck = innermost(signature)
+            for known in self.known.values():
+                if innermost(known.signature) == stuck:
+                    return known, f"stuck in the same functions ({', '.join(sorted(stuck))})"
+        return None, ""
+
+    def _stalled(
+        self, done: Callable[[float], bool], phase: str, short: float, progress: Callable[[], int]
+    ) -> Hang | None:
+        """Wait up to ``short`` in steps; the ``Hang`` to raise once the stacks match
+        a known hang and nothing happened (``progress`` unchanged) for ``STALL_AFTER``;
+        None when ``done`` or ``short`` passed without such a stall."""
+        step, after = STALL_STEP * self.scale, STALL_AFTER * self.scale
+        started = time.monotonic()
+        seen, since = progress(), started
+        while True:
+            left = short - (time.monotonic() - started)
+            if done(max(0.0, min(step, left))):
+                raise _Done
+            now = time.monotonic()
+            if now - started >= short:
+                return None
+            count = progress()
+            if count != seen:
+                seen, since = count, now
+                continue
+            if now - since < after:
+                continue
+            signature = self.signature()
+            match, how = self._stall_match(signature)
+            if match is not None:
+                note = (
+                    f"no lifecycle event for {now - since:.1f}s and {match.cases} earlier cases "
+                    f"of this implementation hung in {match.phase} {how}"
+                )
+                return Hang(
+                    f"{what_stalled(phase)} ({note})", dump_stacks(), phase, signature, note
+                )
 
     def wait(
         self,
@@ -105,6 +226,7 @@ class PhaseClock:
         full: float,
         what: str,
         reason: str = "",
+        progress: Callable[[], int] | None = None,
     ) -> None:
         """Wait with ``done(timeout)`` for up to ``full`` seconds, else raise ``Hang``
         (with ``reason``, default "``what`` did not return within ``full``s").
@@ -115,16 +237,23 @@ class PhaseClock:
         """
         started = time.monotonic()
         try:
-            if self.enabled and any(p == phase for p, _ in self.known):
+            if self.enabled and self._may_shorten(phase):
                 short = min(full, short_deadline(phase) * self.scale)
-                if done(short):
+                if progress is not None:
+                    try:
+                        stalled = self._stalled(done, phase, short, progress)
+                    except _Done:
+                        return
+                    if stalled is not None:
+                        raise stalled
+                elif done(short):
                     return
                 signature = self.signature()
-                match = self.known.get((phase, signature))
+                match, how = self._match(phase, signature)
                 if match is not None and signature:
                     note = (
                         f"deadline shortened from {full:g}s to {short:g}s: {match.cases} earlier "
-                        f"cases of this implementation hung in {phase} with the same stacks"
+                        f"cases of this implementation hung in {match.phase} {how}"
                     )
                     raise Hang(
                         f"{what} did not return within {short:g}s ({note})",

@@ -155,6 +155,11 @@ class EventLog:
                 else:
                     self.dropped += 1  # its position, the order of arrival, is its seq
 
+    def progress(self) -> int:
+        """How many events have arrived so far (kept or dropped): a cheap measure of
+        whether the server is doing anything at all."""
+        return len(self._flat) // _ROW_FIELDS + self.dropped
+
     def sync(self, timeout: float = 5.0) -> bool:
         """Wait until every event sent by any process so far is in the log."""
         if self._closed or os.getpid() != self._owner:

@@ -124,8 +124,10 @@ class ServerHandle:
 
     def handle_request(self, timeout: float | None = None) -> None:
         """One ``handle_request()`` with a deadline."""
+        limit = timeout or self.call_timeout
+        clock = self.clock.without_limits()  # a hang gets a phase and signature
         call_with_deadline(
-            self.server.handle_request, timeout or self.call_timeout, "handle_request()"
+            self.server.handle_request, limit, "handle_request()", clock, "handle_request"
         )
 
     def close(self, timeout: float | None = None, phased: bool = False) -> None:

@@ -13,8 +13,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from harness._model.errors import Hang
-from harness._runtime.deadline import dump_stacks
+from harness._runtime.deadline import NO_PHASES, PhaseClock
 from harness._runtime.eventlog import HARNESS_THREAD_PREFIX
 
 if TYPE_CHECKING:
@@ -65,10 +64,14 @@ class Background:
             return True
         return False
 
-    def finish(self, timeout: float) -> Any:
-        """Wait for the call and return its result or re-raise its error; ``Hang`` if it runs on."""
-        if not self.wait(timeout):
-            raise Hang(f"{self.what} did not return within {timeout:g}s", dump_stacks())
+    def finish(self, timeout: float, clock: PhaseClock = NO_PHASES, phase: str = "call") -> Any:
+        """Wait for the call and return its result or re-raise its error; ``Hang`` if it runs on.
+
+        With the case's ``clock`` (``ctx.clock``) the hang carries ``phase`` and the
+        stack signature, so a hang this implementation already showed the same way
+        costs only the shortened deadline; ``timeout`` stays the caller's own limit.
+        """
+        clock.without_limits().wait(self.wait, phase, timeout, self.what)
         if self.error is not None:
             raise self.error
         return self.result

@@ -12,14 +12,15 @@ from mutants import by_name
 from harness import Verdict, load_implementation
 from harness._control.spare import SpareWorkers, usable_cpus
 from harness._control.symptoms import Symptoms
+from harness._execution.carry import CARRY_CASES, CARRY_FDS, CarryBudget
 from harness._execution.discovery import discover, select_cases
 from harness._execution.execute import execute
 from harness._model.errors import Hang
-from harness._model.phases import REPEAT_AFTER, KnownHang
+from harness._model.phases import CASE_PHASE, DEATH_PHASE, REPEAT_AFTER, SHORT_DEADLINE, KnownHang
 from harness._model.records import CaseResult
 from harness._model.scenario import Case
 from harness._model.settings import CaseOptions, Settings
-from harness._runtime.deadline import PhaseClock
+from harness._runtime.deadline import PhaseClock, innermost
 
 ECHO = "echo.concurrent[tcp-sync-clients=100]"
 HANDLE_RAISES = "errors.handler.exception[tcp-sync-hook=handle-failures=3]"
@@ -66,7 +67,9 @@ def test_a_known_hang_is_judged_after_the_short_deadline_and_says_so(tmp_path: P
     known = KnownHang("shutdown", first["hang_signature"], REPEAT_AFTER)
     again = execute(impl, _case(ECHO), CaseOptions(known_hangs=(known,))).result
     assert again.verdict is Verdict.HANG
-    assert "deadline shortened from 2s to 0.5s" in again.evidence["deadline_shortened"]
+    assert (
+        f"deadline shortened from 2s to {SHORT_DEADLINE:g}s" in again.evidence["deadline_shortened"]
+    )
     assert again.evidence["hang_signature"] == first["hang_signature"]
     assert again.evidence["stacks"]
 
@@ -162,5 +165,106 @@ def test_a_spare_worker_is_started_ahead_and_taken_once() -> None:
     assert spares.take("m") is None
 
 
+def test_spares_go_up_to_depth_per_implementation() -> None:
+    started: list[str] = []
+
+    def start(spec: str) -> _FakeWorker:
+        started.append(spec)
+        return _FakeWorker(spec)
+
+    spares = SpareWorkers(start, depth=2)  # type: ignore[arg-type]
+    for _ in range(3):
+        spares.prepare("m")  # two slots may retire their workers at once
+    spares.prepare("n")
+    taken = [spares.take("m"), spares.take("m"), spares.take("m")]
+    assert [w is not None for w in taken] == [True, True, False]
+    assert sorted(started) == ["m", "m", "n"]
+    spares.close()
+    assert spares.take("n") is None  # closed: the ready one was killed
+
+
 def test_jobs_default_is_the_usable_cpus() -> None:
     assert usable_cpus() >= 1
+
+
+def test_a_spare_taken_by_another_slot_at_once_is_joined_safely() -> None:
+    # Regression: prepare() once listed the spare before starting its thread, and
+    # another slot's take() joined the unstarted thread (RuntimeError ended the run).
+    spares = SpareWorkers(_FakeWorker, depth=2)  # type: ignore[arg-type]
+    errors: list[BaseException] = []
+
+    def prepare_and_take() -> None:
+        try:
+            for _ in range(200):
+                spares.prepare("m")
+                spares.take("m")
+        except BaseException as exc:
+            errors.append(exc)
+
+    slots = [threading.Thread(target=prepare_and_take) for _ in range(2)]
+    for slot in slots:
+        slot.start()
+    for slot in slots:
+        slot.join(30)
+    spares.close()
+    assert not errors
+
+
+def test_a_worker_carries_on_only_after_a_repeated_hang_and_within_its_budget() -> None:
+    budget = CarryBudget()
+    assert not budget.carry(_hang("m", "shutdown"))  # a first hang: stuck state unknown
+    assert budget.carry(_hang("m", "shutdown", shortened=True))
+    budget.carried = CARRY_CASES
+    assert not budget.carry(_hang("m", "shutdown", shortened=True))  # enough carried: retire
+
+
+def test_a_worker_holding_too_many_descriptors_is_retired() -> None:
+    budget = CarryBudget()
+    budget.fds -= CARRY_FDS + 1  # as if that many were opened since it was ready
+    assert not budget.carry(_hang("m", "shutdown", shortened=True))
+
+
+def test_threads_older_than_the_case_are_not_in_its_signature(tmp_path: Path) -> None:
+    # A worker that carried on after a hang still holds that case's stuck thread:
+    # a later case's signature must be the same as in a fresh worker.
+    impl = load_implementation(str(by_name("shutdown_never_returns").write(tmp_path)))
+    fresh = execute(impl, _case(ECHO)).result.evidence["hang_signature"]
+    again = execute(impl, _case(ECHO)).result.evidence["hang_signature"]
+    assert fresh == again
+    clock = PhaseClock(impl_paths=[str(tmp_path)])
+    assert clock.signature() == ""  # both cases' stuck threads are older than this clock
+
+
+def test_a_case_stuck_where_a_known_hang_was_stuck_is_shortened_only_for_the_case() -> None:
+    known = (KnownHang("server_close", "server_close>server_close", REPEAT_AFTER),)
+    clock = PhaseClock(known=known)
+    assert innermost("__init__>server_close | serve_forever") == {"server_close", "serve_forever"}
+    match, how = clock._match(CASE_PHASE, "__init__>server_close")
+    assert match == known[0] and "same functions (server_close)" in how
+    assert clock._match("server_close", "__init__>server_close") == (None, "")  # exact only
+    assert clock._match(CASE_PHASE, "__init__>server_bind") == (None, "")
+
+
+def test_repeated_serve_deaths_become_known_and_shorten_the_grace() -> None:
+    symptoms = Symptoms()
+    died = _case(ECHO).record("m", Verdict.FAIL, 1.0, evidence={"death_signature": "returned"})
+    for _ in range(REPEAT_AFTER):
+        symptoms.record(died)
+    assert symptoms.known("m") == (KnownHang(DEATH_PHASE, "returned", REPEAT_AFTER),)
+    clock = PhaseClock(known=symptoms.known("m"))
+    grace, note = clock.death_grace("returned", 5.0)
+    assert grace == SHORT_DEADLINE and "died the same way (returned)" in note
+    assert clock.death_grace("OSError", 5.0) == (1.0, "")  # another death: full grace
+    assert PhaseClock(enabled=False, known=symptoms.known("m")).death_grace("returned", 5.0) == (
+        5.0,
+        "",
+    )
+
+
+def test_a_stalled_case_matching_a_known_hang_ends_early_but_an_idle_loop_does_not() -> None:
+    known = (KnownHang("server_close", "process_request_thread>__init__ | server_close>join", 2),)
+    clock = PhaseClock(known=known)
+    match, how = clock._stall_match("process_request_thread>__init__ | serve_forever")
+    assert match == known[0] and "(__init__)" in how
+    assert clock._stall_match("serve_forever") == (None, "")  # idle in select: not stuck
+    assert clock._stall_match("handle_request>get_request") == (None, "")
