@@ -1,5 +1,5 @@
-"""``run --oracle``: no false differences between good implementations, and a bug the
-catalogue's own checks miss is caught by difference from the reference."""
+"""``run --oracle``: no false differences between good implementations, and a bug that
+no hand-written check sees is caught by difference from the reference."""
 
 from __future__ import annotations
 
@@ -11,23 +11,42 @@ from helpers.mutant import Mutant
 
 Cli = Callable[..., CliRun]
 
-#: A bug no hand-written check sees (the default profile passes it): the documented
-#: default ``max_packet_size`` off by one.  The datagram cases size their datagrams by
-#: the attribute, so they stay self-consistent; only a comparison with the reference
-#: shows that the sizes a client can send and receive are not the documented ones.
+#: A bug the default profile sees (``datagram.sizes`` checks the documented default), but
+#: the scenario below has no check of its own that could: only a comparison with the
+#: reference shows that a client's 8192-byte datagram comes back one byte short.
 INVISIBLE = Mutant(
     "max_packet_size_off_by_one",
     "max_packet_size = 8192",
     "max_packet_size = 8191",
-    "datagram.sizes[udp-sync-max_packet_size=None]",
+    "unchecked.datagram[udp-sync]",
 )
 
+#: A user's scenario that drives clients and checks nothing about their replies.
+UNCHECKED = '''"""One client sends one 8192-byte datagram and reads the reply.
 
-def test_a_bug_the_catalogue_misses_is_caught_by_the_oracle(cli: Cli, tmp_path: Path) -> None:
+Invariant: none of its own; differential judging (``--oracle``) compares the replies.
+"""
+
+from harness import Context, echo_script, scenario
+
+
+@scenario("unchecked.datagram", title="A datagram, unchecked", transports=("udp",), checks=())
+def unchecked(ctx: Context) -> None:
+    """Send 8192 bytes; keep what comes back without judging it."""
+    ctx.server()
+    ctx.swarm([echo_script(ctx.payload(8192), stream=False)], timeout=5.0)
+'''
+
+
+def test_a_bug_no_check_sees_is_caught_by_the_oracle(cli: Cli, tmp_path: Path) -> None:
     path = str(INVISIBLE.write(tmp_path))
-    alone = cli("run", "--impl", path, "--select", INVISIBLE.caught_by)
-    assert alone.status == 0, alone.stderr  # the catalogue's own checks pass it
-    judged = cli("run", "--impl", path, "--oracle", "reference", "--select", INVISIBLE.caught_by)
+    scenarios = tmp_path / "scenarios"
+    scenarios.mkdir()
+    (scenarios / "unchecked.py").write_text(UNCHECKED)
+    only = ("--scenarios", str(scenarios), "--select", INVISIBLE.caught_by)
+    alone = cli("run", "--impl", path, *only)
+    assert alone.status == 0, alone.stderr  # no hand-written check looks at the replies
+    judged = cli("run", "--impl", path, "--oracle", "reference", *only)
     assert judged.status == 1, judged.stderr
     (result,) = judged.results()["results"]
     assert result["verdict"] == "fail"
