@@ -39,6 +39,19 @@ def test_a_prefork_pool_passes_and_is_named(transport: str) -> None:
     result = _run("prefork_pool", f"echo.concurrent[{transport}-threading-clients=100]")
     assert result.verdict is Verdict.PASS, (result.reason, result.findings)
     assert result.evidence["notes"]["design"].startswith("pool (")  # workers calling get_request
+    assert "requests.lost" not in _checks(result)
+
+
+@pytest.mark.parametrize("transport", ["tcp", "udp"])
+def test_a_pool_that_loses_requests_fails_on_the_lost_requests(transport: str) -> None:
+    result = _run("lossy_pool", f"echo.concurrent[{transport}-threading-clients=100]")
+    assert result.verdict is Verdict.FAIL, result.reason
+    (lost,) = [f for f in result.findings if f.check == "requests.lost"]
+    assert "accepted request(s) never handled" in lost.message
+    assert "pool (" in lost.message  # the design it was lost in
+    # Two workers, each dropping its every third request: about a third of 100.
+    assert 20 <= len(lost.evidence["conns"]) <= 50, lost.observed
+    assert "requests.repeated" not in _checks(result)
 
 
 def test_raising_in_an_imported_helper_module_is_the_implementations_fail() -> None:
