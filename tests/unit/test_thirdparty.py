@@ -32,6 +32,13 @@ def test_every_expectation_cites_a_source_line(path: Path) -> None:
     assert not uncited, f"entries without a file.py:line citation: {uncited}"
 
 
+@pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
+def test_every_expected_failure_names_the_checks_it_shows_as(path: Path) -> None:
+    # A failure expected without its checks would hide any new failure of the same cases.
+    unscoped = [e.case for e in load_expectations([path]) if "fail" in e.verdicts and not e.checks]
+    assert not unscoped, f"entries expecting a fail without checks = [...]: {unscoped}"
+
+
 def test_a_library_that_cannot_be_imported_is_skipped_with_a_reason() -> None:
     spec = importlib.util.spec_from_file_location("thirdparty_run", THIRDPARTY / "run.py")
     assert spec is not None and spec.loader is not None
