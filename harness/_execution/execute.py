@@ -10,7 +10,6 @@ says ``tainted`` and the supervisor retires the process.
 from __future__ import annotations
 
 import shutil
-import socket
 import threading
 import time
 import traceback
@@ -32,6 +31,7 @@ from harness._model.variants import TRANSPORTS, host_supports, server_class_name
 from harness._runtime.context import Context, bookkeeping
 from harness._runtime.eventlog import HARNESS_THREAD_PREFIX, MAX_EVENTS
 from harness._runtime.resources import leak_findings, reap_and_kill, settle, take_snapshot
+from harness._runtime.serverhandle import listeners_left_open
 from harness._runtime.tempdirs import make_tempdir
 from harness._runtime.wirelog import timeline
 from harness._wire.capture import CaseCapture, case_slug
@@ -149,7 +149,9 @@ def _run_and_check(
     # their requests, and the lifecycle checks must see the complete story.
     ended = bookkeeping(ctx).ended.is_set() or teardown_hang is not None
     grace = ctx.clock.limit("leak_grace_ended", LEAK_GRACE) if ended else LEAK_GRACE
-    leaks = settle(baseline, grace, ignore_fds=ctx.log.fds(), pinned=lambda: _left_open(ctx))
+    leaks = settle(
+        baseline, grace, ignore_fds=ctx.log.fds(), pinned=lambda: listeners_left_open(ctx.servers)
+    )
     ctx.log.sync()
     observe_design(ctx)
     if ctx.log.dropped:
@@ -253,17 +255,6 @@ def _hang_evidence(hang: Hang) -> dict[str, Any]:
     if hang.note:
         evidence["deadline_shortened"] = hang.note
     return evidence
-
-
-def _left_open(ctx: Context) -> set[int]:
-    """Listening sockets still open after ``server_close()``: the server objects the
-    case holds keep them open, so no wait can see them close (``settle``)."""
-    fds: set[int] = set()
-    for handle in ctx.servers:
-        sock = getattr(handle.server, "socket", None)
-        if isinstance(sock, socket.socket) and sock.fileno() != -1:
-            fds.add(sock.fileno())
-    return fds
 
 
 def _teardown(ctx: Context) -> Hang | None:

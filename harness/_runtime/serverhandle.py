@@ -14,7 +14,7 @@ import socket
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from harness._model.records import Endpoint
@@ -162,3 +162,15 @@ class ServerHandle:
         """The listening socket's descriptor (-1 once closed)."""
         sock: socket.socket = self.server.socket
         return sock.fileno()
+
+
+def listeners_left_open(handles: Iterable[ServerHandle]) -> set[int]:
+    """Listening sockets still open (after ``server_close()``, one that does not close
+    them): the server objects the case holds keep them open, so no wait sees them
+    close (``resources.settle``)."""
+    fds: set[int] = set()
+    for handle in handles:
+        sock = getattr(handle.server, "socket", None)
+        if isinstance(sock, socket.socket) and sock.fileno() != -1:
+            fds.add(sock.fileno())
+    return fds
