@@ -19,6 +19,7 @@ from harness._execution.discovery import discover, select_cases
 from harness._execution.execute import execute
 from harness._model.records import CaseResult
 from harness._model.scenario import Case
+from harness._model.settings import CaseOptions
 
 
 def _case(case_id: str) -> Case:
@@ -79,6 +80,15 @@ def test_a_server_without_server_bind_is_unsupported_for_deferred_binding() -> N
 
 
 @pytest.mark.filterwarnings("ignore::ResourceWarning")
+def test_the_stateful_fuzzer_never_rebinds_a_server_without_server_bind() -> None:
+    # Its restart step binds a new server to the old address: a socket-activated
+    # server cannot, so the step is never drawn (it made the whole case unsupported).
+    case = _case("fuzz.stateful[tcp-sync]")
+    options = CaseOptions(fuzz_budget=5.0)
+    result = execute(load_implementation(path("socket_activated")), case, options).result
+    assert result.verdict is Verdict.PASS, (result.reason, result.findings)
+
+
 def test_refcount_closing_fails_on_the_missing_hook_not_on_a_hang() -> None:
     result = _run("forgets_close", "lifecycle.request.mixed[tcp-threading-clients=20]")
     assert result.verdict is Verdict.FAIL, result.reason
