@@ -47,3 +47,14 @@ def test_a_library_that_cannot_be_imported_is_skipped_with_a_reason() -> None:
     assert "not installed" in run.unavailable("sockspec_no_such_library")
     assert "libsystemd-dev" in run.unavailable("sockspec_no_such_systemd")
     assert run.unavailable("json") == ""
+
+
+def test_the_number_of_lanes_comes_from_the_environment_or_is_two() -> None:
+    spec = importlib.util.spec_from_file_location("thirdparty_run", THIRDPARTY / "run.py")
+    assert spec is not None and spec.loader is not None
+    run = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(run)
+    assert run._lanes("") == run.LANES == 2
+    assert run._lanes("3") == 3 and run._lanes("0") == 1
+    with pytest.raises(SystemExit, match="not a number"):
+        run._lanes("many")
