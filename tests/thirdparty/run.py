@@ -109,12 +109,12 @@ def _say(text: str) -> None:
 
 def unavailable(module: str) -> str:
     """Why ``module`` cannot be imported (the reason to skip), or ""."""
+    hint = " (systemd-python's C extension needs libsystemd-dev)" if "systemd" in module else ""
     try:
         found = importlib.util.find_spec(module)
-    except ImportError as exc:
-        return f"{module} cannot be imported ({exc})"
+    except ImportError as exc:  # a parent package is missing too
+        return f"{module} is not installed ({exc}){hint}"
     if found is None:
-        hint = " (systemd-python's C extension needs libsystemd-dev)" if "systemd" in module else ""
         return f"{module} is not installed{hint}"
     return ""
 

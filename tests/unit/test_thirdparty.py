@@ -46,6 +46,8 @@ def test_a_library_that_cannot_be_imported_is_skipped_with_a_reason() -> None:
     spec.loader.exec_module(run)
     assert "not installed" in run.unavailable("sockspec_no_such_library")
     assert "libsystemd-dev" in run.unavailable("sockspec_no_such_systemd")
+    # systemd.daemon when the systemd package itself is missing (the C extension failed to build)
+    assert "libsystemd-dev" in run.unavailable("sockspec_systemd_absent.daemon")
     assert run.unavailable("json") == ""
 
 
