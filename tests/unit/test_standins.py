@@ -79,7 +79,6 @@ def test_a_server_without_server_bind_is_unsupported_for_deferred_binding() -> N
     assert _run("socket_activated", "echo.concurrent[tcp-sync-clients=100]").verdict is Verdict.PASS
 
 
-@pytest.mark.filterwarnings("ignore::ResourceWarning")
 def test_the_stateful_fuzzer_never_rebinds_a_server_without_server_bind() -> None:
     # Its restart step binds a new server to the old address: a socket-activated
     # server cannot, so the step is never drawn (it made the whole case unsupported).
@@ -89,6 +88,7 @@ def test_the_stateful_fuzzer_never_rebinds_a_server_without_server_bind() -> Non
     assert result.verdict is Verdict.PASS, (result.reason, result.findings)
 
 
+@pytest.mark.filterwarnings("ignore::ResourceWarning")
 def test_refcount_closing_fails_on_the_missing_hook_not_on_a_hang() -> None:
     result = _run("forgets_close", "lifecycle.request.mixed[tcp-threading-clients=20]")
     assert result.verdict is Verdict.FAIL, result.reason
