@@ -6,12 +6,14 @@
 #   nftables    crafted-TCP cases silence the kernel's RSTs with an nftables rule
 #   libpcap0.8  capture filters compiled to BPF (without it, capture filters in Python)
 #   chromium    the browser test of the HTML report
+#   libsystemd-dev, pkg-config, gcc
+#               tox -e thirdparty builds systemd-python's C extension for systemd-socketserver
 # They are installed with apt-get when it is there and this runs as root; otherwise (or with
 # SOCKSPEC_SYSTEM_PACKAGES=no) one line says what was skipped.
 set -eu
 cd "$(dirname "$0")"
 
-PACKAGES="nftables libpcap0.8 chromium"
+PACKAGES="nftables libpcap0.8 chromium libsystemd-dev pkg-config gcc"
 if [ "${SOCKSPEC_SYSTEM_PACKAGES:-yes}" = no ]; then
     echo "setup: system packages skipped (SOCKSPEC_SYSTEM_PACKAGES=no): $PACKAGES" >&2
 elif [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from harness._checks.concurrency import observed_design
+from harness._checks.concurrency import observed_design, request_fates
 from harness._checks.nesting import expect_silence, handle_error_context, nesting
 from harness._checks.timing import in_order, within
 from harness._model.lifecycle import by_conn, entries, expected_paths, transcript
@@ -31,6 +31,7 @@ __all__ = [
     "in_order",
     "lifecycle",
     "nesting",
+    "requests_handled_once",
     "within",
 ]
 
@@ -206,6 +207,45 @@ def concurrency_placement(ctx: Context, kind: str | None = None) -> bool:
             observed=f"{len(set(pids) - {ctx.log.owner_pid})} distinct child pids",
         )
     return ok
+
+
+def requests_handled_once(ctx: Context) -> bool:
+    """No request lost: every request the server accepted is handled exactly once.
+
+    Whatever the design (serving thread, thread or child per request, a
+    pre-fork pool whose workers accept themselves), each request that
+    ``get_request()`` returned, that ``verify_request()`` let through and
+    whose path raised nothing gets one handler, in some process or thread.
+    Followed by connection id, unique across processes.
+    """
+    fates = request_fates(ctx)
+    design = observed_design(ctx) or "no request handled"
+    if fates.lost:
+        conns = sorted(fates.lost)
+        first = conns[0]
+        ctx.fail(
+            "requests.lost",
+            f"{len(conns)} accepted request(s) never handled: conn#{first} was accepted in "
+            f"pid {fates.lost[first]} and no handler was ever made for it ({design})",
+            expected="every accepted, verified request handled once, by some process or thread",
+            observed=f"{fates.handled} handled, {len(conns)} lost: "
+            + ", ".join(f"conn#{c} (pid {fates.lost[c]})" for c in conns[:10]),
+            conn=first,
+            conns=conns[:50],
+        )
+    if fates.repeated:
+        conns = sorted(fates.repeated)
+        first = conns[0]
+        ctx.fail(
+            "requests.repeated",
+            f"{len(conns)} request(s) handled more than once: conn#{first} got "
+            f"{fates.repeated[first]} handlers ({design})",
+            expected="one handler per accepted request",
+            observed=", ".join(f"conn#{c} ×{fates.repeated[c]}" for c in conns[:10]),
+            conn=first,
+            conns=conns[:50],
+        )
+    return not fates.lost and not fates.repeated
 
 
 def _no_overlap(ctx: Context) -> bool:

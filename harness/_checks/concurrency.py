@@ -7,9 +7,13 @@ these raises for a violation; scenarios and checks judge.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from harness._model.lifecycle import by_conn
+
 if TYPE_CHECKING:
+    from harness._model.records import LifecycleEvent
     from harness._runtime.context import Context
 
 #: The hooks whose return ends a request's work (its handler thread or child).
@@ -91,3 +95,67 @@ def observed_design(ctx: Context) -> str:
     if all((e.pid, e.thread_id) in serving for e in handles):
         return "serving thread"
     return "threads"
+
+
+#: Hooks whose raise (or a ``handle_error`` for the request) means the request
+#: took the error path: no handler is owed, the error checks judge it.
+_ERROR_PATH = ("verify_request", "process_request", "finish_request")
+
+
+@dataclass(frozen=True)
+class RequestFates:
+    """What became of the requests the server accepted (each ``get_request`` that returned).
+
+    ``lost``: accepted and verified, no error on the way, yet no handler was
+    ever made for it, in any process or thread (conn -> pid that accepted it).
+    ``repeated``: more than one handler made for one request (conn -> count).
+    ``handled``: how many accepted requests got exactly one handler.
+    """
+
+    lost: dict[int, int]
+    repeated: dict[int, int]
+    handled: int
+
+
+def request_fates(ctx: Context) -> RequestFates:
+    """Each accepted request's fate, from the per-connection records of every process.
+
+    Connection ids are unique across processes (a forked child counts from its
+    own base), so a request is followed wherever it went: the pool worker that
+    accepted it, the thread or child that handled it.  A request whose
+    ``process_request`` is still running (a hang) is not counted as lost.
+    """
+    lost: dict[int, int] = {}
+    repeated: dict[int, int] = {}
+    handled = 0
+    for conn, events in by_conn(ctx.events()).items():
+        accepted = next(
+            (e for e in events if e.name == "get_request" and e.phase == "return"), None
+        )
+        if accepted is None:
+            continue
+        handlers = sum(1 for e in events if e.name == "handler_init")
+        if handlers == 1:
+            handled += 1
+        elif handlers > 1:
+            repeated[conn] = handlers
+        elif _owes_a_handler(events):
+            lost[conn] = accepted.pid
+    return RequestFates(lost, repeated, handled)
+
+
+def _owes_a_handler(events: list[LifecycleEvent]) -> bool:
+    """True when nothing excuses a request from being handled: it was not
+    rejected, nothing on its path raised, and ``process_request`` returned."""
+    verdicts = [
+        e.detail.get("result") for e in events if e.name == "verify_request" and e.phase == "return"
+    ]
+    if verdicts and not verdicts[0]:
+        return False  # rejected by verify_request()
+    if any(e.name == "handle_error" for e in events):
+        return False
+    if any(e.name in _ERROR_PATH and e.phase == "raise" for e in events):
+        return False
+    calls = sum(1 for e in events if e.name == "process_request" and e.phase == "call")
+    ends = sum(1 for e in events if e.name == "process_request" and e.phase in ("return", "raise"))
+    return calls == 0 or ends >= calls

@@ -7,11 +7,17 @@ TOML, one table per expectation::
     case = "concurrency.threading.server_close_waits*"  # case or scenario id glob
     reason = "bpo-31233: server_close() did not wait for threads before 3.7"
     verdicts = ["fail"]               # optional; default fail, hang, crash
+    checks = ["hooks.noop"]           # optional; check id globs this failure shows as
 
 A matching ``fail``/``hang``/``crash`` becomes ``xfail``; a matching ``pass``
 becomes ``xpass`` (reported; it fails the run with ``--strict``) — unless
 ``verdicts`` lists ``pass`` too, for a historical bug that shows only on some
 runs (a race), where a pass stays a pass.
+
+``checks`` scopes an entry to the findings its bug produces, so that a new
+failure of the same case is not hidden: a failing case is ``xfail`` through
+such entries only when every one of its findings is named by some matching
+entry's ``checks`` (its reason then joins theirs); otherwise it stays a failure.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import re
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
+from fnmatch import fnmatchcase
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -46,6 +53,8 @@ class Expectation:
     reason: str
     verdicts: tuple[str, ...] = _BAD
     source: str = ""
+    #: Check id globs of the findings this bug produces; empty: any finding.
+    checks: tuple[str, ...] = ()
 
     @cached_property
     def _patterns(self) -> tuple[re.Pattern[str], re.Pattern[str]]:
@@ -58,9 +67,19 @@ class Expectation:
             case.match(result.id) or case.match(result.scenario)
         )
 
+    def explains(self, check: str) -> bool:
+        """True when a finding of ``check`` is one this entry's bug produces."""
+        return any(fnmatchcase(check, pattern) for pattern in self.checks)
+
 
 #: The keys of an ``[[expect]]`` entry and the type each must have.
-_KEYS: dict[str, type] = {"impl": str, "case": str, "reason": str, "verdicts": list}
+_KEYS: dict[str, type] = {
+    "impl": str,
+    "case": str,
+    "reason": str,
+    "verdicts": list,
+    "checks": list,
+}
 
 
 def load_expectations(paths: Iterable[Path]) -> list[Expectation]:
@@ -112,7 +131,12 @@ def _entries(where: str, document: dict[str, Any], source: str) -> list[Expectat
             raise UsageError(
                 f"{at}: verdicts {list(verdicts)!r}; expected some of {', '.join(_ALLOWED)}"
             )
-        out.append(Expectation(entry["impl"], entry["case"], entry["reason"], verdicts, source))
+        checks = tuple(entry.get("checks", ()))
+        if "checks" in entry and (not checks or not all(isinstance(c, str) and c for c in checks)):
+            raise UsageError(f"{at}: checks {list(checks)!r}; expected check id globs")
+        out.append(
+            Expectation(entry["impl"], entry["case"], entry["reason"], verdicts, source, checks)
+        )
     return out
 
 
@@ -120,21 +144,37 @@ def apply_expectations(
     results: Sequence[CaseResult], expectations: Sequence[Expectation]
 ) -> list[CaseResult]:
     """Turn expected failures into ``xfail`` and unexpected passes into ``xpass``."""
-    out = []
-    for result in results:
-        match = next((e for e in expectations if e.matches(result)), None)
-        if match is None:
-            out.append(result)
-        elif result.verdict is Verdict.PASS and "pass" in match.verdicts:
-            out.append(result)  # a race that did not show this time
-        elif result.verdict.value in match.verdicts:
-            evidence = {**result.evidence, "expected": result.verdict.value}
-            out.append(
-                replace(result, verdict=Verdict.XFAIL, reason=match.reason, evidence=evidence)
-            )
-        elif result.verdict is Verdict.PASS:
-            reason = f"passed although expected to fail: {match.reason}"
-            out.append(replace(result, verdict=Verdict.XPASS, reason=reason))
-        else:
-            out.append(result)
-    return out
+    return [_apply(result, [e for e in expectations if e.matches(result)]) for result in results]
+
+
+def _apply(result: CaseResult, matching: list[Expectation]) -> CaseResult:
+    """The first matching entry decides, as it always did; a check-scoped first
+    entry brings in every check-scoped entry that matches the case."""
+    if not matching:
+        return result
+    first, verdict = matching[0], result.verdict.value
+    if result.verdict is Verdict.PASS:
+        if "pass" in first.verdicts:
+            return result  # a race that did not show this time
+        reason = f"passed although expected to fail: {first.reason}"
+        return replace(result, verdict=Verdict.XPASS, reason=reason)
+    if not first.checks:
+        used = [first] if verdict in first.verdicts else []
+    else:
+        used = _explaining(result, matching)
+    if not used:
+        return result  # a verdict or finding no entry names: a new failure, shown as such
+    reason = " | ".join(dict.fromkeys(e.reason for e in used))
+    evidence = {**result.evidence, "expected": verdict}
+    return replace(result, verdict=Verdict.XFAIL, reason=reason, evidence=evidence)
+
+
+def _explaining(result: CaseResult, matching: list[Expectation]) -> list[Expectation]:
+    """The check-scoped entries that together name every finding; [] if some finding is not."""
+    scoped = [e for e in matching if e.checks and result.verdict.value in e.verdicts]
+    checks = {f.check for f in result.findings}
+    if not scoped or not checks:
+        return []
+    if not all(any(e.explains(check) for e in scoped) for check in checks):
+        return []
+    return [e for e in scoped if any(e.explains(check) for check in checks)]

@@ -19,6 +19,7 @@ from harness._runtime.context import Context
 def _lifecycle(ctx: Context) -> None:
     checks.lifecycle(ctx)
     checks.errors_handled(ctx)
+    checks.requests_handled_once(ctx)
     hooks_effective(ctx)
 
 

@@ -25,12 +25,14 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from harness import checks
+from harness._checks.concurrency import observed_design
 from harness._model.errors import Hang
 from harness._model.lifecycle import entries, expected_paths, transcript
 from harness._model.records import Finding, LifecycleEvent
 from harness._runtime.context import Context, bookkeeping
 from harness._runtime.eventlog import HARNESS_THREAD_PREFIX
 from harness._runtime.resources import leak_findings, reap_and_kill, settle, take_snapshot
+from harness._runtime.serverhandle import listeners_left_open
 
 if TYPE_CHECKING:
     from harness._model.implementation import Implementation
@@ -165,7 +167,11 @@ class Example:
                 self._end_checks()
         finally:
             ctx.log.close()
-            leaks = settle(self._baseline, EXAMPLE_LEAK_GRACE)
+            leaks = settle(
+                self._baseline,
+                EXAMPLE_LEAK_GRACE,
+                pinned=lambda: listeners_left_open(ctx.servers),
+            )
             if leaks.children:
                 reap_and_kill(leaks.children)
             shutil.rmtree(self._tmpdir, ignore_errors=True)
@@ -245,6 +251,9 @@ def placement(ctx: Context) -> bool:
 
     if ctx.kind == "sync":
         strays, want = [h for h in handles if not harness(h)], "the serving thread"
+    elif ctx.kind == "threading" and observed_design(ctx).startswith("pool"):
+        # A pre-fork pool's workers handle what they accept (as checks.concurrency_placement).
+        strays, want = [h for h in handles if harness(h)], "a worker of the pool"
     elif ctx.kind == "threading":
         strays = [h for h in handles if harness(h) or h.pid != owner]
         want = "a thread of its own"

@@ -208,8 +208,17 @@ class ServerMachine(RuleBasedStateMachine):
                 observed=f"{timeouts} call(s)",
             )
 
+    def can_rebind(self) -> bool:
+        """The server class binds in a step of its own (``server_bind``): a
+        socket-activated one without it cannot be bound again to an address."""
+        return self.srv is not None and callable(getattr(self.srv.server, "server_bind", None))
+
     @rule()
-    @precondition(lambda self: self.srv is not None and self.ex.steps > self.started_at + 1)
+    @precondition(
+        lambda self: (
+            self.srv is not None and self.ex.steps > self.started_at + 1 and self.can_rebind()
+        )
+    )
     def restart(self) -> None:
         """server_close() (after shutdown() if serving), then a new server of the same
         settings bound to the address the closed one had."""

@@ -59,6 +59,8 @@ DIAGNOSES: Mapping[str, str] = {
         "KeyboardInterrupt or SystemExit raised in a handler does not stop the server loop"
     ),
     "errors.reported": "an exception in a handler is not reported through handle_error()",
+    "requests.lost": "a request the server accepted is never handled, in any process or thread",
+    "requests.repeated": "one accepted request is handled more than once",
     "lifecycle.process": "hooks run in another process than the server kind allows",
     "lifecycle.request.nesting": "a hook runs outside the hook that should call it",
     "lifecycle.handler.attributes": "the handler's request, client_address or server is wrong",

@@ -197,6 +197,7 @@ class Context:
             call_timeout=self.timeout(5.0),
             clock=self.clock,
             on_end=self._serve_ended,
+            loop_ran=self._loop_ran,
         )
         self.servers.append(handle)
         for watch in self._book.server_watchers:
@@ -204,6 +205,16 @@ class Context:
         if serve:
             handle.serve(poll_interval)
         return handle
+
+    def _loop_ran(self, thread_ident: int, since: float) -> bool:
+        """True when the thread ``thread_ident`` (or a forked copy of it) ran a loop
+        hook (``service_actions``, ``get_request``) after monotonic time ``since``."""
+        self.log.sync(0.2)
+        return any(
+            e.t > since and e.thread_id == thread_ident and e.phase in ("call", "point")
+            for name in ("service_actions", "get_request")
+            for e in self.log.events(name)
+        )
 
     def _serve_ended(self, handle: ServerHandle) -> None:
         """A ``serve_forever()`` thread ended without the harness asking (serve thread).

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from harness._model.records import Endpoint
@@ -32,12 +33,15 @@ class ServerHandle:
         call_timeout: float,
         clock: PhaseClock = NO_PHASES,
         on_end: Callable[[ServerHandle], None] | None = None,
+        loop_ran: Callable[[int, float], bool] | None = None,
     ) -> None:
         self.server = server
         self.transport = transport
         self.call_timeout = call_timeout
         self.clock = clock
         self._on_end = on_end
+        #: ``loop_ran(thread_ident, since)``: did that thread run a loop hook after ``since``?
+        self._loop_ran = loop_ran
         self._thread: threading.Thread | None = None
         self._serve_error: BaseException | None = None
         self._serve_traceback = ""
@@ -112,11 +116,26 @@ class ServerHandle:
         if self._thread.is_alive():
             wait = clock.limit("shutdown", limit)
             call_with_deadline(self.server.shutdown, wait, "shutdown()", clock, "shutdown")
+        returned = time.monotonic()
         thread, self._thread = self._thread, None
         # A loop still running after shutdown() returned is noted here and judged by
         # the executor (shutdown.loop_continues).
-        thread.join(clock.limit("serve_join", limit))
+        self._join(thread, clock.limit("serve_join", limit), returned)
         self._note_survivor(thread)
+
+    def _join(self, thread: threading.Thread, limit: float, since: float) -> None:
+        """Wait up to ``limit`` for the serving thread to end, but no longer than the
+        log takes to show its loop running on (a loop hook after ``shutdown()``
+        returned): the finding is then certain and waiting cannot change it."""
+        deadline = time.monotonic() + limit
+        while thread.is_alive():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            thread.join(min(left, 0.05))
+            ident = thread.ident
+            if thread.is_alive() and self._loop_ran and ident and self._loop_ran(ident, since):
+                return
 
     def _note_survivor(self, thread: threading.Thread) -> None:
         """Remember a ``serve_forever()`` thread alive after ``shutdown()`` and the wait."""
@@ -145,3 +164,15 @@ class ServerHandle:
         """The listening socket's descriptor (-1 once closed)."""
         sock: socket.socket = self.server.socket
         return sock.fileno()
+
+
+def listeners_left_open(handles: Iterable[ServerHandle]) -> set[int]:
+    """Listening sockets still open (after ``server_close()``, one that does not close
+    them): the server objects the case holds keep them open, so no wait sees them
+    close (``resources.settle``)."""
+    fds: set[int] = set()
+    for handle in handles:
+        sock = getattr(handle.server, "socket", None)
+        if isinstance(sock, socket.socket) and sock.fileno() != -1:
+            fds.add(sock.fileno())
+    return fds

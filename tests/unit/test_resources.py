@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from harness._runtime.resources import ResourceSnapshot, diff
+import socket
+import time
+
+from harness._runtime.resources import ResourceSnapshot, diff, settle, take_snapshot
 
 EPOLL = "anon_inode:[eventpoll]"
 
@@ -31,3 +34,14 @@ def test_a_new_socket_at_a_reused_number_is_a_leak() -> None:
 
 def test_ignored_descriptors_are_never_leaks() -> None:
     assert diff(_fds({}), _fds({9: "socket:[14]"}), ignore_fds=[9]).fds == {}
+
+
+def test_settling_ends_at_once_when_only_pinned_descriptors_are_left() -> None:
+    before = take_snapshot()
+    with socket.socket() as kept:  # a listening socket server_close() left open
+        started = time.monotonic()
+        leaks = settle(before, 30.0, pinned=lambda: {kept.fileno()})
+        assert time.monotonic() - started < 10.0  # not the 30 s grace
+        assert kept.fileno() in leaks.fds  # still reported
+        leaks = settle(before, 0.3, pinned=set)  # not pinned: the whole grace is waited
+        assert kept.fileno() in leaks.fds

@@ -19,6 +19,7 @@ from harness._execution.discovery import discover, select_cases
 from harness._execution.execute import execute
 from harness._model.records import CaseResult
 from harness._model.scenario import Case
+from harness._model.settings import CaseOptions
 
 
 def _case(case_id: str) -> Case:
@@ -39,6 +40,19 @@ def test_a_prefork_pool_passes_and_is_named(transport: str) -> None:
     result = _run("prefork_pool", f"echo.concurrent[{transport}-threading-clients=100]")
     assert result.verdict is Verdict.PASS, (result.reason, result.findings)
     assert result.evidence["notes"]["design"].startswith("pool (")  # workers calling get_request
+    assert "requests.lost" not in _checks(result)
+
+
+@pytest.mark.parametrize("transport", ["tcp", "udp"])
+def test_a_pool_that_loses_requests_fails_on_the_lost_requests(transport: str) -> None:
+    result = _run("lossy_pool", f"echo.concurrent[{transport}-threading-clients=100]")
+    assert result.verdict is Verdict.FAIL, result.reason
+    (lost,) = [f for f in result.findings if f.check == "requests.lost"]
+    assert "accepted request(s) never handled" in lost.message
+    assert "pool (" in lost.message  # the design it was lost in
+    # Two workers, each dropping its every third request: about a third of 100.
+    assert 20 <= len(lost.evidence["conns"]) <= 50, lost.observed
+    assert "requests.repeated" not in _checks(result)
 
 
 def test_raising_in_an_imported_helper_module_is_the_implementations_fail() -> None:
@@ -63,6 +77,15 @@ def test_a_server_without_server_bind_is_unsupported_for_deferred_binding() -> N
     assert result.verdict is Verdict.UNSUPPORTED
     assert "server_bind" in result.reason
     assert _run("socket_activated", "echo.concurrent[tcp-sync-clients=100]").verdict is Verdict.PASS
+
+
+def test_the_stateful_fuzzer_never_rebinds_a_server_without_server_bind() -> None:
+    # Its restart step binds a new server to the old address: a socket-activated
+    # server cannot, so the step is never drawn (it made the whole case unsupported).
+    case = _case("fuzz.stateful[tcp-sync]")
+    options = CaseOptions(fuzz_budget=5.0)
+    result = execute(load_implementation(path("socket_activated")), case, options).result
+    assert result.verdict is Verdict.PASS, (result.reason, result.findings)
 
 
 @pytest.mark.filterwarnings("ignore::ResourceWarning")
