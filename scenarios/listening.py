@@ -112,6 +112,7 @@ def _flag(sock: socket.socket, option: str) -> bool:
     kinds=("sync",),
     # False is the default's own path (None); an inverted test shows on None and True.
     params={"knob": ["allow_reuse_address", "allow_reuse_port"], "value": [None, True]},
+    requires=("server_bind",),  # server_bind() sets the options before bind()
     checks=("resources",),
 )
 def reuse_options(ctx: Context, knob: str, value: bool | None) -> None:

@@ -18,6 +18,8 @@ runs (a race), where a pass stays a pass.
 failure of the same case is not hidden: a failing case is ``xfail`` through
 such entries only when every one of its findings is named by some matching
 entry's ``checks`` (its reason then joins theirs); otherwise it stays a failure.
+A passing case stays a pass under such entries: they say what a bug shows as,
+not which cases must fail (``case = "*"`` also matches cases that cannot meet it).
 """
 
 from __future__ import annotations
@@ -154,8 +156,10 @@ def _apply(result: CaseResult, matching: list[Expectation]) -> CaseResult:
         return result
     first, verdict = matching[0], result.verdict.value
     if result.verdict is Verdict.PASS:
-        if "pass" in first.verdicts:
-            return result  # a race that did not show this time
+        if "pass" in first.verdicts or first.checks:
+            # A race that did not show this time; or an entry that names the findings a bug
+            # shows as, not the cases it must fail (a case that cannot meet it passes).
+            return result
         reason = f"passed although expected to fail: {first.reason}"
         return replace(result, verdict=Verdict.XPASS, reason=reason)
     if not first.checks:

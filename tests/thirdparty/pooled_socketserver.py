@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from socketserver import *  # noqa: F403 - the module re-exports the whole API
 from socketserver import TCPServer, UDPServer, UnixDatagramServer, UnixStreamServer
+from socketserver import __all__ as __all__  # the same names: the classes below replace some
 
 from pooledProcessMixin import PooledProcessMixIn
 
