@@ -50,9 +50,10 @@ def mutate_target(target: str, args: argparse.Namespace, triage: Triage) -> dict
         mutants: list[Mutant] = []
         lines: dict[str, LineCases] = {}
         for name, path in original.files.items():
-            lines[name] = LineCases.from_coverage(str(work / "coverage"), str(path), cases)
+            text = found.source(name)
+            lines[name] = LineCases.from_coverage(str(work / "coverage"), str(path), cases, text)
             file = name if found.is_package else ""
-            mutants += [m for m in generate(found.source(name), file) if _wanted(m, args.only)]
+            mutants += [m for m in generate(text, file) if _wanted(m, args.only)]
         mutants = mutants[: args.limit] if args.limit else mutants
         print(
             f"{found.label}: {len(mutants)} mutants of {found.origin}, {len(cases)} traced cases",

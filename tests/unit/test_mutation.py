@@ -12,7 +12,7 @@ from harness._mutation.equivalents import load_triage
 from harness._mutation.judge import Judgement
 from harness._mutation.mutants import Mutant, generate
 from harness._mutation.report import Row, render_summary, score
-from harness._mutation.selection import BATCHES, LineCases, batches
+from harness._mutation.selection import BATCHES, LineCases, batches, statement_starts
 from harness._mutation.targets import resolve_target
 
 SOURCE = """\
@@ -156,3 +156,13 @@ def test_edits_of_postponed_annotations_are_not_mutants() -> None:
     assert not any("def f" in line for line in lines)  # the annotation's is not
     evaluated = source.replace("from __future__ import annotations\n", "")
     assert any("def f" in m.after for m in generate(evaluated))  # evaluated: behaviour
+
+
+def test_a_continuation_line_is_judged_by_the_cases_that_ran_its_statement() -> None:
+    source = "def bind(s):\n    if (\n        s.a\n        and s.b\n    ):\n        s.set()\n"
+    starts = statement_starts(source)
+    assert starts[3] == starts[4] == 2 and 6 not in starts  # the header, not the body
+    # Coverage saw line 4 run only where ``s.a`` held; the mutant of line 4 changes the others.
+    lines = LineCases({2: frozenset(CASES[:3]), 4: frozenset({CASES[0]})}, CASES, starts)
+    why, ids = lines.cases_for(4)
+    assert set(ids) == set(CASES[:3]) and why == "run by 3 case(s)"
