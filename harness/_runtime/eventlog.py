@@ -26,6 +26,10 @@ from harness._model.records import LifecycleEvent
 #: Harness threads carry this prefix so that leak checks can tell them apart.
 HARNESS_THREAD_PREFIX = "sockspec-"
 
+#: Events a serving loop makes on every poll while idle (``instrument.POINT_HOOKS``):
+#: not progress.
+IDLE_POLLS = frozenset(("service_actions",))
+
 _SYNC = b"\x00sync"
 _STOP = b"\x00stop"
 
@@ -44,6 +48,10 @@ class EventLog:
         #: Events not kept because the log was full (``MAX_EVENTS``).
         self.dropped = 0
         self._conns = itertools.count(1)
+        # progress(): rows scanned so far, and how many of them were idle polls.
+        self._progress_lock = threading.Lock()
+        self._scanned = 0
+        self._polls = 0
         self._rx, self._tx = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
         # Large buffers: a burst of children must not block on a full queue.
         for sock in (self._rx, self._tx):
@@ -156,9 +164,22 @@ class EventLog:
                     self.dropped += 1  # its position, the order of arrival, is its seq
 
     def progress(self) -> int:
-        """How many events have arrived so far (kept or dropped): a cheap measure of
-        whether the server is doing anything at all."""
-        return len(self._flat) // _ROW_FIELDS + self.dropped
+        """How many events other than idle polls have arrived so far (kept or
+        dropped): a cheap measure of whether the server is doing anything at all.
+
+        A loop idle in ``select()`` still runs ``service_actions()`` on every poll;
+        those events are left out, or a threading server whose handlers are all
+        stuck would look busy for ever.  Counted incrementally (new rows only).
+        """
+        with self._progress_lock:
+            flat, width = self._flat, _ROW_FIELDS
+            end = len(flat) // width
+            polls = self._polls
+            for seq in range(self._scanned, end):
+                if flat[seq * width] in IDLE_POLLS:
+                    polls += 1
+            self._scanned, self._polls = end, polls
+            return end - polls + self.dropped
 
     def sync(self, timeout: float = 5.0) -> bool:
         """Wait until every event sent by any process so far is in the log."""
