@@ -187,6 +187,7 @@ def _run_and_check(
         evidence["notes"] = ctx.notes
     if ctx.clock.took:
         evidence["phase_times"] = {k: round(v, 4) for k, v in ctx.clock.took.items()}
+    _client_wait_evidence(ctx, verdict, evidence)
     if ctx.findings or verdict not in (Verdict.PASS, Verdict.UNSUPPORTED):
         evidence.update(bounded_evidence(events, ctx.wire, ctx.findings, _compact))
         ctx.findings[:] = bounded_findings(ctx.findings, evidence)
@@ -253,6 +254,20 @@ def _body_done(ctx: Context, finished: threading.Event, wait: float) -> bool:
             return False
         book.wake.wait(left)  # the scenario finished, or a serve thread died
     return True
+
+
+def _client_wait_evidence(ctx: Context, verdict: Verdict, evidence: dict[str, Any]) -> None:
+    """Client waits ended early (``deadline_shortened``), or the first that waited out
+    its full timeout on a stuck server in a failing case (``client_stall``: counted by
+    the controller, so that later cases of the implementation may end it early)."""
+    watch = ctx.watch
+    if watch.notes:
+        evidence.setdefault("deadline_shortened", watch.notes[0])
+        evidence["client_wait_shortened"] = watch.notes[0]
+        evidence["client_waits_shortened"] = len(watch.notes)
+    elif watch.symptoms and (verdict in (Verdict.FAIL, Verdict.HANG) or ctx.findings):
+        phase, signature = watch.symptoms[0]
+        evidence["client_stall"] = {"phase": phase, "signature": signature}
 
 
 def _hang_evidence(hang: Hang) -> dict[str, Any]:

@@ -60,9 +60,18 @@ REPEAT_AFTER = 2
 #: 998 cases at load 17, and the stacks must also match the known hang.
 SHORT_DEADLINE = 0.1
 
+#: Client waits: a scenario's client waiting for a reply, or for the server's EOF.
+#: Their full deadline is the client's own timeout; a full wait that ended while
+#: the server made no progress and had threads stuck in its code is a symptom
+#: (``client_stall`` in the evidence), counted like a hang.
+CLIENT_REPLY = "client reply"
+CLIENT_EOF = "client EOF"
+CLIENT_PHASES = (CLIENT_REPLY, CLIENT_EOF)
+
 #: Shortened deadlines of phases that legitimately last longer on a correct
-#: server: a whole case runs up to about 2 s on reference (fuzz, 200 forks).
-SHORT_DEADLINES: dict[str, float] = {CASE_PHASE: 5.0}
+#: server: a whole case runs up to about 2 s on reference (fuzz, 200 forks); a
+#: client wait ends early only after this long with no lifecycle event at all.
+SHORT_DEADLINES: dict[str, float] = {CASE_PHASE: 5.0, CLIENT_REPLY: 1.0, CLIENT_EOF: 1.0}
 
 
 #: A whole case of an implementation with known hangs also ends once, after at

@@ -19,11 +19,15 @@ import struct
 import tempfile
 import time
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness._model.compat import SOCKET_TIMEOUT
+from harness._model.phases import CLIENT_EOF, CLIENT_REPLY
 from harness._model.records import Endpoint
 from harness._runtime.forksafe import forget, track
+
+if TYPE_CHECKING:
+    from harness._runtime.clientwait import ClientWatch
 
 __all__ = [
     "ClientTimeout",
@@ -133,6 +137,31 @@ class _Deadline:
         """The exception describing this deadline passing."""
         return ClientTimeout(self.op, self.timeout)
 
+    def wait(self, sock: socket.socket, call: Any, watch: ClientWatch | None, phase: str) -> Any:
+        """``call()`` on ``sock`` within what is left; ``ClientTimeout`` when it passes.
+
+        With a ``watch`` (a case's clients) the wait goes in steps, and ends as the
+        same ``ClientTimeout`` once the watch says the server is stuck the way it
+        was in earlier cases (``clientwait``); a full wait is reported to it.
+        """
+        while True:
+            try:
+                left = self.remaining()
+            except ClientTimeout:
+                if watch is not None:
+                    watch.expired(phase)
+                raise
+            step = left if watch is None or not watch.active else min(left, watch.step)
+            sock.settimeout(step)
+            try:
+                return call()
+            except SOCKET_TIMEOUT:
+                if watch is None or not watch.active:
+                    raise self.expired() from None
+                waited = self.timeout - (self.end - time.monotonic())
+                if watch.ends(phase, waited, self.timeout, self.op):
+                    raise self.expired() from None
+
 
 class StreamClient:
     """A connected SOCK_STREAM client (TCP, TCP over IPv6 or Unix stream).
@@ -145,6 +174,8 @@ class StreamClient:
         """Wrap an already connected socket; prefer ``StreamClient.connect``."""
         self._sock = sock
         self.timeout = timeout
+        #: The case's client watch (``Context.connect`` sets it), or None.
+        self.watch: ClientWatch | None = None
         self._buf = bytearray()
         self._closed = False
         # Cached because getsockname() fails once the socket is closed or reset.
@@ -192,13 +223,10 @@ class StreamClient:
     def _timeout(self, timeout: float | None) -> float:
         return self.timeout if timeout is None else timeout
 
-    def _recv_some(self, n: int, deadline: _Deadline) -> bytes:
+    def _recv_some(self, n: int, deadline: _Deadline, phase: str = CLIENT_REPLY) -> bytes:
         """One ``recv`` bounded by what is left of ``deadline``."""
-        self._sock.settimeout(deadline.remaining())
-        try:
-            return self._sock.recv(n)
-        except SOCKET_TIMEOUT:
-            raise deadline.expired() from None
+        result: bytes = deadline.wait(self._sock, lambda: self._sock.recv(n), self.watch, phase)
+        return result
 
     def _take(self, n: int) -> bytes:
         data = bytes(self._buf[:n])
@@ -258,7 +286,7 @@ class StreamClient:
         while True:
             if len(self._buf) > limit:
                 raise ResponseTooLarge(deadline.op, limit)
-            chunk = self._recv_some(65536, deadline)
+            chunk = self._recv_some(65536, deadline, CLIENT_EOF)
             if not chunk:
                 return self._take(len(self._buf))
             self._buf += chunk
@@ -343,6 +371,8 @@ class DatagramClient:
         self._owned_dir = owned_dir
         self._closed = False
         self._local = normalise_address(sock.getsockname())
+        #: The case's client watch (``Context.datagram`` sets it), or None.
+        self.watch: ClientWatch | None = None
 
     @classmethod
     def open(
@@ -398,22 +428,20 @@ class DatagramClient:
 
     def recv(self, bufsize: int = 65536, timeout: float | None = None) -> bytes:
         """Receive one datagram (truncated to ``bufsize`` bytes, as the kernel does)."""
-        limit = self._timeout(timeout)
-        self._sock.settimeout(limit)
-        try:
-            return self._sock.recv(bufsize)
-        except SOCKET_TIMEOUT:
-            raise ClientTimeout(f"recv({bufsize})", limit) from None
+        deadline = _Deadline(f"recv({bufsize})", self._timeout(timeout))
+        return self._wait_reply(deadline, bufsize)
+
+    def _wait_reply(self, deadline: _Deadline, bufsize: int) -> bytes:
+        result: bytes = deadline.wait(
+            self._sock, lambda: self._sock.recv(bufsize), self.watch, CLIENT_REPLY
+        )
+        return result
 
     def exchange(self, data: bytes, timeout: float | None = None) -> bytes:
         """Send one datagram and return the next datagram received."""
         deadline = _Deadline(f"exchange({len(data)} bytes)", self._timeout(timeout))
         self.send(data, timeout=deadline.remaining())
-        self._sock.settimeout(deadline.remaining())
-        try:
-            return self._sock.recv(65536)
-        except SOCKET_TIMEOUT:
-            raise deadline.expired() from None
+        return self._wait_reply(deadline, 65536)
 
     def close(self) -> None:
         """Close the socket and remove its bind path (idempotent)."""

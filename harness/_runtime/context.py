@@ -29,6 +29,7 @@ from harness._model.variants import (
     resolve_server_class,
 )
 from harness._runtime.clients import DatagramClient, StreamClient
+from harness._runtime.clientwait import ClientWatch
 from harness._runtime.deadline import PhaseClock, call_with_deadline, dump_stacks
 from harness._runtime.eventlog import EventLog
 from harness._runtime.handlers import Behaviour, HandlerSpec, build_handler
@@ -116,6 +117,8 @@ class Context:
             self.options.known_hangs,
             impl_paths(impl),
         )
+        #: The clients' waits as phases (a reply or an EOF a stuck server never sends).
+        self.watch = ClientWatch(self.clock, self.log.progress)
         self._book = Bookkeeping()
 
     @property
@@ -255,6 +258,7 @@ class Context:
     def connect(self, server: ServerHandle | None = None, timeout: float = 5.0) -> StreamClient:
         """A stream client connected to ``server`` (default: the last one started)."""
         client = StreamClient.connect(self._target(server).endpoint, self.timeout(timeout))
+        client.watch = self.watch
         self._book.clients.append(client)
         return client
 
@@ -263,6 +267,7 @@ class Context:
         client = DatagramClient.open(
             self._target(server).endpoint, self.timeout(timeout), bind_dir=self.tmpdir
         )
+        client.watch = self.watch
         self._book.clients.append(client)
         return client
 
@@ -275,6 +280,7 @@ class Context:
             scripts,
             timeout=self.timeout(timeout),
             bind_dir=self.tmpdir,
+            watch=self.watch,
         )
         self.wire.extend(wire_entries(len(self.wire), scripts, results, self.started))
         return results

@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 from harness._model.errors import Hang
 from harness._model.phases import (
     CASE_PHASE,
+    CLIENT_PHASES,
     DEATH_PHASE,
     PHASE_DEADLINES,
     REPEAT_AFTER,
@@ -76,6 +77,9 @@ def stack_signature(impl_paths: Sequence[str], ignore: Collection[int] = ()) -> 
 
 #: Implementation functions that wait for requests: idle there is not stuck.
 IDLE_LOOPS = frozenset(("serve_forever", "handle_request"))
+
+#: Functions a loop idle in ``select()`` passes through on every poll.
+IDLE_POLLS = frozenset(("service_actions",))
 
 
 class _Done(Exception):
@@ -134,6 +138,13 @@ class PhaseClock:
         older = [t.ident for t in threading.enumerate() if t in self.older and t.ident]
         return stack_signature(self.impl_paths, older)
 
+    def stuck_signature(self) -> str:
+        """``signature()`` without the chains of serving loops idle in ``select()``:
+        where the implementation's threads are stuck while a client waits."""
+        chains = self.signature().split(" | ")
+        kept = [c for c in chains if c and not innermost(c) <= IDLE_LOOPS | IDLE_POLLS]
+        return " | ".join(kept)
+
     def death_grace(self, how: str, full: float) -> tuple[float, str]:
         """How long a scenario may go on after its serve thread died ``how``
         (``after_serve_death``, at most ``full``), and why it was shortened, if it was.
@@ -158,14 +169,21 @@ class PhaseClock:
         stuck = innermost(signature) - IDLE_LOOPS
         if not stuck:
             return None, ""
-        for known in self.known.values():
+        for known in self._hangs():
             if stuck <= innermost(known.signature):
                 return known, f"stuck in the same functions ({', '.join(sorted(stuck))})"
         return None, ""
 
+    def _hangs(self) -> list[KnownHang]:
+        """The known hangs a whole case may match: not client waits, which end as the
+        client's own timeout and leave the verdict to the scenario (``clientwait``)."""
+        return [k for k in self.known.values() if k.phase not in CLIENT_PHASES]
+
     def _may_shorten(self, phase: str) -> bool:
         """Whether a known hang may shorten ``phase`` (any known hang, for the whole case)."""
-        return any(p == phase or phase == CASE_PHASE for p, _ in self.known)
+        if phase == CASE_PHASE:
+            return bool(self._hangs())
+        return any(p == phase for p, _ in self.known)
 
     def _match(self, phase: str, signature: str) -> tuple[KnownHang | None, str]:
         """The known hang the stacks show now, and how they match it.
@@ -181,7 +199,7 @@ class PhaseClock:
             return match, "with the same stacks"
         if phase == CASE_PHASE and signature:
             stuck = innermost(signature)
-            for known in self.known.values():
+            for known in self._hangs():
                 if innermost(known.signature) == stuck:
                     return known, f"stuck in the same functions ({', '.join(sorted(stuck))})"
         return None, ""

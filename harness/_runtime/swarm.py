@@ -31,6 +31,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from harness._model.phases import CLIENT_EOF, CLIENT_REPLY
 from harness._model.records import ClientResult, Endpoint
 from harness._runtime.aioloop import run_private
 from harness._runtime.clients import (
@@ -46,6 +47,8 @@ from harness._runtime.limits import count_open_fds, raise_open_files_limit
 
 if TYPE_CHECKING:
     from typing import TypeAlias
+
+    from harness._runtime.clientwait import ClientWatch
 
 __all__ = [
     "Close",
@@ -429,6 +432,61 @@ async def _run_datagram(c: _Client, endpoint: Endpoint, script: Script, bind_dir
         c.ops_done += 1
 
 
+def _waiting_phase(clients: Sequence[_Client], scripts: Sequence[Script], stream: bool) -> str:
+    """The client phase of the unfinished clients: ``client EOF`` when every one of
+    them waits for EOF, ``client reply`` when every one waits for data, "" when
+    any still connects, sends or pauses (the server is not what it waits for)."""
+    phases = set()
+    for c in clients:
+        if c.finished:
+            continue
+        script = scripts[c.index]
+        op = script[c.ops_done] if c.ops_done < len(script) else None
+        if isinstance(op, (RecvAll, ExpectEOF)):
+            phases.add(CLIENT_EOF)
+        elif isinstance(op, (Recv, RecvLine, RecvDatagram)) and (c.connected or not stream):
+            phases.add(CLIENT_REPLY)
+        else:
+            return ""
+    if not phases:
+        return ""
+    return CLIENT_EOF if phases == {CLIENT_EOF} else CLIENT_REPLY
+
+
+async def _wait_clients(
+    tasks: Sequence[asyncio.Future[None]],
+    clients: Sequence[_Client],
+    scripts: Sequence[Script],
+    timeout: float,
+    watch: ClientWatch | None,
+    stream: bool,
+) -> set[asyncio.Future[None]]:
+    """Wait for the clients up to ``timeout``; the tasks still pending then.
+
+    With a ``watch`` (a case's swarm) the wait goes in steps and ends early, as
+    the same timeout, once every unfinished client waits for the server and the
+    watch says it is stuck the way it was in earlier cases (``clientwait``).
+    """
+    if watch is None or not watch.active:
+        _done, pending = await asyncio.wait(tasks, timeout=timeout)
+        return pending
+    started = time.monotonic()
+    pending = set(tasks)
+    while pending:
+        waited = time.monotonic() - started
+        if waited >= timeout:
+            phase = _waiting_phase(clients, scripts, stream)
+            if phase:
+                watch.expired(phase)
+            break
+        _done, pending = await asyncio.wait(pending, timeout=min(watch.step, timeout - waited))
+        phase = _waiting_phase(clients, scripts, stream) if pending else ""
+        waited = time.monotonic() - started
+        if phase and watch.ends(phase, waited, timeout, f"{len(pending)} clients of a swarm"):
+            break
+    return pending
+
+
 def _close_client(c: _Client, graceful: bool) -> None:
     """Release ``c``'s socket; ``graceful`` lets a stream flush what it still has to send."""
     if c.writer is not None:
@@ -454,6 +512,7 @@ async def _swarm(
     connect_timeout: float,
     bind_dir: str,
     max_connecting: int | None,
+    watch: ClientWatch | None = None,
 ) -> list[ClientResult]:
     n = len(scripts)
     clients = [_Client(i) for i in range(n)]
@@ -493,7 +552,8 @@ async def _swarm(
 
     tasks = [asyncio.ensure_future(client(c, scripts[c.index])) for c in clients]
     await start.wait()
-    _done, pending = await asyncio.wait(tasks, timeout=timeout)
+    stream = endpoint.socktype == socket.SOCK_STREAM
+    pending = await _wait_clients(tasks, clients, scripts, timeout, watch, stream)
     for task in pending:
         task.cancel()
     if pending:
@@ -539,6 +599,7 @@ def run_swarm(
     connect_timeout: float | None = None,
     bind_dir: str | None = None,
     max_connecting: int | None = DEFAULT_MAX_CONNECTING,
+    watch: ClientWatch | None = None,
 ) -> list[ClientResult]:
     """Run one client per script against ``endpoint``, all released together.
 
@@ -549,6 +610,8 @@ def run_swarm(
     ``bind_dir`` holds the bind paths of Unix datagram clients (a temporary
     directory if None); the paths are removed afterwards. ``max_connecting``
     caps connect() calls in flight (see ``DEFAULT_MAX_CONNECTING``).
+    ``watch`` (a case's ``ClientWatch``) may end the wait early when the server is
+    stuck the way it was in earlier cases; the clients still waiting get ``timeout``.
 
     Timings are ``time.monotonic()`` values. A client's ``started`` is when it
     began its own work -- for a stream client, when it got its connect() slot,
@@ -577,6 +640,7 @@ def run_swarm(
                 timeout if connect_timeout is None else connect_timeout,
                 bind_dir or "",
                 max_connecting,
+                watch,
             )
         )
     finally:

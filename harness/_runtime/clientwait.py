@@ -1,0 +1,92 @@
+"""Client waits as phases: a reply or an EOF that a stuck server will never send.
+
+When every handler of an implementation hangs, each client of each case waits
+out its own timeout (5-15 s).  The clients of a case therefore wait in steps
+and ask this watch, between steps, whether they may stop:
+
+* a wait that runs its full timeout while no lifecycle event arrived for
+  ``STALL_AFTER`` and the implementation has threads stuck outside its idle
+  loops is a *symptom*: its phase (``client reply``/``client EOF``) and that
+  stuck signature go into the evidence (``client_stall``) and the controller
+  counts them like hangs (``_control.symptoms``);
+* once ``REPEAT_AFTER`` cases of the implementation showed the same symptom,
+  a later wait of that phase ends after the phase's short deadline -- only if
+  no lifecycle event arrived for ``STALL_AFTER`` and the stacks show the very
+  same stuck signature.  It ends as the full wait would have (the client's own
+  ``ClientTimeout``, a swarm client's ``timeout``), so the scenario judges it
+  the same way; the case's evidence says ``deadline_shortened`` and why.
+
+A correct implementation has no symptoms, so its clients never stop early.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+from harness._model.phases import STALL_AFTER, STALL_STEP, short_deadline
+from harness._runtime.deadline import PhaseClock
+
+
+class ClientWatch:
+    """The client waits of one case (thread-safe: clients wait in any thread)."""
+
+    def __init__(self, clock: PhaseClock, progress: Callable[[], int]) -> None:
+        self.clock = clock
+        self._progress = progress
+        self._lock = threading.Lock()
+        self._seen = -1
+        self._since = time.monotonic()
+        #: How often a waiting client asks (seconds).
+        self.step = STALL_STEP * clock.scale
+        #: ``(phase, stuck signature)`` of full waits on a server that did nothing.
+        self.symptoms: list[tuple[str, str]] = []
+        #: Why waits were shortened (evidence ``deadline_shortened``).
+        self.notes: list[str] = []
+
+    @property
+    def active(self) -> bool:
+        """False with phase deadlines off: clients then wait as they always did."""
+        return self.clock.enabled
+
+    def still(self) -> float:
+        """Seconds since the last lifecycle event that was not an idle poll."""
+        with self._lock:
+            count, now = self._progress(), time.monotonic()
+            if count != self._seen:
+                self._seen, self._since = count, now
+            return now - self._since
+
+    def ends(self, phase: str, waited: float, full: float, what: str) -> bool:
+        """Whether a client that waited ``waited`` of its ``full`` seconds in ``phase``
+        may stop now (its outcome is the same timeout), noting why if it may."""
+        still = self.still()  # sampled on every step: a full wait needs it too
+        known = self.clock.known
+        if not self.active or not any(p == phase for p, _ in known):
+            return False
+        short = min(full, short_deadline(phase) * self.clock.scale)
+        if waited < short or still < STALL_AFTER * self.clock.scale:
+            return False
+        signature = self.clock.stuck_signature()
+        match = known.get((phase, signature)) if signature else None
+        if match is None:
+            return False
+        note = (
+            f"deadline shortened from {full:g}s to {waited:.1f}s: {what} got nothing in "
+            f"{phase}, no lifecycle event for {still:.1f}s and {match.cases} earlier cases "
+            f"of this implementation waited out {phase} with the same stacks"
+        )
+        with self._lock:
+            self.notes.append(note)
+        return True
+
+    def expired(self, phase: str) -> None:
+        """A client waited out its full timeout in ``phase``: a symptom if the server
+        did nothing meanwhile and has threads stuck in its code."""
+        if not self.active or self.still() < STALL_AFTER * self.clock.scale:
+            return
+        signature = self.clock.stuck_signature()
+        if signature:
+            with self._lock:
+                self.symptoms.append((phase, signature))
