@@ -49,6 +49,12 @@ SHRINK_FACTOR = 4.0
 SHRINK_MIN = 20.0
 #: ... and stops once the smallest failing example has not shrunk for this long.
 SHRINK_STALL = 10.0
+#: The same two limits for an implementation that already showed a repeated symptom
+#: (a known hang or serve-thread death, ``_model.phases``): it is broken in a way
+#: every case shows, and its failing examples each wait out timeouts, so a long
+#: shrink costs a lot and tells little.
+SHRINK_MIN_KNOWN = 3.0
+SHRINK_STALL_KNOWN = 1.5
 
 
 class _Interrupt(KeyboardInterrupt):
@@ -194,8 +200,9 @@ class FuzzRun:
     def _shrink_limit(self) -> float:
         """Seconds from the start after which shrinking stops: it has run long, or the
         smallest failing example has not become smaller for a while."""
-        spare = max(SHRINK_MIN, SHRINK_FACTOR * self.plan.budget)
-        stalled = max(SHRINK_STALL, self.plan.budget / 10)
+        known = self.ctx.clock.enabled and bool(self.ctx.clock.known)
+        spare = max(SHRINK_MIN_KNOWN if known else SHRINK_MIN, SHRINK_FACTOR * self.plan.budget)
+        stalled = max(SHRINK_STALL_KNOWN if known else SHRINK_STALL, self.plan.budget / 10)
         case_end = self.ctx.deadline - self.started - RESERVE / 2
         return min((self.found_after or 0.0) + spare, self.improved + stalled, case_end)
 
