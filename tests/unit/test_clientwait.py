@@ -1,0 +1,164 @@
+"""Client waits as phases: a reply or EOF a stuck server never sends costs once."""
+
+from __future__ import annotations
+
+import importlib.util
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from mutants import by_name
+
+from harness import Verdict, load_implementation
+from harness._control.symptoms import Symptoms
+from harness._execution.discovery import discover, select_cases
+from harness._execution.execute import execute
+from harness._model.phases import CLIENT_EOF, CLIENT_REPLY, REPEAT_AFTER, KnownHang
+from harness._model.scenario import Case
+from harness._model.settings import CaseOptions
+from harness._runtime.clients import ClientTimeout, StreamClient
+from harness._runtime.clientwait import ClientWatch
+from harness._runtime.deadline import PhaseClock
+from harness._runtime.eventlog import EventLog
+
+THREADING_ECHO = "echo.concurrent[tcp-threading-clients=100]"
+STUCK = "process_request_thread>finish_request>__init__"
+
+
+def _case(case_id: str) -> Case:
+    (case,) = [c for c in select_cases(discover(), (case_id,), "stress") if c.id == case_id]
+    return case
+
+
+@pytest.fixture
+def stuck_impl(tmp_path: Path) -> Iterator[str]:
+    """A thread stuck in a function of an "implementation" file; yields that file's folder."""
+    source = tmp_path / "impl.py"
+    source.write_text("def handle(event):\n    event.wait(30)\n")
+    spec = importlib.util.spec_from_file_location("stuck_impl_for_test", source)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    release = threading.Event()
+    thread = threading.Thread(target=module.handle, args=(release,), daemon=True)
+    thread.start()
+    try:
+        yield str(tmp_path)
+    finally:
+        release.set()
+        thread.join(5)
+
+
+def _silent_client(timeout: float) -> tuple[StreamClient, socket.socket]:
+    ours, theirs = socket.socketpair()
+    return StreamClient(ours, timeout), theirs
+
+
+def test_idle_polls_are_not_progress() -> None:
+    log = EventLog()
+    try:
+        before = log.progress()
+        log.emit("service_actions", "point")
+        assert log.progress() == before
+        log.emit("get_request", "call")
+        assert log.progress() == before + 1
+    finally:
+        log.close()
+
+
+def test_a_full_client_wait_on_a_stuck_server_is_a_symptom(stuck_impl: str) -> None:
+    clock = PhaseClock(impl_paths=[stuck_impl])
+    clock.older = frozenset()  # the fixture's thread belongs to "this case"
+    watch = ClientWatch(clock, lambda: 7)
+    client, peer = _silent_client(1.5)
+    client.watch = watch
+    with client, peer, pytest.raises(ClientTimeout, match=r"recv_exact\(4\) timed out after 1.5 s"):
+        client.recv_exact(4)
+    assert watch.symptoms == [(CLIENT_REPLY, "handle")]
+    assert watch.notes == []
+
+
+def test_a_known_client_symptom_ends_the_wait_early_as_the_same_timeout(stuck_impl: str) -> None:
+    known = (KnownHang(CLIENT_EOF, "handle", REPEAT_AFTER),)
+    clock = PhaseClock(known=known, impl_paths=[stuck_impl])
+    clock.older = frozenset()
+    watch = ClientWatch(clock, lambda: 7)
+    client, peer = _silent_client(10.0)
+    client.watch = watch
+    started = time.monotonic()
+    with client, peer, pytest.raises(ClientTimeout, match=r"timed out after 10 s"):
+        client.recv_until_eof()
+    assert time.monotonic() - started < 4.0
+    assert "deadline shortened from 10s" in watch.notes[0]
+    assert "earlier cases of this implementation waited out client EOF" in watch.notes[0]
+    assert watch.symptoms == []
+
+
+def test_a_known_client_symptom_waits_on_while_the_server_makes_progress(
+    stuck_impl: str,
+) -> None:
+    known = (KnownHang(CLIENT_REPLY, "handle", REPEAT_AFTER),)
+    clock = PhaseClock(known=known, impl_paths=[stuck_impl])
+    clock.older = frozenset()
+    events = iter(range(10**6))
+    watch = ClientWatch(clock, lambda: next(events))  # a new event on every look
+    client, peer = _silent_client(2.0)
+    client.watch = watch
+    started = time.monotonic()
+    with client, peer, pytest.raises(ClientTimeout):
+        client.recv_exact(1)
+    assert time.monotonic() - started >= 1.9
+    assert watch.notes == [] and watch.symptoms == []
+
+
+def test_other_stacks_or_no_phase_deadlines_wait_the_full_timeout(stuck_impl: str) -> None:
+    for clock in (
+        PhaseClock(known=(KnownHang(CLIENT_REPLY, "elsewhere", 2),), impl_paths=[stuck_impl]),
+        PhaseClock(
+            enabled=False, known=(KnownHang(CLIENT_REPLY, "handle", 2),), impl_paths=[stuck_impl]
+        ),
+    ):
+        clock.older = frozenset()
+        watch = ClientWatch(clock, lambda: 7)
+        client, peer = _silent_client(1.6)
+        client.watch = watch
+        started = time.monotonic()
+        with client, peer, pytest.raises(ClientTimeout):
+            client.recv_exact(1)
+        assert time.monotonic() - started >= 1.5
+        assert watch.notes == []
+
+
+def test_client_stalls_count_only_in_failing_cases() -> None:
+    symptoms = Symptoms()
+    stall = {"client_stall": {"phase": CLIENT_REPLY, "signature": STUCK}}
+    passed = _case(THREADING_ECHO).record("m", Verdict.PASS, 1.0, evidence=stall)
+    failed = _case(THREADING_ECHO).record("m", Verdict.FAIL, 1.0, evidence=stall)
+    for _ in range(REPEAT_AFTER):
+        symptoms.record(passed)
+    assert symptoms.known("m") == ()
+    for _ in range(REPEAT_AFTER):
+        symptoms.record(failed)
+    assert symptoms.known("m") == (KnownHang(CLIENT_REPLY, STUCK, REPEAT_AFTER),)
+
+
+def test_a_known_client_symptom_never_shortens_a_correct_server() -> None:
+    known = (KnownHang(CLIENT_EOF, STUCK, REPEAT_AFTER),)
+    result = execute(
+        load_implementation("reference"), _case(THREADING_ECHO), CaseOptions(known_hangs=known)
+    ).result
+    assert result.verdict is Verdict.PASS
+    assert "deadline_shortened" not in result.evidence
+    assert "client_stall" not in result.evidence
+
+
+def test_every_handler_hanging_costs_the_swarm_timeout_once(tmp_path: Path) -> None:
+    impl = load_implementation(str(by_name("every_handler_hangs").write(tmp_path)))
+    known = (KnownHang(CLIENT_EOF, STUCK, REPEAT_AFTER),)
+    result = execute(impl, _case(THREADING_ECHO), CaseOptions(known_hangs=known)).result
+    assert result.verdict is Verdict.HANG  # as with the full wait: server_close() joins
+    assert result.evidence["client_wait_shortened"].startswith("deadline shortened from 15s")
+    assert result.evidence["phase_times"]["case"] < 5.0  # not the swarm's 15 s
