@@ -22,7 +22,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TextIO
 
-from harness._bench.command import bench_main
 from harness._cli.progress import make_progress
 from harness._cli.skeleton import write_skeleton
 from harness._control.catalogue import render_catalogue
@@ -32,8 +31,6 @@ from harness._control.runner import EXIT_UNUSABLE, STOP_SIGNALS, run
 from harness._control.spare import usable_cpus
 from harness._model.errors import SockspecError, UsageError
 from harness._model.settings import PROFILES, Settings
-from harness._mutation.command import mutate_main
-from harness._mutation.knobs import coverage_main
 from harness._report.compare import compare, load_document, render_comparison
 from harness._report.text import one_line
 from harness._report.write import write_reports
@@ -146,10 +143,16 @@ def _main(args_list: list[str]) -> int:
         if args_list[:1] == ["history"]:
             args_list = history_argv(args_list[1:])
         if args_list[:1] == ["bench"]:
+            from harness._bench.command import bench_main  # lazy: a run never pays for it
+
             return bench_main(args_list[1:])
         if args_list[:1] == ["mutate"]:
+            from harness._mutation.command import mutate_main
+
             return mutate_main(args_list[1:])
         if args_list[:1] == ["coverage"]:
+            from harness._mutation.knobs import coverage_main
+
             return coverage_main(args_list[1:])
         args = build_parser().parse_args(args_list)
         if args.command == "run":

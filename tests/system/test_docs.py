@@ -59,7 +59,7 @@ def _readme_commands() -> list[str]:
 def test_readme_shows_two_commands_setup_and_run_then_tox() -> None:
     first, second = _readme_commands()
     assert first.startswith("sh setup.sh && ") and "-m harness run" in first
-    assert second == ".venv/bin/tox"
+    assert second == ".venv/bin/tox p -p all"
 
 
 def test_ci_runs_exactly_the_readme_commands(tmp_path: Path) -> None:
