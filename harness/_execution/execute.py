@@ -227,7 +227,7 @@ def _run_body(ctx: Context) -> None:
             progress=ctx.log.progress,
         )
     except (Hang, ServeDied):
-        book.ended.set()
+        ctx.watch.end()  # sets book.ended: the scenario's clients stop waiting
         raise
     if "error" in box:
         raise box["error"]

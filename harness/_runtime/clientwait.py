@@ -17,6 +17,10 @@ and ask this watch, between steps, whether they may stop:
   the same way; the case's evidence says ``deadline_shortened`` and why.
 
 A correct implementation has no symptoms, so its clients never stop early.
+
+Once the executor has ended the case (a dead server or a hang: the verdict is
+known), ``end()`` stops every waiting client at once, so the scenario thread
+finishes instead of outliving its case.
 """
 
 from __future__ import annotations
@@ -32,8 +36,16 @@ from harness._runtime.deadline import PhaseClock
 class ClientWatch:
     """The client waits of one case (thread-safe: clients wait in any thread)."""
 
-    def __init__(self, clock: PhaseClock, progress: Callable[[], int]) -> None:
+    def __init__(
+        self,
+        clock: PhaseClock,
+        progress: Callable[[], int],
+        ended: threading.Event | None = None,
+    ) -> None:
         self.clock = clock
+        #: Set when the executor ended the case (``end``).
+        self.ended = ended if ended is not None else threading.Event()
+        self._wakers: list[Callable[[], None]] = []
         self._progress = progress
         self._lock = threading.Lock()
         self._seen = -1
@@ -50,6 +62,25 @@ class ClientWatch:
         """False with phase deadlines off: clients then wait as they always did."""
         return self.clock.enabled
 
+    def end(self) -> None:
+        """The case has ended: every client still waiting stops at once."""
+        self.ended.set()
+        with self._lock:
+            wakers = list(self._wakers)
+        for wake in wakers:
+            wake()
+
+    def wake_on_end(self, wake: Callable[[], None]) -> Callable[[], None]:
+        """Call ``wake`` (from any thread) when the case ends; returns the undo."""
+        with self._lock:
+            self._wakers.append(wake)
+
+        def undo() -> None:
+            with self._lock:
+                self._wakers.remove(wake)
+
+        return undo
+
     def still(self) -> float:
         """Seconds since the last lifecycle event that was not an idle poll."""
         with self._lock:
@@ -61,6 +92,8 @@ class ClientWatch:
     def ends(self, phase: str, waited: float, full: float, what: str) -> bool:
         """Whether a client that waited ``waited`` of its ``full`` seconds in ``phase``
         may stop now (its outcome is the same timeout), noting why if it may."""
+        if self.ended.is_set():
+            return True  # the verdict is known: the rest of the wait would add nothing
         still = self.still()  # sampled on every step: a full wait needs it too
         known = self.clock.known
         if not self.active or not any(p == phase for p, _ in known):

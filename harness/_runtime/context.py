@@ -118,8 +118,8 @@ class Context:
             impl_paths(impl),
         )
         #: The clients' waits as phases (a reply or an EOF a stuck server never sends).
-        self.watch = ClientWatch(self.clock, self.log.progress)
         self._book = Bookkeeping()
+        self.watch = ClientWatch(self.clock, self.log.progress, self._book.ended)
 
     @property
     def base_seed(self) -> int:
@@ -367,6 +367,11 @@ class Context:
         **evidence: Any,
     ) -> None:
         """Record a finding: the check failed, with expected vs observed."""
+        book = self._book
+        if book.ended.is_set() and threading.current_thread() is book.scenario_thread:
+            # The executor already ended the case (dead server, hang): what the scenario
+            # sees after that, its clients stopped short, is a consequence, not evidence.
+            return
         self.findings.append(Finding(check, message, expected, observed, conn, evidence))
 
     def note(self, key: str, value: Any) -> None:

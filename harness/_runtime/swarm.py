@@ -471,20 +471,37 @@ async def _wait_clients(
         _done, pending = await asyncio.wait(tasks, timeout=timeout)
         return pending
     started = time.monotonic()
-    pending = set(tasks)
-    while pending:
-        waited = time.monotonic() - started
-        if waited >= timeout:
-            phase = _waiting_phase(clients, scripts, stream)
-            if phase:
-                watch.expired(phase)
-            break
-        _done, pending = await asyncio.wait(pending, timeout=min(watch.step, timeout - waited))
-        phase = _waiting_phase(clients, scripts, stream) if pending else ""
-        waited = time.monotonic() - started
-        if phase and watch.ends(phase, waited, timeout, f"{len(pending)} clients of a swarm"):
-            break
+    pending: set[asyncio.Future[None]] = set(tasks)
+    loop = asyncio.get_running_loop()
+    ended: asyncio.Future[None] = loop.create_future()
+    undo = watch.wake_on_end(lambda: loop.call_soon_threadsafe(_settle, ended))
+    try:
+        while pending and not ended.done():
+            waited = time.monotonic() - started
+            if waited >= timeout:
+                phase = _waiting_phase(clients, scripts, stream)
+                if phase:
+                    watch.expired(phase)
+                break
+            _done, pending = await asyncio.wait(
+                pending | {ended},
+                timeout=min(watch.step, timeout - waited),
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            pending.discard(ended)
+            phase = _waiting_phase(clients, scripts, stream) if pending else ""
+            waited = time.monotonic() - started
+            if phase and watch.ends(phase, waited, timeout, f"{len(pending)} clients of a swarm"):
+                break
+    finally:
+        undo()
+        _settle(ended)
     return pending
+
+
+def _settle(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 def _close_client(c: _Client, graceful: bool) -> None:

@@ -17,12 +17,14 @@ from harness._control.symptoms import Symptoms
 from harness._execution.discovery import discover, select_cases
 from harness._execution.execute import execute
 from harness._model.phases import CLIENT_EOF, CLIENT_REPLY, REPEAT_AFTER, KnownHang
+from harness._model.records import ClientResult, Endpoint
 from harness._model.scenario import Case
 from harness._model.settings import CaseOptions
 from harness._runtime.clients import ClientTimeout, StreamClient
 from harness._runtime.clientwait import ClientWatch
 from harness._runtime.deadline import PhaseClock
 from harness._runtime.eventlog import EventLog
+from harness._runtime.swarm import Recv, Send, run_swarm
 
 THREADING_ECHO = "echo.concurrent[tcp-threading-clients=100]"
 STUCK = "process_request_thread>finish_request>__init__"
@@ -162,3 +164,30 @@ def test_every_handler_hanging_costs_the_swarm_timeout_once(tmp_path: Path) -> N
     assert result.verdict is Verdict.HANG  # as with the full wait: server_close() joins
     assert result.evidence["client_wait_shortened"].startswith("deadline shortened from 15s")
     assert result.evidence["phase_times"]["case"] < 5.0  # not the swarm's 15 s
+
+
+def test_a_swarm_stops_waiting_once_the_case_has_ended() -> None:
+    """A dead server or a hang ended the case: its swarm returns at once, not after 10 s."""
+    watch = ClientWatch(PhaseClock(), lambda: 7)
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        listener.settimeout(10)
+        endpoint = Endpoint("tcp", socket.AF_INET, socket.SOCK_STREAM, listener.getsockname())
+        box: list[list[ClientResult]] = []
+        swarm = threading.Thread(
+            target=lambda: box.append(
+                run_swarm(endpoint, [[Send(b"x"), Recv(1)]], timeout=10.0, watch=watch)
+            )
+        )
+        swarm.start()
+        accepted, _ = listener.accept()  # the client now waits for a reply that never comes
+        with accepted:
+            started = time.monotonic()
+            watch.end()
+            swarm.join(5)
+            took = time.monotonic() - started
+    assert not swarm.is_alive()
+    assert took < 2.0  # not the swarm's 10 s
+    assert [r.error for r in box[0]] == ["timeout"]
+    assert watch.notes == []  # the verdict was already known: nothing to explain
