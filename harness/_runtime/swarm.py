@@ -468,13 +468,17 @@ async def _wait_clients(
     watch says it is stuck the way it was in earlier cases (``clientwait``).
     """
     if watch is None or not watch.active:
-        _done, pending = await asyncio.wait(tasks, timeout=timeout)
-        return pending
+        _done, unfinished = await asyncio.wait(tasks, timeout=timeout)
+        return unfinished
     started = time.monotonic()
     pending: set[asyncio.Future[None]] = set(tasks)
     loop = asyncio.get_running_loop()
     ended: asyncio.Future[None] = loop.create_future()
-    undo = watch.wake_on_end(lambda: loop.call_soon_threadsafe(_settle, ended))
+
+    def wake() -> None:  # from the executor's thread
+        loop.call_soon_threadsafe(_settle, ended)
+
+    undo = watch.wake_on_end(wake)
     try:
         while pending and not ended.done():
             waited = time.monotonic() - started
