@@ -476,7 +476,8 @@ async def _wait_clients(
     ended: asyncio.Future[None] = loop.create_future()
 
     def wake() -> None:  # from the executor's thread
-        loop.call_soon_threadsafe(_settle, ended)
+        with contextlib.suppress(RuntimeError):  # the swarm ended meanwhile: loop closed
+            loop.call_soon_threadsafe(_settle, ended)
 
     undo = watch.wake_on_end(wake)
     try:
