@@ -200,7 +200,7 @@ def serve_forever_signalled(ctx: Context, handler: str, clients: int) -> None:
         payloads = [ctx.payload(32) for _ in range(clients)]
         results = ctx.swarm([echo_script(p, True) for p in payloads], timeout=10.0)
         # Idle polls after the clients: signals land in select() with nothing to serve.
-        ctx.wait_events("service_actions", _IDLE_POLLS, timeout=5.0, phase="point")
+        ctx.wait_events("service_actions", _IDLE_POLLS, timeout=1.0, phase="point")
     finally:
         os.write(go_write, b"stop")  # the child stops even when the clients failed
         call: ChildCall | None = None if run is None else run.finish(ctx.timeout(limit + 10.0))
