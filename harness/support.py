@@ -18,7 +18,6 @@ from harness._support.descriptors import (
     no_free_descriptors,
     socket_descriptors,
 )
-from harness._support.mainthread import ChildCall, in_main_thread
 from harness._support.faults import (
     FAIL_TAG,
     PASS_TAG,
@@ -28,6 +27,7 @@ from harness._support.faults import (
     pass_script,
     tagged_handler,
 )
+from harness._support.mainthread import ChildCall, in_main_thread
 
 __all__ = [
     "FAIL_TAG",

@@ -92,7 +92,7 @@ def _child(fn: Callable[[], Any], read_end: int, write_end: int) -> None:
 
 def _read_all(fd: int, deadline: float) -> tuple[bytes, bool]:
     """Everything until EOF, and whether EOF came before ``deadline``."""
-    chunks = []
+    chunks: list[bytes] = []
     poller = select.poll()  # no FD_SETSIZE limit: the pipe may be numbered high
     poller.register(fd, select.POLLIN)
     while True:
