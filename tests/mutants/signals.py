@@ -15,4 +15,10 @@ MUTANTS: tuple[Mutant, ...] = (
         "                        if timeout != 0:",
         "signals.handle_request[tcp-sync-handler=raises-*",
     ),
+    Mutant(
+        "serve_forever_lets_eintr_out",
+        "ready = selector.select(poll_interval)",
+        "ready = selector._selector.poll(poll_interval * 1000)",
+        "signals.serve_forever[tcp-sync-handler=raises-*",
+    ),
 )
