@@ -1,4 +1,5 @@
-"""Helpers for scenarios that go beyond the context: timed calls, spans, children, descriptors.
+"""Helpers for scenarios that go beyond the context: timed calls, spans, children, descriptors,
+and calls in a child's main thread (where signal handlers run).
 
 These are the tools the built-in families use; they are public so that user
 scenarios can use them too.  Implementations live in ``harness._support``
@@ -26,6 +27,7 @@ from harness._support.faults import (
     pass_script,
     tagged_handler,
 )
+from harness._support.mainthread import ChildCall, in_main_thread
 
 __all__ = [
     "FAIL_TAG",
@@ -33,6 +35,7 @@ __all__ = [
     "Background",
     "BackgroundClose",
     "Behaviour",
+    "ChildCall",
     "child_states",
     "connect_starved",
     "descriptor_count",
@@ -42,6 +45,7 @@ __all__ = [
     "first_event",
     "handle_spans",
     "handler_pids",
+    "in_main_thread",
     "live_children",
     "live_instances",
     "max_overlap",

@@ -10,8 +10,11 @@ JSON line per case (id, verdict), so the caller can check that the unmutated
 source passes what will judge its mutants.
 
 It runs in a process of its own because it imports and runs the implementation:
-the controller never does.  Lines run only inside forked children are not seen
-(they leave with ``os._exit``); the selection makes up for that.
+the controller never does.  Lines run inside forked children are seen too: each
+child saves its own data file when it leaves with ``os._exit`` (coverage's
+``patch = _exit``), under the case's context it inherited, and the files are
+combined at the end.  A child killed before it could save is not seen; the
+selection makes up for lines no case was seen to run.
 """
 
 from __future__ import annotations
@@ -31,7 +34,12 @@ def trace(impl_spec: str, data_file: str, include: str, profile: str, globs: Seq
     """Run the cases under coverage; 0 when every case passed or was unsupported."""
     import coverage  # optional: the mutation extra
 
-    cov = coverage.Coverage(data_file=data_file, include=[include], config_file=False)
+    # One data file per process (the suffix names the pid), so that forked children
+    # save without overwriting their parent's, and os._exit saves before leaving.
+    cov = coverage.Coverage(
+        data_file=data_file, data_suffix=True, include=[include], config_file=False
+    )
+    cov.set_option("run:patch", ["_exit"])
     cov.start()
     try:
         impl = load_implementation(impl_spec)
@@ -45,6 +53,9 @@ def trace(impl_spec: str, data_file: str, include: str, profile: str, globs: Seq
     finally:
         cov.stop()
         cov.save()
+        combined = coverage.Coverage(data_file=data_file, config_file=False)
+        combined.combine(keep=False)
+        combined.save()
     return status
 
 

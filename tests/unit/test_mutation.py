@@ -166,3 +166,28 @@ def test_a_continuation_line_is_judged_by_the_cases_that_ran_its_statement() -> 
     lines = LineCases({2: frozenset(CASES[:3]), 4: frozenset({CASES[0]})}, CASES, starts)
     why, ids = lines.cases_for(4)
     assert set(ids) == set(CASES[:3]) and why == "run by 3 case(s)"
+
+
+def test_the_tracer_sees_lines_run_only_in_a_forked_childs_main_thread(tmp_path: Path) -> None:
+    pytest.importorskip("coverage", reason="the mutation extra is not installed (tox -e mutation)")
+    import subprocess
+    import sys
+
+    import coverage
+
+    source = Path(resolve_target("stdlib").origin)
+    copy = tmp_path / "socketserver_copy.py"
+    copy.write_text(source.read_text())
+    wanted = "signals.handle_request[tcp-sync-handler=raises-*"
+    argv = [sys.executable, "-m", "harness._mutation.tracer", str(copy), str(tmp_path / "cov")]
+    done = subprocess.run([*argv, "--select", wanted], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-500:]
+    data = coverage.CoverageData(str(tmp_path / "cov"))
+    data.read()
+    contexts = data.contexts_by_lineno(str(copy))
+    text = copy.read_text().splitlines()
+    # Only the child's handle_request() (in its main thread, woken early by the signal)
+    # runs the remaining-time test; the case's own thread never calls handle_request().
+    line = next(n for n, t in enumerate(text, 1) if t.strip() == "if timeout < 0:")
+    assert any(c.startswith("signals.handle_request") for c in contexts.get(line, ()))
+    assert not list(tmp_path.glob("cov.*"))  # the per-process files were combined
