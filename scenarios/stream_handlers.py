@@ -61,6 +61,9 @@ def lines(ctx: Context, clients: int) -> None:
         body = [_line(ctx, 200) + b"\n" for _ in range(ctx.rng.randint(1, 12))]
         tail = (Send(_line(ctx, 50)), ShutdownWrite(), RecvAll())
         if i % 2:
+            # An empty line first: its 1-byte reply is the write a buffer of any size
+            # (wbufsize off by one) would keep back while this client waits for it.
+            body.insert(0, b"\n")
             scripts.append((*[op for one in body for op in (Send(one), RecvLine())], *tail))
         else:
             scripts.append((Send(b"".join(body)), *tail))
