@@ -310,7 +310,10 @@ def _window(server: BenchServer, row: Row, duration: float, tmp: str) -> dict[st
     cpu = server.cpu_seconds()
     result = measure(server.endpoint, row, duration, tmp)
     used = server.cpu_seconds() - cpu
-    result["cpu_per_request"] = used / result["requests"] if result["requests"] else None
+    # CPU time advances in clock ticks (10 ms): a window that read none measured nothing.
+    result["cpu_per_request"] = (
+        used / result["requests"] if result["requests"] and used > 0 else None
+    )
     return result
 
 

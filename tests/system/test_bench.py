@@ -66,7 +66,13 @@ def check_echo_section(section: dict[str, Any], sides: tuple[str, str], reps: in
         for side in sides:
             assert positive(row[side]["throughput"]) and positive(row[side]["p50"])
             assert len(row[side]["reps"]) == reps
-        for ratio in row["ratios"].values():
+        for key, ratio in row["ratios"].items():
+            if key == "cpu_per_request" and ratio["verdict"] == "n/a":
+                # Every window's server CPU read 0: under a loaded machine (parallel tox
+                # envs) a short --quick window can get less than one 10 ms clock tick.
+                # The bench then says n/a rather than invent a ratio.
+                assert ratio["samples"] == [] and ratio["median"] is None
+                continue
             check_ratio(ratio, reps)
         assert row["verdict"] in ("ok", "noise", "below")
 
