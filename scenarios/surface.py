@@ -78,16 +78,19 @@ def all_names(ctx: Context) -> None:
     )
 
 
-#: The classes the documentation makes available wherever the platform has the feature
-#: (the Forking Unix servers are 3.12+, so an implementation may lack them).
+#: The classes the documentation makes available wherever the platform has the feature, by
+#: the family they belong to: a stream-only module (no UDPServer) need not offer the
+#: datagram ones.  The Forking Unix servers are 3.12+, so an implementation may lack them.
 PLATFORM_CLASSES = {
-    "os.fork": ("ForkingMixIn", "ForkingTCPServer", "ForkingUDPServer"),
-    "socket.AF_UNIX": (
-        "UnixStreamServer",
-        "UnixDatagramServer",
-        "ThreadingUnixStreamServer",
-        "ThreadingUnixDatagramServer",
-    ),
+    "os.fork": {
+        "": ("ForkingMixIn",),
+        "TCPServer": ("ForkingTCPServer",),
+        "UDPServer": ("ForkingUDPServer",),
+    },
+    "socket.AF_UNIX": {
+        "TCPServer": ("UnixStreamServer", "ThreadingUnixStreamServer"),
+        "UDPServer": ("UnixDatagramServer", "ThreadingUnixDatagramServer"),
+    },
 }
 
 
@@ -100,15 +103,22 @@ PLATFORM_CLASSES = {
     profile="smoke",
 )
 def platform_classes(ctx: Context) -> None:
-    """Where the platform has os.fork, the module has ForkingMixIn, ForkingTCPServer and
-    ForkingUDPServer; where it has AF_UNIX, the Unix and ThreadingUnix servers -- each a
-    class listed in __all__."""
+    """Where the platform has os.fork, the module has ForkingMixIn and the Forking
+    servers of the families it offers (ForkingTCPServer with TCPServer, ForkingUDPServer
+    with UDPServer); where it has AF_UNIX, the Unix and ThreadingUnix servers of those
+    families -- each a class listed in __all__."""
     module = ctx.impl.module
     listed = set(getattr(module, "__all__", None) or ())
     has = {"os.fork": hasattr(os, "fork"), "socket.AF_UNIX": hasattr(socket, "AF_UNIX")}
-    for feature, names in PLATFORM_CLASSES.items():
+    for feature, families in PLATFORM_CLASSES.items():
         if not has[feature]:
             continue
+        names = [
+            name
+            for family, members in families.items()
+            if not family or isinstance(getattr(module, family, None), type)
+            for name in members
+        ]
         missing = [n for n in names if not isinstance(getattr(module, n, None), type)]
         unlisted = [n for n in names if n not in listed and n not in missing]
         ctx.expect(
