@@ -7,7 +7,8 @@ the client reads; with ``wbufsize > 0`` whatever was written is flushed before t
 connection is shut down; ``disable_nagle_algorithm`` sets ``TCP_NODELAY``;
 ``timeout`` bounds a blocked read; the client sees EOF when its request ends even
 if the handler left a file object open on the connection; a client that resets
-mid-request does not stop the server, and its request is still shut down and closed.
+mid-request does not stop the server, and its request is still shut down and closed;
+when it resets before a buffered reply is flushed, ``finish()`` still closes ``wfile``.
 ``wfile`` is a writable binary file (``writable()`` is true) and ``rfile`` a readable
 one, whatever ``wbufsize``; a handler may close ``wfile`` itself once its reply is
 written, and ``finish()`` then leaves it alone (no error, no ``handle_error``).
