@@ -509,14 +509,15 @@ def forking_exit_status(ctx: Context, outcome: str) -> None:
     title="Children reaped by someone else no longer count against max_children",
     transports=("tcp",),
     kinds=("forking",),
-    params={"max_children": [3]},
+    params={"max_children": [3], "driver": ["serve_forever", "handle_request"]},
     requires=("max_children",),
     checks=("lifecycle", "concurrency", "resources"),
 )
-def reaped_elsewhere(ctx: Context, max_children: int) -> None:
-    """Children the application reaped itself (a SIGCHLD handler would) are forgotten when
-    the server next collects (handle_timeout()), so afterwards max_children requests still
-    run at once under serve_forever() instead of the server waiting on stale pids."""
+def reaped_elsewhere(ctx: Context, max_children: int, driver: str) -> None:
+    """Children the application reaped itself (a SIGCHLD handler would) are all forgotten
+    when the server next collects (handle_timeout()), so afterwards max_children requests
+    still run at once under serve_forever(); under handle_request(), a timeout with fewer
+    than max_children children running returns without waiting for one of them."""
     handle = ctx.server(serve=False, max_children=max_children, timeout=0.05)
     early = max_children - 1
     payloads = [ctx.payload(16) for _ in range(early)]
@@ -531,20 +532,35 @@ def reaped_elsewhere(ctx: Context, max_children: int) -> None:
     for pid in child_states(pids):
         os.waitpid(pid, 0)  # reaped by the application, not by the server
     handle.handle_request()  # nobody connects: handle_timeout() collects
-    handle.serve(0.01)
-    conns = [ctx.connect() for _ in range(2)]
-    both = ctx.wait_events("handle", early + 2, timeout=3.0)
+    if driver == "serve_forever":
+        handle.serve(0.01)
+        conns = [ctx.connect() for _ in range(max_children)]
+        at_once = ctx.wait_events("handle", early + max_children, timeout=3.0)
+    else:
+        # No serve_forever() iteration collects in between: one stale pid left by the
+        # collection above would make the next timeout wait on a running child.
+        conns = [ctx.connect() for _ in range(max_children - 1)]
+        for _ in conns:
+            handle.handle_request()
+        waiter = threading.Thread(target=handle.handle_request, daemon=True)
+        waiter.start()
+        waiter.join(ctx.timeout(2.0))
+        at_once = not waiter.is_alive()
     payloads = [ctx.payload(16) for _ in conns]
     for conn, payload in zip(conns, payloads):
         conn.send(payload)
         conn.shutdown_write()
     replies = [conn.recv_until_eof() for conn in conns]
+    if driver != "serve_forever":
+        waiter.join(ctx.timeout(5.0))
     ctx.expect(replies == payloads, "replies.echo", "a held client did not get its echo")
     ctx.expect(
-        both,
+        at_once,
         "concurrency.forking_stale_children",
         "the server waited for a child to exit although it had fewer than max_children",
-        expected=f"2 requests handled at once (max_children={max_children}, "
+        expected=f"{len(conns)} requests handled at once (max_children={max_children}, "
         f"{early} earlier children reaped by the application)",
-        observed="the second request waited for the first to end",
+        observed="a request waited for an earlier one to end"
+        if driver == "serve_forever"
+        else "handle_request()'s timeout waited for a running child",
     )

@@ -48,6 +48,14 @@ CORE: tuple[Mutant, ...] = (
         "echo.concurrent[tcp-sync-*",
         verdict="crash",
     ),
+    Mutant(
+        # A mix-in that inherits the hooks it overrides: listed after the server class it
+        # now beats BaseServer's methods, and the composed classes' MRO changes.
+        "threading_mixin_is_a_server",
+        "class ThreadingMixIn:",
+        "class ThreadingMixIn(BaseServer):",
+        "surface.plain_mixins*",
+    ),
 )
 
 

@@ -94,4 +94,14 @@ MUTANTS: tuple[Mutant, ...] = (
         "self.active_children.add(pid)\n                self.shutdown_request(request)",
         "concurrency.accept_in_server[tcp-forking-*",
     ),
+    Mutant(
+        # Stops at the first stale pid: the other stale ones still count against max_children.
+        "stale_children_forgotten_one_at_a_time",
+        "                    # someone else reaped it\n"
+        "                    self.active_children.discard(pid)\n",
+        "                    # someone else reaped it\n"
+        "                    self.active_children.discard(pid)\n"
+        "                    break\n",
+        "concurrency.forking.reaped_elsewhere[tcp-forking-*",
+    ),
 )

@@ -90,4 +90,14 @@ MUTANTS: tuple[Mutant, ...] = (
         "        return self.socket.fileno",
         "selector.shared[tcp-sync-mix=tcp+udp-*",
     ),
+    Mutant(
+        # Takes the comment's example for the whole rule: a reset peer's EPIPE escapes the
+        # flush, so wfile is never closed (the garbage collector flushes it later).
+        "finish_flush_catches_only_econnaborted",
+        "            except socket.error:\n"
+        "                # A final socket error may have occurred here, such as\n",
+        "            except ConnectionAbortedError:\n"
+        "                # A final socket error may have occurred here, such as\n",
+        "stream.reset_before_flush[tcp-sync-*",
+    ),
 )
