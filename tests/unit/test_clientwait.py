@@ -59,6 +59,16 @@ def _silent_client(timeout: float) -> tuple[StreamClient, socket.socket]:
     return StreamClient(ours, timeout), theirs
 
 
+def _timed_silent_recv(watch: ClientWatch, timeout: float) -> float:
+    """Seconds a watched client waited for a byte its peer never sends (it times out)."""
+    client, peer = _silent_client(timeout)
+    client.watch = watch
+    started = time.monotonic()
+    with client, peer, pytest.raises(ClientTimeout):
+        client.recv_exact(1)
+    return time.monotonic() - started
+
+
 def test_idle_polls_are_not_progress() -> None:
     log = EventLog()
     try:
@@ -107,12 +117,7 @@ def test_a_known_client_symptom_waits_on_while_the_server_makes_progress(
     clock.older = frozenset()
     events = iter(range(10**6))
     watch = ClientWatch(clock, lambda: next(events))  # a new event on every look
-    client, peer = _silent_client(2.0)
-    client.watch = watch
-    started = time.monotonic()
-    with client, peer, pytest.raises(ClientTimeout):
-        client.recv_exact(1)
-    assert time.monotonic() - started >= 1.9
+    assert _timed_silent_recv(watch, 2.0) >= 1.9
     assert watch.notes == [] and watch.symptoms == []
 
 
@@ -125,12 +130,7 @@ def test_other_stacks_or_no_phase_deadlines_wait_the_full_timeout(stuck_impl: st
     ):
         clock.older = frozenset()
         watch = ClientWatch(clock, lambda: 7)
-        client, peer = _silent_client(1.6)
-        client.watch = watch
-        started = time.monotonic()
-        with client, peer, pytest.raises(ClientTimeout):
-            client.recv_exact(1)
-        assert time.monotonic() - started >= 1.5
+        assert _timed_silent_recv(watch, 1.6) >= 1.5
         assert watch.notes == []
 
 
