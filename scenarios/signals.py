@@ -160,20 +160,26 @@ def handle_request_signalled(ctx: Context, handler: str, timeout: float, signal_
         ctx.note("signal_missed", f"no signal landed in select() in {_ROUNDS} rounds")
 
 
-def _serve_until_told(srv: ServerHandle, go: int, limit: float, raises: bool) -> Any:
+def _serve_until_told(
+    srv: ServerHandle, go: int, limit: float, shutdown_limit: float, raises: bool
+) -> Any:
     """In the child: serve_forever() under a signal every 10 ms until the parent writes
-    to ``go``; a thread of the child then calls shutdown()."""
+    to ``go``; a thread of the child then calls shutdown(), which has ``shutdown_limit``
+    (the harness's shutdown phase deadline) to return once it was called."""
+    called = threading.Event()
 
     def stop() -> None:
         poller = select.poll()
         poller.register(go, select.POLLIN)
         poller.poll(int(limit * 1000))
+        called.set()
         srv.server.shutdown()
 
     stopper = threading.Thread(target=stop, name="shutdown caller", daemon=True)
     stopper.start()
     result = _signalled(lambda: srv.server.serve_forever(poll_interval=0.05), raises, 0.01, 0.01)
-    stopper.join(limit)
+    called.wait(limit)  # a serve_forever() that returned early did so before the parent's go
+    stopper.join(shutdown_limit)
     result["shutdown_returned"] = not stopper.is_alive()
     return result
 
@@ -198,7 +204,10 @@ def serve_forever_signalled(ctx: Context, handler: str, clients: int) -> None:
     try:
         run = Background(
             lambda: in_main_thread(
-                lambda: _serve_until_told(srv, go_read, limit, handler == "raises"), limit + 5.0
+                lambda: _serve_until_told(
+                    srv, go_read, limit, ctx.clock.limit("shutdown", limit), handler == "raises"
+                ),
+                limit + 5.0,
             ),
             "serve_forever() in a child",
         )
