@@ -218,7 +218,12 @@ def serve_forever_signalled(ctx: Context, handler: str, clients: int) -> None:
         ctx.wait_events("service_actions", _IDLE_POLLS, timeout=1.0, phase="point")
     finally:
         os.write(go_write, b"stop")  # the child stops even when the clients failed
-        call: ChildCall | None = None if run is None else run.finish(ctx.timeout(limit + 10.0))
+        # Once told, the child has shutdown() and the loop's end to report: the harness's
+        # phase deadlines for those, not the case's (a loop stuck in select() is a hang).
+        told = ctx.clock.limit("shutdown", limit) + ctx.clock.limit("serve_join", limit)
+        call: ChildCall | None = (
+            None if run is None else run.finish(told, ctx.clock, phase="shutdown")
+        )
         os.close(go_read)
         os.close(go_write)
     checks.clients_ok(ctx, results)
