@@ -32,6 +32,11 @@ from collections.abc import Callable
 from harness._model.phases import STALL_AFTER, STALL_STEP, short_deadline
 from harness._runtime.deadline import PhaseClock
 
+#: The stuck signature of a server none of whose threads is in its code outside the
+#: idle serving loops: the reply or EOF will not come from a handler still at work
+#: (a request kept open, a reply dropped). Matched like any other signature.
+IDLE_SERVER = "(idle server)"
+
 
 class ClientWatch:
     """The client waits of one case (thread-safe: clients wait in any thread)."""
@@ -101,8 +106,8 @@ class ClientWatch:
         short = min(full, short_deadline(phase) * self.clock.scale)
         if waited < short or still < STALL_AFTER * self.clock.scale:
             return False
-        signature = self.clock.stuck_signature()
-        match = known.get((phase, signature)) if signature else None
+        signature = self.clock.stuck_signature() or IDLE_SERVER
+        match = known.get((phase, signature))
         if match is None:
             return False
         note = (
@@ -116,10 +121,9 @@ class ClientWatch:
 
     def expired(self, phase: str) -> None:
         """A client waited out its full timeout in ``phase``: a symptom if the server
-        did nothing meanwhile and has threads stuck in its code."""
+        did nothing meanwhile (its threads stuck in its code, or all idle)."""
         if not self.active or self.still() < STALL_AFTER * self.clock.scale:
             return
-        signature = self.clock.stuck_signature()
-        if signature:
-            with self._lock:
-                self.symptoms.append((phase, signature))
+        signature = self.clock.stuck_signature() or IDLE_SERVER
+        with self._lock:
+            self.symptoms.append((phase, signature))
