@@ -60,6 +60,10 @@ REPEAT_AFTER = 2
 #: 998 cases at load 17, and the stacks must also match the known hang.
 SHORT_DEADLINE = 0.1
 
+#: Hooks a serving loop idle in ``select()`` runs on every poll (``service_actions``):
+#: neither progress (``EventLog.progress``) nor a stuck thread (``PhaseClock``).
+IDLE_POLLS = frozenset(("service_actions",))
+
 #: Client waits: a scenario's client waiting for a reply, or for the server's EOF.
 #: Their full deadline is the client's own timeout; a full wait that ended while
 #: the server made no progress and had threads stuck in its code is a symptom

@@ -5,10 +5,11 @@ out its own timeout (5-15 s).  The clients of a case therefore wait in steps
 and ask this watch, between steps, whether they may stop:
 
 * a wait that runs its full timeout while no lifecycle event arrived for
-  ``STALL_AFTER`` and the implementation has threads stuck outside its idle
-  loops is a *symptom*: its phase (``client reply``/``client EOF``) and that
-  stuck signature go into the evidence (``client_stall``) and the controller
-  counts them like hangs (``_control.symptoms``);
+  ``STALL_AFTER`` is a *symptom*: its phase (``client reply``/``client EOF``)
+  and the stuck signature (the implementation's threads outside its idle
+  loops, or ``IDLE_SERVER`` when there are none) go into the evidence
+  (``client_stall``) and the controller counts them like hangs
+  (``_control.symptoms``);
 * once ``REPEAT_AFTER`` cases of the implementation showed the same symptom,
   a later wait of that phase ends after the phase's short deadline -- only if
   no lifecycle event arrived for ``STALL_AFTER`` and the stacks show the very

@@ -117,8 +117,8 @@ class Context:
             self.options.known_hangs,
             impl_paths(impl),
         )
-        #: The clients' waits as phases (a reply or an EOF a stuck server never sends).
         self._book = Bookkeeping()
+        #: The clients' waits as phases (a reply or an EOF a stuck server never sends).
         self.watch = ClientWatch(self.clock, self.log.progress, self._book.ended)
 
     @property

@@ -25,6 +25,7 @@ from harness._model.phases import (
     CASE_PHASE,
     CLIENT_PHASES,
     DEATH_PHASE,
+    IDLE_POLLS,
     PHASE_DEADLINES,
     REPEAT_AFTER,
     STALL_AFTER,
@@ -77,9 +78,6 @@ def stack_signature(impl_paths: Sequence[str], ignore: Collection[int] = ()) -> 
 
 #: Implementation functions that wait for requests: idle there is not stuck.
 IDLE_LOOPS = frozenset(("serve_forever", "handle_request"))
-
-#: Functions a loop idle in ``select()`` passes through on every poll.
-IDLE_POLLS = frozenset(("service_actions",))
 
 
 class _Done(Exception):

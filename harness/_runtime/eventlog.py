@@ -21,14 +21,11 @@ from collections.abc import Iterable, Sequence
 from time import monotonic as _monotonic
 from typing import Any
 
+from harness._model.phases import IDLE_POLLS
 from harness._model.records import LifecycleEvent
 
 #: Harness threads carry this prefix so that leak checks can tell them apart.
 HARNESS_THREAD_PREFIX = "sockspec-"
-
-#: Events a serving loop makes on every poll while idle (``instrument.POINT_HOOKS``):
-#: not progress.
-IDLE_POLLS = frozenset(("service_actions",))
 
 _SYNC = b"\x00sync"
 _STOP = b"\x00stop"
