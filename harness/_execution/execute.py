@@ -40,6 +40,9 @@ from harness._wire.capture import CaseCapture, case_slug
 #: How long leftovers may take to wind down after teardown before they are leaks.
 LEAK_GRACE = 2.0
 
+#: Events an overflowed log keeps for the evidence (its first ones: how the loop began).
+OVERFLOW_KEEP = 20_000
+
 
 @dataclass(frozen=True)
 class CaseOutcome:
@@ -157,8 +160,8 @@ def _run_and_check(
         baseline, grace, ignore_fds=ctx.log.fds(), pinned=lambda: listeners_left_open(ctx.servers)
     )
     ctx.log.sync()
-    observe_design(ctx)
-    if ctx.log.dropped:
+    overflowed = ctx.log.dropped > 0
+    if overflowed:
         # The lifecycle story is incomplete: checking it would only invent findings.
         ctx.fail(
             "events.overflow",
@@ -167,7 +170,9 @@ def _run_and_check(
             expected=f"at most {MAX_EVENTS:,} events",
             observed=f"{MAX_EVENTS + ctx.log.dropped:,} events",
         )
-    elif verdict not in (Verdict.ERROR, Verdict.UNSUPPORTED):
+        ctx.log.trim(OVERFLOW_KEEP)
+    observe_design(ctx)
+    if not overflowed and verdict not in (Verdict.ERROR, Verdict.UNSUPPORTED):
         # A hang or crash still reports what the log shows (the cause, often).
         _post_checks(ctx)
         serving_checks(ctx)

@@ -18,6 +18,8 @@ and ask this watch, between steps, whether they may stop:
   the same way; the case's evidence says ``deadline_shortened`` and why.
 
 A correct implementation has no symptoms, so its clients never stop early.
+A full event log (``events.overflow``: a request loop without end) makes the
+case fail whatever its clients get, so it ends their waits too.
 
 Once the executor has ended the case (a dead server or a hang: the verdict is
 known), ``end()`` stops every waiting client at once, so the scenario thread
@@ -47,8 +49,12 @@ class ClientWatch:
         clock: PhaseClock,
         progress: Callable[[], int],
         ended: threading.Event | None = None,
+        overflowed: Callable[[], bool] = lambda: False,
     ) -> None:
         self.clock = clock
+        # True once the event log is full: the case fails (``events.overflow``)
+        # whatever the clients get, so their waits are over.
+        self._overflowed = overflowed
         #: Set when the executor ended the case (``end``).
         self.ended = ended if ended is not None else threading.Event()
         self._wakers: list[Callable[[], None]] = []
@@ -100,6 +106,16 @@ class ClientWatch:
         may stop now (its outcome is the same timeout), noting why if it may."""
         if self.ended.is_set():
             return True  # the verdict is known: the rest of the wait would add nothing
+        if self.active and self._overflowed():
+            # A request loop without end fills the log in a second or two; its
+            # clients would wait out their full timeouts while it spins on.
+            with self._lock:
+                if not self.notes:
+                    self.notes.append(
+                        f"deadline shortened from {full:g}s to {waited:.1f}s: the event log "
+                        "was full (events.overflow), so the case fails whatever the clients get"
+                    )
+            return True
         still = self.still()  # sampled on every step: a full wait needs it too
         known = self.clock.known
         if not self.active or not any(p == phase for p, _ in known):

@@ -119,7 +119,9 @@ class Context:
         )
         self._book = Bookkeeping()
         #: The clients' waits as phases (a reply or an EOF a stuck server never sends).
-        self.watch = ClientWatch(self.clock, self.log.progress, self._book.ended)
+        self.watch = ClientWatch(
+            self.clock, self.log.progress, self._book.ended, lambda: self.log.dropped > 0
+        )
 
     @property
     def base_seed(self) -> int:

@@ -44,6 +44,7 @@ class EventLog:
         self._flat: list[Any] = []
         #: Events not kept because the log was full (``MAX_EVENTS``).
         self.dropped = 0
+        self._max_flat = _MAX_FLAT  # lowered by trim()
         self._conns = itertools.count(1)
         # progress(): rows scanned so far, and how many of them were idle polls.
         self._progress_lock = threading.Lock()
@@ -123,7 +124,7 @@ class EventLog:
             row = (name, phase, conn, _monotonic(), pid, identity, server, type(exc).__name__,
                    _exc_text(exc), detail)  # fmt: skip
         if pid == self._owner:
-            if len(self._flat) < _MAX_FLAT:
+            if len(self._flat) < self._max_flat:
                 self._flat.extend(row)
             else:
                 self.dropped += 1
@@ -155,7 +156,7 @@ class EventLog:
             except Exception:
                 continue
             if isinstance(row, tuple) and len(row) == _ROW_FIELDS:
-                if len(self._flat) < _MAX_FLAT:
+                if len(self._flat) < self._max_flat:
                     self._flat.extend(row)
                 else:
                     self.dropped += 1  # its position, the order of arrival, is its seq
@@ -207,6 +208,24 @@ class EventLog:
             for e in events
             if (name is None or e.name == name) and (conn is None or e.conn == conn)
         ]
+
+    def trim(self, keep: int) -> None:
+        """Keep only the first ``keep`` events that arrived, now and from now on (the
+        rest count as ``dropped``).
+
+        For a log that overflowed: its story is incomplete and no check reads it,
+        only the bounded evidence does, and building a million event records for
+        that took seconds -- past a loaded machine's deadlines.
+        """
+        with self._lock, self._progress_lock:
+            rows = len(self._flat) // _ROW_FIELDS
+            if rows <= keep:
+                return
+            self._max_flat = keep * _ROW_FIELDS
+            del self._flat[self._max_flat :]
+            self.dropped += rows - keep
+            self._events = [e for e in self._events if e.seq < keep]
+            self._scanned = min(self._scanned, keep)
 
     def conns(self) -> list[int]:
         """Connection ids seen so far, in order of first appearance."""

@@ -25,6 +25,7 @@ from harness._runtime.clientwait import ClientWatch
 from harness._runtime.deadline import PhaseClock
 from harness._runtime.eventlog import EventLog
 from harness._runtime.swarm import Recv, Send, run_swarm
+from harness.support import in_main_thread
 
 THREADING_ECHO = "echo.concurrent[tcp-threading-clients=100]"
 STUCK = "process_request_thread>finish_request>__init__"
@@ -121,6 +122,15 @@ def test_a_known_client_symptom_waits_on_while_the_server_makes_progress(
     assert watch.notes == [] and watch.symptoms == []
 
 
+def test_a_full_event_log_ends_the_wait_at_once() -> None:
+    """A request loop without end fails the case (events.overflow) whatever the clients get."""
+    full = threading.Event()
+    watch = ClientWatch(PhaseClock(), lambda: 7, overflowed=full.is_set)
+    full.set()
+    assert _timed_silent_recv(watch, 10.0) < 4.0
+    assert "the event log was full" in watch.notes[0]
+
+
 def test_other_stacks_or_no_phase_deadlines_wait_the_full_timeout(stuck_impl: str) -> None:
     for clock in (
         PhaseClock(known=(KnownHang(CLIENT_REPLY, "elsewhere", 2),), impl_paths=[stuck_impl]),
@@ -160,10 +170,20 @@ def test_a_known_client_symptom_never_shortens_a_correct_server() -> None:
 def test_every_handler_hanging_costs_the_swarm_timeout_once(tmp_path: Path) -> None:
     impl = load_implementation(str(by_name("every_handler_hangs").write(tmp_path)))
     known = (KnownHang(CLIENT_EOF, STUCK, REPEAT_AFTER),)
-    result = execute(impl, _case(THREADING_ECHO), CaseOptions(known_hangs=known)).result
-    assert result.verdict is Verdict.HANG  # as with the full wait: server_close() joins
-    assert result.evidence["client_wait_shortened"].startswith("deadline shortened from 15s")
-    assert result.evidence["phase_times"]["case"] < 5.0  # not the swarm's 15 s
+
+    def judge() -> tuple[Verdict, str, float]:
+        result = execute(impl, _case(THREADING_ECHO), CaseOptions(known_hangs=known)).result
+        evidence = result.evidence
+        return result.verdict, evidence["client_wait_shortened"], evidence["phase_times"]["case"]
+
+    # In a child, as a worker would: the hung handler threads are not daemons and would
+    # keep this process from ever exiting; the child leaves with os._exit.
+    call = in_main_thread(judge, timeout=60.0)
+    assert call.status == "returned", call
+    verdict, shortened, case_time = call.value
+    assert verdict is Verdict.HANG  # as with the full wait: server_close() joins
+    assert shortened.startswith("deadline shortened from 15s")
+    assert case_time < 5.0  # not the swarm's 15 s
 
 
 def test_a_swarm_stops_waiting_once_the_case_has_ended() -> None:

@@ -94,6 +94,20 @@ def test_a_full_log_counts_what_it_drops(monkeypatch: pytest.MonkeyPatch) -> Non
         log.close()
 
 
+def test_a_trimmed_log_keeps_its_first_events_and_counts_the_rest_dropped() -> None:
+    log = EventLog()
+    try:
+        for n in range(5):
+            log.emit("handle", "call", n)
+        assert len(log.events()) == 5  # the cache of built records is trimmed too
+        log.trim(2)
+        log.emit("handle", "call", 5)
+        assert [e.conn for e in log.events()] == [0, 1]
+        assert log.dropped == 4
+    finally:
+        log.close()
+
+
 def test_connection_ids_are_unique_across_forked_children() -> None:
     """Two children of one log (a pre-fork pool's workers) never give out the same id."""
     log = EventLog()
