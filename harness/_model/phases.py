@@ -72,10 +72,25 @@ CLIENT_REPLY = "client reply"
 CLIENT_EOF = "client EOF"
 CLIENT_PHASES = (CLIENT_REPLY, CLIENT_EOF)
 
+#: A scenario waiting, with the default timeout, for lifecycle events a correct
+#: server logs at once (``Context.wait_events``/``wait_requests_done``): judged as a
+#: client wait is (a waited-out wait on a server that did nothing is a symptom).
+#: A wait given its own timeout expects something timed, and is never shortened.
+SERVER_EVENT = "server event"
+
+#: Waits, whose symptoms end a wait as its own timeout and leave the verdict to the
+#: scenario: never a whole case's hang.
+WAIT_PHASES = (*CLIENT_PHASES, SERVER_EVENT)
+
 #: Shortened deadlines of phases that legitimately last longer on a correct
 #: server: a whole case runs up to about 2 s on reference (fuzz, 200 forks); a
 #: client wait ends early only after this long with no lifecycle event at all.
-SHORT_DEADLINES: dict[str, float] = {CASE_PHASE: 5.0, CLIENT_REPLY: 1.0, CLIENT_EOF: 1.0}
+SHORT_DEADLINES: dict[str, float] = {
+    CASE_PHASE: 5.0,
+    CLIENT_REPLY: 1.0,
+    CLIENT_EOF: 1.0,
+    SERVER_EVENT: 1.0,
+}
 
 
 #: A whole case of an implementation with known hangs also ends once, after at

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 from harness._model.compat import random_bytes
 from harness._model.errors import Abort, ServeDied, Unsupported
 from harness._model.implementation import Implementation
+from harness._model.phases import SERVER_EVENT
 from harness._model.records import ClientResult, Finding, LifecycleEvent
 from harness._model.scenario import Case
 from harness._model.settings import CaseOptions
@@ -316,35 +317,57 @@ class Context:
         self.log.sync()
         return self.log.events(name, conn)
 
-    def wait_events(self, name: str, count: int, timeout: float = 5.0, phase: str = "call") -> bool:
+    def wait_events(
+        self, name: str, count: int, timeout: float | None = None, phase: str = "call"
+    ) -> bool:
         """Wait until ``count`` events ``name``/``phase`` are logged; False on timeout.
 
         A deadline-bounded poll of the log: used where no reply tells the
         client that the server is done (a datagram handler that raised).
+        With no ``timeout`` (5 s) the events are expected at once, and the wait
+        is a phase (``SERVER_EVENT``): on an implementation whose earlier cases
+        waited it out in vain, on a server doing nothing, it ends early.
         """
-        deadline = time.monotonic() + self.timeout(timeout)
-        while True:
-            self.log.sync()
-            if len([e for e in self.log.events(name) if e.phase == phase]) >= count:
-                return True
-            if time.monotonic() >= deadline or self._book.ended.is_set():
-                return False
-            time.sleep(0.005)
 
-    def wait_requests_done(self, timeout: float = 5.0) -> bool:
+        def logged() -> bool:
+            return len([e for e in self.log.events(name) if e.phase == phase]) >= count
+
+        return self._wait_log(logged, timeout, f"{count} {name} {phase} event(s)")
+
+    def wait_requests_done(self, timeout: float | None = None) -> bool:
         """Wait until every accepted request has been shut down (``shutdown_request``
-        returned); False on timeout.  A client that got its reply can be ahead of the
-        server, which still has ``finish``/``shutdown_request`` to run."""
-        deadline = time.monotonic() + self.timeout(timeout)
-        while True:
-            self.log.sync()
+        returned); False on timeout (None: 5 s, a phase as in ``wait_events``).  A
+        client that got its reply can be ahead of the server, which still has
+        ``finish``/``shutdown_request`` to run."""
+
+        def done() -> bool:
             events = self.log.events()
             accepted = {e.conn for e in events if e.name == "get_request" and e.phase == "return"}
-            done = {e.conn for e in events if e.name == "shutdown_request" and e.phase != "call"}
-            if accepted <= done:
+            closed = {e.conn for e in events if e.name == "shutdown_request" and e.phase != "call"}
+            return accepted <= closed
+
+        return self._wait_log(done, timeout, "every request shut down")
+
+    def _wait_log(self, done: Callable[[], bool], timeout: float | None, what: str) -> bool:
+        watched = timeout is None and self.watch.active
+        full = self.timeout(5.0 if timeout is None else timeout)
+        started = time.monotonic()
+        ask = started + self.watch.step
+        while True:
+            self.log.sync()
+            if done():
                 return True
-            if time.monotonic() >= deadline or self._book.ended.is_set():
+            now = time.monotonic()
+            if now - started >= full:
+                if watched:
+                    self.watch.expired(SERVER_EVENT)
                 return False
+            if self._book.ended.is_set():
+                return False
+            if watched and now >= ask:
+                ask = now + self.watch.step
+                if self.watch.ends(SERVER_EVENT, now - started, full, what):
+                    return False
             time.sleep(0.005)
 
     def require(self, *features: str) -> None:

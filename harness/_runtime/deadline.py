@@ -23,13 +23,13 @@ from typing import Any, TypeVar
 from harness._model.errors import Hang
 from harness._model.phases import (
     CASE_PHASE,
-    CLIENT_PHASES,
     DEATH_PHASE,
     IDLE_POLLS,
     PHASE_DEADLINES,
     REPEAT_AFTER,
     STALL_AFTER,
     STALL_STEP,
+    WAIT_PHASES,
     KnownHang,
     short_deadline,
 )
@@ -173,9 +173,10 @@ class PhaseClock:
         return None, ""
 
     def _hangs(self) -> list[KnownHang]:
-        """The known hangs a whole case may match: not client waits, which end as the
-        client's own timeout and leave the verdict to the scenario (``clientwait``)."""
-        return [k for k in self.known.values() if k.phase not in CLIENT_PHASES]
+        """The known hangs a whole case may match: not waits (a client's, a scenario's
+        for server events), which end as the wait's own timeout and leave the verdict
+        to the scenario (``clientwait``)."""
+        return [k for k in self.known.values() if k.phase not in WAIT_PHASES]
 
     def _may_shorten(self, phase: str) -> bool:
         """Whether a known hang may shorten ``phase`` (any known hang, for the whole case)."""

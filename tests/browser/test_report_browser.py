@@ -108,16 +108,20 @@ def test_index_opens_with_the_problems_view(report: Path, tmp_path: Path) -> Non
 def test_largest_report_opens_within_two_seconds(report: Path, tmp_path: Path) -> None:
     big = tmp_path / "big"
     write_sample(big, large_document())
-    started = time.monotonic()
-    chromium(tmp_path / "p1", "--dump-dom", (report / "index.html").as_uri())
-    small = time.monotonic() - started
-    started = time.monotonic()
-    dom = chromium(tmp_path / "p2", "--dump-dom", (big / "index.html").as_uri()).stdout
-    large = time.monotonic() - started
+    small, large, dom = float("inf"), float("inf"), ""
+    # Best of two, alternating: a load burst (parallel tox envs) can slow one start-up of
+    # chromium by seconds, but hardly two in a row of the same page.
+    for attempt in range(2):
+        started = time.monotonic()
+        chromium(tmp_path / f"s{attempt}", "--dump-dom", (report / "index.html").as_uri())
+        small = min(small, time.monotonic() - started)
+        started = time.monotonic()
+        dom = chromium(tmp_path / f"l{attempt}", "--dump-dom", (big / "index.html").as_uri()).stdout
+        large = min(large, time.monotonic() - started)
     assert 'id="problems"' in dom and dom.count('class="case ') == 500
     # Chromium's own start-up is in both. On a quiet machine it takes about 1 s; a loaded
-    # one (parallel tox envs) slows both loads alike, so the margin grows with it: a
-    # report that renders in time proportional to its size squared would still fail.
+    # one slows both loads alike, so the margin grows with it: a report that renders in
+    # time proportional to its size squared would still fail.
     assert large - small < 2.0 * max(1.0, small), (small, large)
 
 

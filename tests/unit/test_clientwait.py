@@ -6,7 +6,7 @@ import importlib.util
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -16,12 +16,19 @@ from harness import Verdict, load_implementation
 from harness._control.symptoms import Symptoms
 from harness._execution.discovery import discover, select_cases
 from harness._execution.execute import execute
-from harness._model.phases import CLIENT_EOF, CLIENT_REPLY, REPEAT_AFTER, KnownHang
+from harness._model.phases import (
+    CLIENT_EOF,
+    CLIENT_REPLY,
+    REPEAT_AFTER,
+    SERVER_EVENT,
+    KnownHang,
+)
 from harness._model.records import ClientResult, Endpoint
 from harness._model.scenario import Case
 from harness._model.settings import CaseOptions
 from harness._runtime.clients import ClientTimeout, StreamClient
-from harness._runtime.clientwait import ClientWatch
+from harness._runtime.clientwait import IDLE_SERVER, ClientWatch
+from harness._runtime.context import Context
 from harness._runtime.deadline import PhaseClock
 from harness._runtime.eventlog import EventLog
 from harness._runtime.swarm import Recv, Send, run_swarm
@@ -142,6 +149,37 @@ def test_other_stacks_or_no_phase_deadlines_wait_the_full_timeout(stuck_impl: st
         watch = ClientWatch(clock, lambda: 7)
         assert _timed_silent_recv(watch, 1.6) >= 1.5
         assert watch.notes == []
+
+
+def _waiting_context(known: tuple[KnownHang, ...] = (), scale: float = 1.0) -> Context:
+    options = CaseOptions(known_hangs=known, deadline_scale=scale)
+    return Context(load_implementation("stdlib"), _case(THREADING_ECHO), 0, "/nonexistent", options)
+
+
+def _timed(wait: Callable[[], bool]) -> float:
+    started = time.monotonic()
+    assert wait() is False  # no server: the events never come
+    return time.monotonic() - started
+
+
+def test_a_waited_out_event_wait_on_an_idle_server_is_a_symptom() -> None:
+    ctx = _waiting_context(scale=0.4)  # a 2 s wait instead of 5 s
+    try:
+        assert _timed(lambda: ctx.wait_events("handle", 1)) >= 1.9
+        assert ctx.watch.symptoms == [(SERVER_EVENT, IDLE_SERVER)]
+    finally:
+        ctx.log.close()
+
+
+def test_a_known_event_wait_symptom_ends_a_default_wait_early() -> None:
+    ctx = _waiting_context((KnownHang(SERVER_EVENT, IDLE_SERVER, REPEAT_AFTER),))
+    try:
+        assert _timed(lambda: ctx.wait_events("handle", 1)) < 4.0  # not 5 s
+        assert "deadline shortened from 5s" in ctx.watch.notes[0]
+        # A wait given its own timeout expects something timed: never shortened.
+        assert _timed(lambda: ctx.wait_events("handle", 1, timeout=1.6)) >= 1.5
+    finally:
+        ctx.log.close()
 
 
 def test_client_stalls_count_only_in_failing_cases() -> None:
