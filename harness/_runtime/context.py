@@ -119,7 +119,7 @@ class Context:
             impl_paths(impl),
         )
         self._book = Bookkeeping()
-        #: The clients' waits as phases (a reply or an EOF a stuck server never sends).
+        #: Waits as phases: a client's reply or EOF, a scenario's server events (``SERVER_EVENT``).
         self.watch = ClientWatch(
             self.clock, self.log.progress, self._book.ended, lambda: self.log.dropped > 0
         )
