@@ -15,7 +15,7 @@ class Mutant:
     old: str
     new: str
     caught_by: str  # a --select glob of the case that must catch it
-    verdict: str = "fail"  # the verdict that case must give
+    verdict: str = "fail"  # the verdict that case must give ("fail|hang": either one)
 
     def write(self, directory: Path) -> Path:
         """Write the mutated module into ``directory`` and return its path."""

@@ -77,6 +77,10 @@ MUTANTS: tuple[Mutant, ...] = (
         "        self.socket.sendto(self.wfile.getvalue(), self.client_address)",
         "        self.socket.sendto(self.wfile.getvalue(), self.server.server_address)",
         "datagram.client_address[unix_dgram-sync-*",
+        # The server answers itself without end: `fail` (events.overflow) here, but twice
+        # `hang` in CI's tox (4 envs side by side) and never reproduced since; the run's
+        # reason is in the assertion message now.
+        verdict="fail|hang",
     ),
     Mutant(
         "max_packet_size_ignored",
