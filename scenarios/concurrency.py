@@ -40,6 +40,7 @@ from harness import (
 from harness.support import (
     FAIL_TAG,
     PASS_TAG,
+    Background,
     BackgroundClose,
     child_states,
     handle_spans,
@@ -542,17 +543,15 @@ def reaped_elsewhere(ctx: Context, max_children: int, driver: str) -> None:
         conns = [ctx.connect() for _ in range(max_children - 1)]
         for _ in conns:
             handle.handle_request()
-        waiter = threading.Thread(target=handle.handle_request, daemon=True)
-        waiter.start()
-        waiter.join(ctx.timeout(2.0))
-        at_once = not waiter.is_alive()
+        waiter = Background(handle.handle_request, "handle_request()")
+        at_once = waiter.wait(ctx.timeout(2.0))
     payloads = [ctx.payload(16) for _ in conns]
     for conn, payload in zip(conns, payloads):
         conn.send(payload)
         conn.shutdown_write()
     replies = [conn.recv_until_eof() for conn in conns]
     if driver != "serve_forever":
-        waiter.join(ctx.timeout(5.0))
+        waiter.wait(ctx.timeout(5.0))
     ctx.expect(replies == payloads, "replies.echo", "a held client did not get its echo")
     ctx.expect(
         at_once,
