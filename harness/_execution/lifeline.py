@@ -23,7 +23,7 @@ import signal
 import threading
 import time
 
-from harness._runtime.tempdirs import LEDGER, remove_listed
+from harness._runtime.tempdirs import LEDGER, end_ledger, remove_listed
 
 #: Seconds between looks at the parent pid.
 POLL = 0.2
@@ -53,6 +53,7 @@ def _end_group(leftovers: str | None) -> None:
     """Remove ``leftovers``, then kill this process's whole group (the worker and
     what it forked), itself included."""
     if leftovers:
+        end_ledger()  # a case still running must not make a directory after the sweep
         remove_listed(os.path.join(leftovers, LEDGER))
         shutil.rmtree(leftovers, ignore_errors=True)
     try:
