@@ -36,6 +36,7 @@ from hypothesis.control import current_build_context
 from hypothesis.stateful import RuleBasedStateMachine, run_state_machine_as_test
 
 from harness._fuzz.example import Abandon, Example, FuzzFailure
+from harness._runtime.context import bookkeeping
 
 if TYPE_CHECKING:
     from harness._runtime.context import Context
@@ -73,6 +74,10 @@ class _BudgetSpent(_Interrupt):
 
 class _ShrinkSpent(_Interrupt):
     """Shrinking ran out of time: report the smallest failing example seen so far."""
+
+
+class _CaseEnded(_Interrupt):
+    """The executor ended the case (a dead server, a hang): its verdict is known."""
 
 
 @dataclass(frozen=True)
@@ -172,6 +177,8 @@ class FuzzRun:
     def example(self) -> Example:
         """A fresh world for the next example (from the machine's ``__init__``)."""
         self._account()
+        if bookkeeping(self.ctx).ended.is_set():
+            raise _CaseEnded()
         now = time.monotonic() - self.started
         if self.failed_at is None:
             done = self.plan.inputs is not None and self.inputs >= self.plan.inputs
@@ -218,7 +225,7 @@ class FuzzRun:
             # Any factory will do (as documented); the annotation only names classes.
             factory_type = cast("type[RuleBasedStateMachine]", factory)
             run_state_machine_as_test(factory_type, settings=self._settings())
-        except _BudgetSpent:
+        except (_BudgetSpent, _CaseEnded):
             pass
         except _ShrinkSpent:
             self._account()

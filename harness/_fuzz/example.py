@@ -29,7 +29,7 @@ from harness._checks.concurrency import observed_design
 from harness._model.errors import Hang
 from harness._model.lifecycle import entries, expected_paths, transcript
 from harness._model.records import Finding, LifecycleEvent
-from harness._runtime.context import Context, bookkeeping
+from harness._runtime.context import Context, bookkeeping, nest
 from harness._runtime.eventlog import HARNESS_THREAD_PREFIX
 from harness._runtime.resources import leak_findings, reap_and_kill, settle, take_snapshot
 from harness._runtime.serverhandle import listeners_left_open
@@ -83,6 +83,7 @@ class Example:
         ctx = Context(parent.impl, parent.case, parent.seed, self._tmpdir, options)
         ctx.deadline = parent.deadline
         self.ctx = ctx
+        self._unnest = nest(parent, ctx)  # its dead server is the case's; it ends with the case
 
     # -- steps ------------------------------------------------------------------
     @contextlib.contextmanager
@@ -175,6 +176,7 @@ class Example:
             if leaks.children:
                 reap_and_kill(leaks.children)
             shutil.rmtree(self._tmpdir, ignore_errors=True)
+            self._unnest()
         if not quiet and "resources" in ctx.case.spec.checks:
             ctx.findings.extend(leak_findings(leaks))
         if not quiet and ctx.findings:

@@ -66,6 +66,19 @@ class Bookkeeping:
         self.ended = threading.Event()
         # Set when the scenario finishes or a serve thread dies: what the executor waits on.
         self.wake = threading.Event()
+        # The case's own bookkeeping when this is a nested world's (``nest``).
+        self.parent: Bookkeeping | None = None
+
+    def died(self, death: ServeDied) -> None:
+        """Record a serve thread's death; the first wakes the executor.  A nested
+        world's deaths are its case's too: the case ends as it would for its own."""
+        self.deaths.append(death)
+        if not self.serve_died.is_set():
+            self.died_at = time.monotonic()
+            self.serve_died.set()
+            self.wake.set()
+        if self.parent is not None:
+            self.parent.died(death)
 
     def open_gates(self) -> None:
         """Release every handler waiting on a gate."""
@@ -243,12 +256,7 @@ class Context:
             how = type(error).__name__
         else:
             return
-        book = self._book
-        book.deaths.append(ServeDied(what, handle.serve_traceback, dump_stacks(), how))
-        if not book.serve_died.is_set():
-            book.died_at = time.monotonic()
-            book.serve_died.set()
-            book.wake.set()
+        self._book.died(ServeDied(what, handle.serve_traceback, dump_stacks(), how))
 
     # -- clients ------------------------------------------------------------
     def _target(self, server: ServerHandle | None) -> ServerHandle:
@@ -427,6 +435,17 @@ def module_paths(module: ModuleType | None) -> tuple[str, ...]:
         return tuple(os.path.realpath(p) + os.sep for p in paths)
     file = getattr(module, "__file__", None)
     return (os.path.realpath(file),) if file else ()
+
+
+def nest(parent: Context, child: Context) -> Callable[[], None]:
+    """Make ``child`` (a fuzz example's world) part of ``parent``'s case: a serve
+    thread of ``child`` that dies ends the case as one of ``parent``'s would, and
+    ``child``'s clients stop waiting when the case ends.  Returns the undo."""
+    child._book.parent = parent._book
+    undo = parent.watch.wake_on_end(child.watch.end)
+    if parent.watch.ended.is_set():  # ended before the hook was in place
+        child.watch.end()
+    return undo
 
 
 def bookkeeping(ctx: Context) -> Bookkeeping:

@@ -176,3 +176,16 @@ def test_only_the_fuzzer_finds_the_mutant(cli: Callable[..., CliRun], tmp_path: 
             if impl == path and v != "pass" and verdicts.get(("stdlib", case)) == "pass"
         ]
     assert not worse, f"non-fuzz cases catch the mutant: {worse}"
+
+
+def test_a_dead_example_server_ends_the_case_as_a_dead_server(
+    cli: Callable[..., CliRun], tmp_path: Path
+) -> None:
+    """An example's server whose ``serve_forever()`` returns unasked ends the whole case
+    (as any case's dead server does), not each client's wait for its timeout."""
+    path = by_name("serve_forever_returns_early").write(tmp_path)
+    run = cli("run", "--impl", str(path), "--select", "fuzz.payload.stream[tcp-threading]")
+    [result] = _fuzz_results(run)
+    assert result["verdict"] == "fail", result
+    assert result["reason"] == "serve_forever() returned although shutdown() was never called"
+    assert not [f for f in result["findings"] if f["check"] == "fuzz.clients.io"]
