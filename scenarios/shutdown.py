@@ -109,7 +109,8 @@ def shutdown_stops_loop(ctx: Context, loop: str, poll_interval: float) -> None:
     held = {"service_actions": _parking(ctx, parked, release)} if loop == "held" else {}
     srv = ctx.server(poll_interval=poll_interval, **held)
     ctx.wait_events("serve_forever", 1)
-    parked.wait(ctx.timeout(5.0) if held else 0)
+    if held:
+        ctx.wait_until(parked.is_set, "the loop parked in service_actions()")
     stop = Background(srv.server.shutdown, "shutdown()")
     released = stop.started
     if held:

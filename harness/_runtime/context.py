@@ -356,6 +356,15 @@ class Context:
 
         return self._wait_log(done, timeout, "every request shut down")
 
+    def wait_until(
+        self, condition: Callable[[], bool], what: str, timeout: float | None = None
+    ) -> bool:
+        """Wait until ``condition()`` holds (a hook of the server set an event, say);
+        False on timeout.  Judged like ``wait_events``: with no ``timeout`` (5 s) a
+        correct server makes it hold at once, and the wait is a phase (``SERVER_EVENT``).
+        """
+        return self._wait_log(condition, timeout, what)
+
     def _wait_log(self, done: Callable[[], bool], timeout: float | None, what: str) -> bool:
         watched = timeout is None and self.watch.active
         full = self.timeout(5.0 if timeout is None else timeout)
