@@ -3,7 +3,7 @@
 Workers are retired after a hang, so what a hang looked like must live in
 the controller: each ``hang`` result carries its phase and stack signature
 (``hang_phase``/``hang_signature`` in its evidence), as does a client wait
-that ran its full timeout on a stuck server (``client_stall``); once ``REPEAT_AFTER``
+that ran its full timeout on a stuck server (``client_stalls``); once ``REPEAT_AFTER``
 cases of one implementation hung the same way, later cases of that
 implementation receive it as a ``KnownHang`` and may end that phase after a
 shortened deadline (see ``_runtime.deadline.PhaseClock``).  A passing
@@ -29,10 +29,11 @@ class Symptoms:
     def record(self, result: CaseResult) -> None:
         """Count ``result`` if it is a hang with a phase and a signature, or a
         dead serve thread (``fail``) with how it died; and, either way, a client
-        that waited out its full timeout on a stuck server (``client_stall``)."""
-        stall = result.evidence.get("client_stall")
-        if isinstance(stall, dict) and result.verdict in (Verdict.FAIL, Verdict.HANG):
-            self._count(result.impl, str(stall.get("phase")), str(stall.get("signature")))
+        that waited out its full timeout on a stuck server (``client_stalls``)."""
+        stalls = result.evidence.get("client_stalls")
+        if isinstance(stalls, list) and result.verdict in (Verdict.FAIL, Verdict.HANG):
+            for stall in (s for s in stalls if isinstance(s, dict)):
+                self._count(result.impl, str(stall.get("phase")), str(stall.get("signature")))
         phase = result.evidence.get("hang_phase")
         signature = result.evidence.get("hang_signature")
         if result.verdict is Verdict.FAIL and result.evidence.get("death_signature"):

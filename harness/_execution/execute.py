@@ -262,17 +262,18 @@ def _body_done(ctx: Context, finished: threading.Event, wait: float) -> bool:
 
 
 def _client_wait_evidence(ctx: Context, verdict: Verdict, evidence: dict[str, Any]) -> None:
-    """Client waits ended early (``deadline_shortened``), or the first that waited out
-    its full timeout on a stuck server in a failing case (``client_stall``: counted by
-    the controller, so that later cases of the implementation may end it early)."""
+    """Waits ended early (``deadline_shortened``), and in a failing case each kind of
+    wait that ran out its full timeout on a stuck server (``client_stalls``: counted by
+    the controller, so that later cases of the implementation may end them early).
+    A case can do both: one kind of wait already known, another seen for the first time."""
     watch = ctx.watch
     if watch.notes:
         evidence.setdefault("deadline_shortened", watch.notes[0])
         evidence["client_wait_shortened"] = watch.notes[0]
         evidence["client_waits_shortened"] = len(watch.notes)
-    elif watch.symptoms and (verdict in (Verdict.FAIL, Verdict.HANG) or ctx.findings):
-        phase, signature = watch.symptoms[0]
-        evidence["client_stall"] = {"phase": phase, "signature": signature}
+    if watch.symptoms and (verdict in (Verdict.FAIL, Verdict.HANG) or ctx.findings):
+        distinct = dict.fromkeys(watch.symptoms)  # once per case, in order of appearance
+        evidence["client_stalls"] = [{"phase": p, "signature": s} for p, s in distinct]
 
 
 def _hang_evidence(hang: Hang) -> dict[str, Any]:

@@ -67,7 +67,7 @@ IDLE_POLLS = frozenset(("service_actions",))
 #: Client waits: a scenario's client waiting for a reply, or for the server's EOF.
 #: Their full deadline is the client's own timeout; a full wait that ended while
 #: the server made no progress and had threads stuck in its code is a symptom
-#: (``client_stall`` in the evidence), counted like a hang.
+#: (``client_stalls`` in the evidence), counted like a hang.
 CLIENT_REPLY = "client reply"
 CLIENT_EOF = "client EOF"
 CLIENT_PHASES = (CLIENT_REPLY, CLIENT_EOF)

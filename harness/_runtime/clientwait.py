@@ -8,7 +8,7 @@ and ask this watch, between steps, whether they may stop:
   ``STALL_AFTER`` is a *symptom*: its phase (``client reply``/``client EOF``)
   and the stuck signature (the implementation's threads outside its idle
   loops, or ``IDLE_SERVER`` when there are none) go into the evidence
-  (``client_stall``) and the controller counts them like hangs
+  (``client_stalls``) and the controller counts them like hangs
   (``_control.symptoms``);
 * once ``REPEAT_AFTER`` cases of the implementation showed the same symptom,
   a later wait of that phase ends after the phase's short deadline -- only if

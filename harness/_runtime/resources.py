@@ -7,6 +7,7 @@ implementation when they are the server's, bugs of the harness otherwise.
 
 from __future__ import annotations
 
+import gc
 import os
 import threading
 import time
@@ -107,27 +108,46 @@ def _new_fds(before: dict[int, str], after: dict[int, str], ignored: set[int]) -
     return fds
 
 
+#: Seconds descriptors alone may stay unchanged before ``settle`` calls them leaked.
+QUIET = 0.5
+
+
 def settle(
     before: ResourceSnapshot,
     grace: float,
     ignore_fds: Iterable[int] = (),
     pinned: Callable[[], Collection[int]] = frozenset,
+    quiet: float = QUIET,
 ) -> Leaks:
     """Wait up to ``grace`` seconds for leftovers to go away; return what remains.
 
     Threads and children wind down asynchronously after ``server_close()``,
     so a deadline-bounded poll is the honest way to tell "slow" from "leaked".
+    Once only descriptors are left, with no new thread or child to act on
+    them, only garbage collection can still close one: after a collection,
+    the same descriptors left for ``quiet`` seconds are leaked (a server that
+    keeps its connections costs that, not the whole grace, on every case).
     ``pinned()`` names descriptors that cannot go away by waiting (a listening
     socket that ``server_close()`` left open, held by the server object): when
-    they are all that is left, with no thread or child to act, the wait ends.
+    they are all that is left, the wait ends at once.
     """
     ignored = tuple(ignore_fds)
     deadline = time.monotonic() + grace
+    fds_only: tuple[dict[int, str], float] | None = None  # (descriptors, since when)
     while True:
         leaks = diff(before, take_snapshot(), ignored)
-        if not leaks or time.monotonic() >= deadline:
+        now = time.monotonic()
+        if not leaks or now >= deadline:
             return leaks
-        if not leaks.threads and not leaks.children and set(leaks.fds) <= set(pinned()):
+        if leaks.threads or leaks.children:
+            fds_only = None
+        elif set(leaks.fds) <= set(pinned()):
+            return leaks
+        elif fds_only is None or fds_only[0] != leaks.fds:
+            if fds_only is None:
+                gc.collect()  # a socket in a reference cycle closes only now
+            fds_only = (leaks.fds, now)
+        elif now - fds_only[1] >= quiet:
             return leaks
         time.sleep(0.01)
 

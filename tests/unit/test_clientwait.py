@@ -184,7 +184,7 @@ def test_a_known_event_wait_symptom_ends_a_default_wait_early() -> None:
 
 def test_client_stalls_count_only_in_failing_cases() -> None:
     symptoms = Symptoms()
-    stall = {"client_stall": {"phase": CLIENT_REPLY, "signature": STUCK}}
+    stall = {"client_stalls": [{"phase": CLIENT_REPLY, "signature": STUCK}]}
     passed = _case(THREADING_ECHO).record("m", Verdict.PASS, 1.0, evidence=stall)
     failed = _case(THREADING_ECHO).record("m", Verdict.FAIL, 1.0, evidence=stall)
     for _ in range(REPEAT_AFTER):
@@ -202,7 +202,7 @@ def test_a_known_client_symptom_never_shortens_a_correct_server() -> None:
     ).result
     assert result.verdict is Verdict.PASS
     assert "deadline_shortened" not in result.evidence
-    assert "client_stall" not in result.evidence
+    assert "client_stalls" not in result.evidence
 
 
 def test_every_handler_hanging_costs_the_swarm_timeout_once(tmp_path: Path) -> None:

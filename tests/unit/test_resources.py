@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import threading
 import time
 
 from harness._runtime.resources import ResourceSnapshot, diff, settle, take_snapshot
@@ -45,3 +46,32 @@ def test_settling_ends_at_once_when_only_pinned_descriptors_are_left() -> None:
         assert kept.fileno() in leaks.fds  # still reported
         leaks = settle(before, 0.3, pinned=set)  # not pinned: the whole grace is waited
         assert kept.fileno() in leaks.fds
+
+
+def test_descriptors_alone_and_unchanged_are_leaked_after_the_quiet_time() -> None:
+    before = take_snapshot()
+    with socket.socket() as kept:  # a connection the server keeps (no thread to close it)
+        started = time.monotonic()
+        leaks = settle(before, 30.0, quiet=0.3)
+        waited = time.monotonic() - started
+        assert 0.3 <= waited < 10.0  # the quiet time, not the 30 s grace
+        assert kept.fileno() in leaks.fds
+
+
+def test_a_descriptor_a_thread_will_close_is_waited_for() -> None:
+    before = take_snapshot()
+    sock = socket.socket()
+    closed = threading.Event()
+
+    def close_later() -> None:
+        closed.wait(0.6)  # longer than the quiet time: the thread is what is waited on
+        sock.close()
+
+    closer = threading.Thread(target=close_later)
+    closer.start()
+    try:
+        leaks = settle(before, 30.0, quiet=0.1)
+    finally:
+        closed.set()
+        closer.join(10.0)
+    assert not leaks.fds and not leaks.threads
