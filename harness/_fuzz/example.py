@@ -29,6 +29,7 @@ from harness._checks.concurrency import observed_design
 from harness._model.errors import Hang
 from harness._model.lifecycle import entries, expected_paths, transcript
 from harness._model.records import Finding, LifecycleEvent
+from harness._runtime.clients import ResponseTooLarge
 from harness._runtime.context import Context, bookkeeping, nest
 from harness._runtime.eventlog import HARNESS_THREAD_PREFIX
 from harness._runtime.resources import leak_findings, reap_and_kill, settle, take_snapshot
@@ -115,7 +116,7 @@ class Example:
         text = f"{type(exc).__name__}: {exc}"
         if _raised_in(self.ctx.impl, exc):
             self.ctx.fail("implementation.raised", f"the implementation raised {text}")
-        elif isinstance(exc, (OSError, EOFError)):
+        elif isinstance(exc, (OSError, EOFError, ResponseTooLarge)):
             self.ctx.fail(
                 "clients.io", f"a client saw {text}", expected="the step completes", observed=text
             )

@@ -27,7 +27,8 @@ from harness._checks.timing import slack
 from harness._fuzz.engine import FuzzRun
 from harness._fuzz.model import DATAGRAM_LIMITS, Blob, HandlerModel, chunked, peek
 from harness._model.records import Endpoint
-from harness._runtime.clients import DatagramClient
+from harness._runtime.clients import DEFAULT_READ_LIMIT, DatagramClient, StreamClient
+from harness._runtime.clientwait import ClientWatch
 from harness._runtime.eventlog import HARNESS_THREAD_PREFIX
 from harness._runtime.serverhandle import ServerHandle
 
@@ -68,35 +69,49 @@ class PayloadConfig:
         )
 
 
-def stream_exchange(endpoint: Endpoint, chunks: list[bytes], timeout: float) -> bytes:
-    """Send ``chunks`` (then FIN) from a helper thread while reading the reply to EOF."""
+def stream_exchange(
+    endpoint: Endpoint, chunks: list[bytes], timeout: float, watch: ClientWatch | None = None
+) -> bytes:
+    """Send ``chunks`` (then FIN) from a helper thread while reading the reply to EOF.
+
+    The reply is read by a ``StreamClient`` under the case's ``watch``, so a server
+    that never ends the connection costs its known symptom, not every example's
+    full timeout.  The sender writes through a duplicate of the socket: its own
+    timeout object, never changed by the reader's stepped waits.
+    """
     sock = socket.socket(endpoint.family, socket.SOCK_STREAM)
     errors: list[BaseException] = []
+    try:
+        sock.settimeout(timeout)
+        sock.connect(endpoint.address)
+        writer = sock.dup()
+    except BaseException:
+        sock.close()
+        raise
 
     def send() -> None:
         try:
             for chunk in chunks:
-                sock.sendall(chunk)
-            sock.shutdown(socket.SHUT_WR)
+                writer.sendall(chunk)
+            writer.shutdown(socket.SHUT_WR)
         except OSError as exc:
             errors.append(exc)
 
+    reader = StreamClient(sock, timeout)
+    reader.watch = watch
+    sender = threading.Thread(target=send, name=f"{HARNESS_THREAD_PREFIX}fuzz-send")
     try:
-        sock.settimeout(timeout)
-        sock.connect(endpoint.address)
-        sender = threading.Thread(target=send, name=f"{HARNESS_THREAD_PREFIX}fuzz-send")
         sender.start()
-        received = bytearray()
         try:
-            for data in iter(lambda: sock.recv(1 << 18), b""):
-                received += data
+            received = reader.recv_until_eof(limit=DEFAULT_READ_LIMIT + sum(map(len, chunks)))
         finally:
             sender.join(timeout)
         if errors:
             raise errors[0]
-        return bytes(received)
+        return received
     finally:
-        sock.close()
+        writer.close()
+        reader.close()
 
 
 class _PayloadMachine(RuleBasedStateMachine):
@@ -185,7 +200,7 @@ class StreamPayloadMachine(_PayloadMachine):
         self.ex.inputs += 1
         with self.ex.step(f"send {blob} in {len(chunks)} chunk(s), read to EOF") as notes:
             timeout = self.ctx.timeout(5.0 + len(data) / 5e6 + slack(self.ctx))
-            got = stream_exchange(self.server.endpoint, chunks, timeout)
+            got = stream_exchange(self.server.endpoint, chunks, timeout, self.ctx.watch)
             notes.append(f"got {len(got):,} bytes")
             self.judge(f"input {self.ex.inputs}", data, got)
 
