@@ -79,39 +79,29 @@ def stream_exchange(
     full timeout.  The sender writes through a duplicate of the socket: its own
     timeout object, never changed by the reader's stepped waits.
     """
-    sock = socket.socket(endpoint.family, socket.SOCK_STREAM)
     errors: list[BaseException] = []
-    try:
-        sock.settimeout(timeout)
-        sock.connect(endpoint.address)
-        writer = sock.dup()
-    except BaseException:
-        sock.close()
-        raise
+    with StreamClient.connect(endpoint, timeout) as reader:
+        reader.watch = watch
+        with socket.fromfd(reader.fileno(), endpoint.family, socket.SOCK_STREAM) as writer:
+            writer.settimeout(timeout)
 
-    def send() -> None:
-        try:
-            for chunk in chunks:
-                writer.sendall(chunk)
-            writer.shutdown(socket.SHUT_WR)
-        except OSError as exc:
-            errors.append(exc)
+            def send() -> None:
+                try:
+                    for chunk in chunks:
+                        writer.sendall(chunk)
+                    writer.shutdown(socket.SHUT_WR)
+                except OSError as exc:
+                    errors.append(exc)
 
-    reader = StreamClient(sock, timeout)
-    reader.watch = watch
-    sender = threading.Thread(target=send, name=f"{HARNESS_THREAD_PREFIX}fuzz-send")
-    try:
-        sender.start()
-        try:
-            received = reader.recv_until_eof(limit=DEFAULT_READ_LIMIT + sum(map(len, chunks)))
-        finally:
-            sender.join(timeout)
-        if errors:
-            raise errors[0]
-        return received
-    finally:
-        writer.close()
-        reader.close()
+            sender = threading.Thread(target=send, name=f"{HARNESS_THREAD_PREFIX}fuzz-send")
+            sender.start()
+            try:
+                received = reader.recv_until_eof(limit=DEFAULT_READ_LIMIT + sum(map(len, chunks)))
+            finally:
+                sender.join(timeout)
+    if errors:
+        raise errors[0]
+    return received
 
 
 class _PayloadMachine(RuleBasedStateMachine):

@@ -340,7 +340,7 @@ class Context:
         def logged() -> bool:
             return len([e for e in self.log.events(name) if e.phase == phase]) >= count
 
-        return self._wait_log(logged, timeout, f"{count} {name} {phase} event(s)")
+        return self.wait_until(logged, f"{count} {name} {phase} event(s)", timeout)
 
     def wait_requests_done(self, timeout: float | None = None) -> bool:
         """Wait until every accepted request has been shut down (``shutdown_request``
@@ -354,7 +354,7 @@ class Context:
             closed = {e.conn for e in events if e.name == "shutdown_request" and e.phase != "call"}
             return accepted <= closed
 
-        return self._wait_log(done, timeout, "every request shut down")
+        return self.wait_until(done, "every request shut down", timeout)
 
     def wait_until(
         self, condition: Callable[[], bool], what: str, timeout: float | None = None
@@ -363,16 +363,13 @@ class Context:
         False on timeout.  Judged like ``wait_events``: with no ``timeout`` (5 s) a
         correct server makes it hold at once, and the wait is a phase (``SERVER_EVENT``).
         """
-        return self._wait_log(condition, timeout, what)
-
-    def _wait_log(self, done: Callable[[], bool], timeout: float | None, what: str) -> bool:
         watched = timeout is None and self.watch.active
         full = self.timeout(5.0 if timeout is None else timeout)
         started = time.monotonic()
         ask = started + self.watch.step
         while True:
             self.log.sync()
-            if done():
+            if condition():
                 return True
             now = time.monotonic()
             if now - started >= full:
