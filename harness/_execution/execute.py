@@ -141,7 +141,8 @@ def _run_and_check(
     except Exception as exc:
         verdict, reason = judge_exception(ctx, exc)
         evidence["traceback"] = _format(exc)
-    teardown_hang = _teardown(ctx, hung=verdict is Verdict.HANG)
+    hung = verdict is Verdict.HANG
+    teardown_hang = _teardown(ctx, hung, known=hung and bool(evidence.get("deadline_shortened")))
     if capture is not None:
         evidence.update(capture.finish())
     if teardown_hang is not None:
@@ -271,6 +272,9 @@ def _client_wait_evidence(ctx: Context, verdict: Verdict, evidence: dict[str, An
         evidence.setdefault("deadline_shortened", watch.notes[0])
         evidence["client_wait_shortened"] = watch.notes[0]
         evidence["client_waits_shortened"] = len(watch.notes)
+    if watch.phase_notes:
+        evidence["client_phase_deadline"] = watch.phase_notes[0]
+        evidence["client_phase_deadlines"] = len(watch.phase_notes)
     if watch.symptoms and (verdict in (Verdict.FAIL, Verdict.HANG) or ctx.findings):
         distinct = dict.fromkeys(watch.symptoms)  # once per case, in order of appearance
         evidence["client_stalls"] = [{"phase": p, "signature": s} for p, s in distinct]
@@ -287,11 +291,13 @@ def _hang_evidence(hang: Hang) -> dict[str, Any]:
     return evidence
 
 
-def _teardown(ctx: Context, hung: bool = False) -> Hang | None:
+def _teardown(ctx: Context, hung: bool = False, known: bool = False) -> Hang | None:
     """Stop and close every server the case started; the first hang, if any.
 
     After the case already hung (``hung``) its verdict is known and a stuck
-    implementation only adds evidence, so each call gets ``teardown_after_hang``.
+    implementation only adds evidence, so each call gets ``teardown_after_hang``;
+    after a hang recognised as one of the implementation's known hangs (``known``),
+    whose teardown earlier cases already showed, ``teardown_after_known_hang``.
     """
     book = bookkeeping(ctx)
     book.release()
@@ -303,7 +309,9 @@ def _teardown(ctx: Context, hung: bool = False) -> Hang | None:
     hang: Hang | None = None
     limit = max(2.0, min(5.0, ctx.time_left() + 2.0))
     if hung:
-        limit = ctx.clock.limit("teardown_after_hang", limit)
+        limit = ctx.clock.limit(
+            "teardown_after_known_hang" if known else "teardown_after_hang", limit
+        )
     for handle in reversed(ctx.servers):
         try:
             handle.close(timeout=limit, phased=True)

@@ -43,6 +43,9 @@ PHASE_DEADLINES: dict[str, float] = {
     # each teardown call after the scenario itself hung: the verdict is known,
     # a stuck implementation only adds evidence.
     "teardown_after_hang": 0.5,
+    # ... and after a hang the stacks showed to be one the implementation already
+    # had (a shortened deadline or a quick stall): earlier cases hold its teardown.
+    "teardown_after_known_hang": 0.1,
 }
 
 #: Phases whose hangs count as a repeated symptom, besides the above.
@@ -72,6 +75,13 @@ CLIENT_REPLY = "client reply"
 CLIENT_EOF = "client EOF"
 CLIENT_PHASES = (CLIENT_REPLY, CLIENT_EOF)
 
+#: The full deadline of a client's wait for a reply or an EOF (seconds, before scale)
+#: when the client's own timeout is longer: a correct server answers in milliseconds
+#: and logs lifecycle events as it goes (0.1 s at most on reference and stdlib).  The
+#: wait ends at it, as the client's own timeout would, only once the client received
+#: nothing and no lifecycle event arrived for that long.
+CLIENT_PHASE_DEADLINE = 3.0
+
 #: A scenario waiting, with the default timeout, for lifecycle events a correct
 #: server logs at once (``Context.wait_events``/``wait_requests_done``): judged as a
 #: client wait is (a waited-out wait on a server that did nothing is a symptom).
@@ -98,6 +108,14 @@ SHORT_DEADLINES: dict[str, float] = {
 #: event has arrived for ``STALL_AFTER`` seconds (checked every ``STALL_STEP``).
 STALL_AFTER = 1.0
 STALL_STEP = 0.25
+
+#: ... or after ``QUICK_STALL_AFTER`` without a lifecycle event when every thread
+#: stuck in the implementation is in one of the very chains of functions of a
+#: known hang, none of them calling back into a handler hook (``CALLS_OUT``): a
+#: handler at work, or a phase that legitimately waits, looks different.  Checked
+#: every ``QUICK_STALL_STEP``.
+QUICK_STALL_AFTER = 0.25
+QUICK_STALL_STEP = 0.05
 
 
 def short_deadline(phase: str) -> float:

@@ -144,6 +144,7 @@ class _Deadline:
         same ``ClientTimeout`` once the watch says the server is stuck the way it
         was in earlier cases (``clientwait``); a full wait is reported to it.
         """
+        called = time.monotonic()  # this call has received nothing since
         while True:
             try:
                 left = self.remaining()
@@ -158,8 +159,9 @@ class _Deadline:
             except SOCKET_TIMEOUT:
                 if watch is None or not watch.active:
                     raise self.expired() from None
-                waited = self.timeout - (self.end - time.monotonic())
-                if watch.ends(phase, waited, self.timeout, self.op):
+                now = time.monotonic()
+                waited = self.timeout - (self.end - now)
+                if watch.ends(phase, waited, self.timeout, self.op, quiet=now - called):
                     raise self.expired() from None
 
 

@@ -32,7 +32,12 @@ import threading
 import time
 from collections.abc import Callable
 
-from harness._model.phases import STALL_AFTER, STALL_STEP, short_deadline
+from harness._model.phases import (
+    CLIENT_PHASE_DEADLINE,
+    STALL_AFTER,
+    STALL_STEP,
+    short_deadline,
+)
 from harness._runtime.deadline import PhaseClock
 
 #: The stuck signature of a server none of whose threads is in its code outside the
@@ -68,6 +73,8 @@ class ClientWatch:
         self.symptoms: list[tuple[str, str]] = []
         #: Why waits were shortened (evidence ``deadline_shortened``).
         self.notes: list[str] = []
+        #: Waits that ended at their phase deadline (evidence ``client_phase_deadline``).
+        self.phase_notes: list[str] = []
 
     @property
     def active(self) -> bool:
@@ -101,9 +108,13 @@ class ClientWatch:
                 self._seen, self._since = count, now
             return now - self._since
 
-    def ends(self, phase: str, waited: float, full: float, what: str) -> bool:
+    def ends(
+        self, phase: str, waited: float, full: float, what: str, quiet: float | None = None
+    ) -> bool:
         """Whether a client that waited ``waited`` of its ``full`` seconds in ``phase``
-        may stop now (its outcome is the same timeout), noting why if it may."""
+        may stop now (its outcome is the same timeout), noting why if it may.
+        ``quiet``: how long the client has received nothing (None: not known, and
+        then only a known symptom ends the wait)."""
         if self.ended.is_set():
             return True  # the verdict is known: the rest of the wait would add nothing
         if self.active and self._overflowed():
@@ -117,8 +128,35 @@ class ClientWatch:
                     )
             return True
         still = self.still()  # sampled on every step: a full wait needs it too
+        if not self.active:
+            return False
+        return self._known_ends(phase, waited, full, what, still) or self._phase_deadline(
+            phase, waited, full, what, still, quiet
+        )
+
+    def _phase_deadline(
+        self, phase: str, waited: float, full: float, what: str, still: float, quiet: float | None
+    ) -> bool:
+        """Whether the wait ran out the full deadline of its phase (``CLIENT_PHASE_DEADLINE``,
+        shorter than the client's own timeout): nothing received and no lifecycle event
+        for that long.  Like a full wait, it is a symptom (``expired``)."""
+        limit = CLIENT_PHASE_DEADLINE * self.clock.scale
+        if quiet is None or full <= limit or min(quiet, still) < limit:
+            return False
+        self.expired(phase)
+        with self._lock:
+            self.phase_notes.append(
+                f"{what} ended after {waited:.1f}s of its {full:g}s timeout: the {phase} "
+                f"phase deadline ({limit:g}s) passed with nothing received and no "
+                f"lifecycle event for {still:.1f}s"
+            )
+        return True
+
+    def _known_ends(self, phase: str, waited: float, full: float, what: str, still: float) -> bool:
+        """Whether the wait may end as a known symptom: earlier cases waited out the
+        same phase with the same stacks, and no lifecycle event came for ``STALL_AFTER``."""
         known = self.clock.known
-        if not self.active or not any(p == phase for p, _ in known):
+        if not any(p == phase for p, _ in known):
             return False
         short = min(full, short_deadline(phase) * self.clock.scale)
         if waited < short or still < STALL_AFTER * self.clock.scale:

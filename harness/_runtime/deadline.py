@@ -26,9 +26,10 @@ from harness._model.phases import (
     DEATH_PHASE,
     IDLE_POLLS,
     PHASE_DEADLINES,
+    QUICK_STALL_AFTER,
+    QUICK_STALL_STEP,
     REPEAT_AFTER,
     STALL_AFTER,
-    STALL_STEP,
     WAIT_PHASES,
     KnownHang,
     short_deadline,
@@ -49,15 +50,27 @@ def dump_stacks() -> str:
     return "\n".join(chunks)
 
 
+#: This package's folder: a frame in it, called from the implementation, is one of
+#: the harness's hooks (and through it a scenario's handler code) at work.
+HARNESS_DIR = os.path.dirname(os.path.dirname(os.path.realpath(__file__))) + os.sep
+
+#: Marks a chain whose innermost implementation function has called back into the
+#: harness (a handler hook at work), as opposed to one waiting in its own code.
+CALLS_OUT = "+"
+
+
 def stack_signature(impl_paths: Sequence[str], ignore: Collection[int] = ()) -> str:
     """Where the implementation's code is, in every thread: its function chains.
 
     One ``outer>inner`` chain of the implementation's own functions per thread
     (files under ``impl_paths``), deduplicated and sorted; no line numbers or
     thread names, so the same stuck state gives the same signature in every
-    case.  Threads in ``ignore`` (idents of threads older than the case: stuck
-    in an earlier case of a worker that carried on) are left out.  "" when no
-    thread is inside the implementation.
+    case.  A chain ends in ``CALLS_OUT`` when a harness frame lies past its
+    innermost function: a handler running a scenario's code looks, by the
+    implementation's functions alone, just like a handler stuck in them.
+    Threads in ``ignore`` (idents of threads older than the case: stuck in an
+    earlier case of a worker that carried on) are left out.  "" when no thread
+    is inside the implementation.
     """
     if not impl_paths:
         return ""
@@ -66,13 +79,17 @@ def stack_signature(impl_paths: Sequence[str], ignore: Collection[int] = ()) -> 
     for ident, frame in sys._current_frames().items():
         if ident in ignore:
             continue
-        names = [
-            f.name
-            for f in traceback.extract_stack(frame)
-            if os.path.realpath(f.filename).startswith(prefixes)
-        ]
+        names: list[str] = []
+        calls_out = False
+        for f in traceback.extract_stack(frame):
+            path = os.path.realpath(f.filename)
+            if path.startswith(prefixes):
+                names.append(f.name)
+                calls_out = False
+            elif names and path.startswith(HARNESS_DIR):
+                calls_out = True
         if names:
-            chains.add(">".join(names))
+            chains.add(">".join(names) + (CALLS_OUT if calls_out else ""))
     return " | ".join(sorted(chains))
 
 
@@ -91,7 +108,19 @@ def what_stalled(phase: str) -> str:
 
 def innermost(signature: str) -> frozenset[str]:
     """The innermost implementation function of each chain of ``signature``."""
-    return frozenset(chain.rsplit(">", 1)[-1] for chain in signature.split(" | ") if chain)
+    return frozenset(
+        chain.rsplit(">", 1)[-1].rstrip(CALLS_OUT) for chain in signature.split(" | ") if chain
+    )
+
+
+def _last_call(chain: str) -> str:
+    """The innermost function of ``chain`` and its caller (``caller>callee``)."""
+    return ">".join(chain.split(">")[-2:])
+
+
+def chains(signature: str) -> frozenset[str]:
+    """The chains of ``signature`` (one per thread inside the implementation)."""
+    return frozenset(chain for chain in signature.split(" | ") if chain)
 
 
 class PhaseClock:
@@ -203,13 +232,29 @@ class PhaseClock:
                     return known, f"stuck in the same functions ({', '.join(sorted(stuck))})"
         return None, ""
 
+    def _quick_match(self, signature: str) -> tuple[KnownHang | None, str]:
+        """The known hang (any phase) with a chain ending in the same call (the last two
+        functions: the innermost and its caller) as each thread stuck now (idle serving
+        loops aside), none of them a handler at work.  The outer functions may differ:
+        ``serve_forever`` or ``handle_request`` above a handler stuck in ``__init__``."""
+        stuck = {c for c in chains(signature) if not innermost(c) <= IDLE_LOOPS | IDLE_POLLS}
+        if not stuck or any(c.endswith(CALLS_OUT) for c in stuck):
+            return None, ""
+        calls = {_last_call(c) for c in stuck}
+        for known in self._hangs():
+            if calls <= {_last_call(c) for c in chains(known.signature)}:
+                return known, f"stuck in the same calls ({', '.join(sorted(calls))})"
+        return None, ""
+
     def _stalled(
         self, done: Callable[[float], bool], phase: str, short: float, progress: Callable[[], int]
     ) -> Hang | None:
         """Wait up to ``short`` in steps; the ``Hang`` to raise once the stacks match
-        a known hang and nothing happened (``progress`` unchanged) for ``STALL_AFTER``;
+        a known hang and nothing happened (``progress`` unchanged) for ``STALL_AFTER``
+        (``QUICK_STALL_AFTER`` when every stuck thread is in a chain of that hang);
         None when ``done`` or ``short`` passed without such a stall."""
-        step, after = STALL_STEP * self.scale, STALL_AFTER * self.scale
+        step, after = QUICK_STALL_STEP * self.scale, STALL_AFTER * self.scale
+        quick = QUICK_STALL_AFTER * self.scale
         started = time.monotonic()
         seen, since = progress(), started
         while True:
@@ -223,10 +268,13 @@ class PhaseClock:
             if count != seen:
                 seen, since = count, now
                 continue
-            if now - since < after:
+            if now - since < quick:
                 continue
             signature = self.signature()
-            match, how = self._stall_match(signature)
+            if now - since < after:
+                match, how = self._quick_match(signature)
+            else:
+                match, how = self._stall_match(signature)
             if match is not None:
                 note = (
                     f"no lifecycle event for {now - since:.1f}s and {match.cases} earlier cases "

@@ -206,6 +206,7 @@ class _Client:
         "error_type",
         "fd",
         "finished",
+        "heard",
         "index",
         "local",
         "ok",
@@ -228,6 +229,8 @@ class _Client:
         self.connected: float | None = None
         self.finished = 0.0
         self.ops_done = 0
+        #: Bytes that arrived from the server, read by the script or not yet.
+        self.heard = 0
         self.sock: socket.socket | None = None
         self.writer: asyncio.StreamWriter | None = None
         self.bind_path: str | None = None
@@ -343,12 +346,16 @@ async def _run_stream(
     c.connected = time.monotonic()
     c.local = normalise_address(sock.getsockname())
 
-    # Handing over the connected socket skips asyncio's resolve-and-connect path.
-    reader, writer = await asyncio.open_connection(sock=sock, limit=LINE_LIMIT)
+    # Handing over the connected socket skips asyncio's resolve-and-connect path
+    # (asyncio.open_connection's steps, with a reader that counts what arrives).
+    loop = asyncio.get_running_loop()
+    reader = _CountingReader(c, limit=LINE_LIMIT)
+    protocol = asyncio.StreamReaderProtocol(reader)
+    transport, _ = await loop.create_connection(lambda: protocol, sock=sock)
+    writer = asyncio.StreamWriter(transport, protocol, reader, loop)
     # Held by the client state, not just this frame: a StreamWriter collected
     # before its transport is closed warns "unclosed" (and closes it itself).
     c.writer = writer
-    transport = writer.transport
 
     for op in script:
         if isinstance(op, Send):
@@ -386,6 +393,20 @@ async def _run_stream(
             writer.close()
             await writer.wait_closed()
         c.ops_done += 1
+
+
+class _CountingReader(asyncio.StreamReader):
+    """A stream reader that counts, in its client's ``heard``, every byte that arrives:
+    a long reply still arriving is progress even before the script's read completes."""
+
+    def __init__(self, client: _Client, limit: int) -> None:
+        super().__init__(limit=limit)
+        self._client = client
+
+    def feed_data(self, data: Any) -> None:  # bytes (typeshed: any iterable of ints)
+        """Count ``data``, then buffer it as any stream reader does."""
+        self._client.heard += len(data)
+        super().feed_data(data)
 
 
 async def _read_to_eof(c: _Client, reader: asyncio.StreamReader) -> None:
@@ -480,6 +501,7 @@ async def _wait_clients(
             loop.call_soon_threadsafe(_settle, ended)
 
     undo = watch.wake_on_end(wake)
+    heard, quiet_since = _heard(clients), started
     try:
         while pending and not ended.done():
             waited = time.monotonic() - started
@@ -495,13 +517,22 @@ async def _wait_clients(
             )
             pending.discard(ended)
             phase = _waiting_phase(clients, scripts, stream) if pending else ""
-            waited = time.monotonic() - started
-            if phase and watch.ends(phase, waited, timeout, f"{len(pending)} clients of a swarm"):
+            now = time.monotonic()
+            waited = now - started
+            if _heard(clients) != heard:
+                heard, quiet_since = _heard(clients), now
+            what = f"{len(pending)} clients of a swarm"
+            if phase and watch.ends(phase, waited, timeout, what, quiet=now - quiet_since):
                 break
     finally:
         undo()
         _settle(ended)
     return pending
+
+
+def _heard(clients: Sequence[_Client]) -> tuple[int, int]:
+    """What the clients got so far (bytes arrived, steps done): a change is progress."""
+    return sum(c.heard + len(c.received) for c in clients), sum(c.ops_done for c in clients)
 
 
 def _settle(future: asyncio.Future[None]) -> None:
