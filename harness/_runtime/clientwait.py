@@ -4,20 +4,28 @@ When every handler of an implementation hangs, each client of each case waits
 out its own timeout (5-15 s).  The clients of a case therefore wait in steps
 and ask this watch, between steps, whether they may stop:
 
-* a wait that runs its full timeout while no lifecycle event arrived for
-  ``STALL_AFTER`` is a *symptom*: its phase (``client reply``/``client EOF``)
+* a wait whose own timeout is longer than its phase's full deadline
+  (``CLIENT_PHASE_DEADLINE``, sized to what a correct server needs) ends at
+  that deadline once the client received nothing and no lifecycle event
+  arrived for that long: the same ``ClientTimeout`` as its own timeout, noted
+  in the evidence (``client_phase_deadline``);
+* a wait that runs its full (phase) deadline while no lifecycle event arrived
+  for ``STALL_AFTER`` is a *symptom*: its phase (``client reply``/``client EOF``)
   and the stuck signature (the implementation's threads outside its idle
   loops, or ``IDLE_SERVER`` when there are none) go into the evidence
   (``client_stalls``) and the controller counts them like hangs
   (``_control.symptoms``);
 * once ``REPEAT_AFTER`` cases of the implementation showed the same symptom,
   a later wait of that phase ends after the phase's short deadline -- only if
-  no lifecycle event arrived for ``STALL_AFTER`` and the stacks show the very
-  same stuck signature.  It ends as the full wait would have (the client's own
-  ``ClientTimeout``, a swarm client's ``timeout``), so the scenario judges it
-  the same way; the case's evidence says ``deadline_shortened`` and why.
+  no lifecycle event arrived for as long and the stacks show the very same
+  stuck signature -- and a later wait of the same case that looks the same
+  as one already ended early ends after ``QUICK_STALL_AFTER``.  Each ends as
+  the full wait would have (the client's own ``ClientTimeout``, a swarm
+  client's ``timeout``), so the scenario judges it the same way; the case's
+  evidence says ``deadline_shortened`` and why.
 
-A correct implementation has no symptoms, so its clients never stop early.
+A correct implementation has no symptoms and answers well within the phase
+deadline, so its clients never stop early.
 A full event log (``events.overflow``: a request loop without end) makes the
 case fail whatever its clients get, so it ends their waits too.
 
@@ -34,11 +42,15 @@ from collections.abc import Callable
 
 from harness._model.phases import (
     CLIENT_PHASE_DEADLINE,
+    QUICK_STALL_AFTER,
     STALL_AFTER,
-    STALL_STEP,
     short_deadline,
 )
 from harness._runtime.deadline import PhaseClock
+
+#: How often a waiting client asks whether it may stop (seconds, before scale): the
+#: shortest early end (``QUICK_STALL_AFTER``) should not wait a whole step more.
+CLIENT_STEP = 0.1
 
 #: The stuck signature of a server none of whose threads is in its code outside the
 #: idle serving loops: the reply or EOF will not come from a handler still at work
@@ -68,13 +80,15 @@ class ClientWatch:
         self._seen = -1
         self._since = time.monotonic()
         #: How often a waiting client asks (seconds).
-        self.step = STALL_STEP * clock.scale
+        self.step = CLIENT_STEP * clock.scale
         #: ``(phase, stuck signature)`` of full waits on a server that did nothing.
         self.symptoms: list[tuple[str, str]] = []
         #: Why waits were shortened (evidence ``deadline_shortened``).
         self.notes: list[str] = []
         #: Waits that ended at their phase deadline (evidence ``client_phase_deadline``).
         self.phase_notes: list[str] = []
+        #: ``(phase, stuck signature)`` of this case's waits that ended early.
+        self._ended: set[tuple[str, str]] = set()
 
     @property
     def active(self) -> bool:
@@ -130,9 +144,30 @@ class ClientWatch:
         still = self.still()  # sampled on every step: a full wait needs it too
         if not self.active:
             return False
-        return self._known_ends(phase, waited, full, what, still) or self._phase_deadline(
-            phase, waited, full, what, still, quiet
+        return (
+            self._repeat_ends(phase, waited, full, what, still)
+            or self._known_ends(phase, waited, full, what, still)
+            or self._phase_deadline(phase, waited, full, what, still, quiet)
         )
+
+    def _repeat_ends(self, phase: str, waited: float, full: float, what: str, still: float) -> bool:
+        """Whether the wait may end as one of this case's own waits already ended (at
+        its phase deadline, or as a known symptom): the same phase and stuck stacks,
+        and no lifecycle event for ``QUICK_STALL_AFTER``.  A case whose every batch of
+        clients waits for the same missing EOF pays that wait once."""
+        quick = QUICK_STALL_AFTER * self.clock.scale
+        if waited < quick or still < quick or not any(p == phase for p, _ in self._ended):
+            return False
+        signature = self.clock.stuck_signature() or IDLE_SERVER
+        if (phase, signature) not in self._ended:
+            return False
+        with self._lock:
+            self.notes.append(
+                f"deadline shortened from {full:g}s to {waited:.1f}s: {what} got nothing in "
+                f"{phase} and no lifecycle event for {still:.1f}s, with the same stacks as "
+                "an earlier wait of this case that had already ended so"
+            )
+        return True
 
     def _phase_deadline(
         self, phase: str, waited: float, full: float, what: str, still: float, quiet: float | None
@@ -145,6 +180,7 @@ class ClientWatch:
             return False
         self.expired(phase)
         with self._lock:
+            self._ended.add((phase, self.clock.stuck_signature() or IDLE_SERVER))
             self.phase_notes.append(
                 f"{what} ended after {waited:.1f}s of its {full:g}s timeout: the {phase} "
                 f"phase deadline ({limit:g}s) passed with nothing received and no "
@@ -154,12 +190,13 @@ class ClientWatch:
 
     def _known_ends(self, phase: str, waited: float, full: float, what: str, still: float) -> bool:
         """Whether the wait may end as a known symptom: earlier cases waited out the
-        same phase with the same stacks, and no lifecycle event came for ``STALL_AFTER``."""
+        same phase with the same stacks, and no lifecycle event came for the phase's
+        short deadline."""
         known = self.clock.known
         if not any(p == phase for p, _ in known):
             return False
         short = min(full, short_deadline(phase) * self.clock.scale)
-        if waited < short or still < STALL_AFTER * self.clock.scale:
+        if waited < short or still < short:
             return False
         signature = self.clock.stuck_signature() or IDLE_SERVER
         match = known.get((phase, signature))
@@ -171,6 +208,7 @@ class ClientWatch:
             f"of this implementation waited out {phase} with the same stacks"
         )
         with self._lock:
+            self._ended.add((phase, signature))
             self.notes.append(note)
         return True
 

@@ -109,7 +109,9 @@ def _new_fds(before: dict[int, str], after: dict[int, str], ignored: set[int]) -
 
 
 #: Seconds descriptors alone may stay unchanged before ``settle`` calls them leaked.
-QUIET = 0.5
+#: With no thread or child of the case left and garbage collected, no code of the
+#: case can close one any more: this is a margin, not a wait for anything.
+QUIET = 0.15
 
 
 def settle(
