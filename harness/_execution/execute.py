@@ -32,7 +32,7 @@ from harness._model.variants import TRANSPORTS, host_supports, server_class_name
 from harness._runtime.context import Context, bookkeeping
 from harness._runtime.eventlog import HARNESS_THREAD_PREFIX, MAX_EVENTS
 from harness._runtime.resources import leak_findings, reap_and_kill, settle, take_snapshot
-from harness._runtime.serverhandle import listeners_left_open
+from harness._runtime.serverhandle import sockets_held
 from harness._runtime.tempdirs import make_tempdir
 from harness._runtime.wirelog import timeline
 from harness._wire.capture import CaseCapture, case_slug
@@ -158,7 +158,7 @@ def _run_and_check(
     ended = bookkeeping(ctx).ended.is_set() or verdict is Verdict.HANG
     grace = ctx.clock.limit("leak_grace_ended", LEAK_GRACE) if ended else LEAK_GRACE
     leaks = settle(
-        baseline, grace, ignore_fds=ctx.log.fds(), pinned=lambda: listeners_left_open(ctx.servers)
+        baseline, grace, ignore_fds=ctx.log.fds(), pinned=lambda: sockets_held(ctx.servers)
     )
     ctx.log.sync()
     overflowed = ctx.log.dropped > 0

@@ -33,7 +33,7 @@ from harness._runtime.clients import ResponseTooLarge
 from harness._runtime.context import Context, bookkeeping, nest
 from harness._runtime.eventlog import HARNESS_THREAD_PREFIX
 from harness._runtime.resources import leak_findings, reap_and_kill, settle, take_snapshot
-from harness._runtime.serverhandle import listeners_left_open
+from harness._runtime.serverhandle import sockets_held
 
 if TYPE_CHECKING:
     from harness._model.implementation import Implementation
@@ -172,7 +172,7 @@ class Example:
             leaks = settle(
                 self._baseline,
                 EXAMPLE_LEAK_GRACE,
-                pinned=lambda: listeners_left_open(ctx.servers),
+                pinned=lambda: sockets_held(ctx.servers),
             )
             if leaks.children:
                 reap_and_kill(leaks.children)

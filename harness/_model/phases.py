@@ -75,11 +75,12 @@ CLIENT_REPLY = "client reply"
 CLIENT_EOF = "client EOF"
 CLIENT_PHASES = (CLIENT_REPLY, CLIENT_EOF)
 
-#: The full deadline of a client's wait for a reply or an EOF (seconds, before scale)
-#: when the client's own timeout is longer: a correct server answers in milliseconds
-#: and logs lifecycle events as it goes (0.1 s at most on reference and stdlib).  The
-#: wait ends at it, as the client's own timeout would, only once the client received
-#: nothing and no lifecycle event arrived for that long.
+#: The full deadline of a client's wait for a reply or an EOF, and of a scenario's
+#: wait for server events (seconds, before scale), when its own timeout is longer:
+#: a correct server answers in milliseconds and logs lifecycle events as it goes
+#: (0.1 s at most on reference and stdlib).  The wait ends at it, as its own
+#: timeout would, only once nothing was received and no lifecycle event arrived
+#: for that long.
 CLIENT_PHASE_DEADLINE = 3.0
 
 #: A scenario waiting, with the default timeout, for lifecycle events a correct

@@ -129,9 +129,9 @@ def settle(
     them, only garbage collection can still close one: after a collection,
     the same descriptors left for ``quiet`` seconds are leaked (a server that
     keeps its connections costs that, not the whole grace, on every case).
-    ``pinned()`` names descriptors that cannot go away by waiting (a listening
-    socket that ``server_close()`` left open, held by the server object): when
-    they are all that is left, the wait ends at once.
+    ``pinned()`` names descriptors that cannot go away by waiting (sockets the
+    server objects still hold: a listening socket that ``server_close()`` left
+    open, requests kept): when they are all that is left, the wait ends at once.
     """
     ignored = tuple(ignore_fds)
     deadline = time.monotonic() + grace

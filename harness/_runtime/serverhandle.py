@@ -166,13 +166,27 @@ class ServerHandle:
         return sock.fileno()
 
 
-def listeners_left_open(handles: Iterable[ServerHandle]) -> set[int]:
-    """Listening sockets still open (after ``server_close()``, one that does not close
-    them): the server objects the case holds keep them open, so no wait sees them
-    close (``resources.settle``)."""
+def sockets_held(handles: Iterable[ServerHandle]) -> set[int]:
+    """Descriptors of the open sockets the case's server objects still hold: their
+    listening socket (after a ``server_close()`` that does not close it) and any
+    socket kept in their attributes or in a container there (requests a server
+    keeps).  Once no thread or child of the case is left, no wait sees them close
+    (``resources.settle``)."""
     fds: set[int] = set()
     for handle in handles:
-        sock = getattr(handle.server, "socket", None)
-        if isinstance(sock, socket.socket) and sock.fileno() != -1:
-            fds.add(sock.fileno())
+        for value in _held(
+            vars(handle.server).values() if hasattr(handle.server, "__dict__") else ()
+        ):
+            if isinstance(value, socket.socket) and value.fileno() != -1:
+                fds.add(value.fileno())
     return fds
+
+
+def _held(values: Iterable[Any], depth: int = 2) -> Iterable[Any]:
+    """``values``, and (``depth`` levels down) what lists, tuples, sets and dicts hold."""
+    for value in values:
+        yield value
+        if depth and isinstance(value, (list, tuple, set, frozenset)):
+            yield from _held(list(value), depth - 1)
+        elif depth and isinstance(value, dict):
+            yield from _held(list(value.values()), depth - 1)

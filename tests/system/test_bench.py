@@ -21,7 +21,7 @@ import pytest
 from helpers import ROOT
 from mutants import MUTANTS
 
-from harness._bench.broken import goals_of, load_table, row_line
+from harness._bench.broken import goals_of, load_table, row_line, sample
 from harness._bench.command import DEFAULT_SECTIONS, SECTIONS, parse_options, plot
 from harness._bench.echo import Row, all_rows
 from harness._bench.fuzz import _steps, find_number
@@ -219,6 +219,7 @@ def _row(
     row["false_failures"] = 0
     row["changed"] = [] if unchanged else ["x: hang -> fail"]
     row["lost"] = []
+    row["no_phases"] = {"intervened": 30, "judged": 24, "changed": row["changed"], "lost": []}
     return row
 
 
@@ -232,7 +233,18 @@ def test_broken_goals_mark_ratios_changes_and_false_failures() -> None:
     over = goals["broken implementations over 2x the clean run"]
     assert over["value"] == 1 and over["met"] is False and over["note"] == "slow"
     assert goals["worst ratio to the clean run"]["value"] == 3.33
-    assert goals["verdict sets changed by phase deadlines"]["note"] == "slow"
+    assert goals["verdict sets changed by phase deadlines (re-judged cases)"]["note"] == "slow"
     assert goals["false failures on stdlib and reference"]["met"] is True
     assert goals["verdicts lost (caught without phase deadlines, passed with them)"]["met"]
-    assert "unchanged" in row_line(rows[1]) and "CHANGED" in row_line(rows[2])
+    assert "unchanged (24 of 30 cases re-judged" in row_line(rows[1])
+    assert "CHANGED" in row_line(rows[2])
+
+
+def test_the_baseline_sample_covers_every_mechanism_and_scenario_first() -> None:
+    intervened = {f"a.b[x={i}]": "hang_phase" for i in range(30)}
+    intervened |= {"c.d[y=1]": "hang_phase", "a.b[z=1]": "client_phase_deadline"}
+    picked = sample(intervened, limit=4)
+    assert len(picked) == 4 and len(set(picked)) == 4
+    # one per (mechanism, scenario) group before any group gives a second
+    assert {"c.d[y=1]", "a.b[z=1]"} <= set(picked)
+    assert sample({}, limit=4) == []
