@@ -163,12 +163,58 @@ def _timed(wait: Callable[[], bool]) -> float:
 
 
 def test_a_waited_out_event_wait_on_an_idle_server_is_a_symptom() -> None:
-    ctx = _waiting_context(scale=0.4)  # a 2 s wait instead of 5 s
+    ctx = _waiting_context(scale=0.4)  # a 2 s wait; its phase deadline 1.2 s
     try:
-        assert _timed(lambda: ctx.wait_events("handle", 1)) >= 1.9
+        assert 1.1 <= _timed(lambda: ctx.wait_events("handle", 1)) < 1.9
         assert ctx.watch.symptoms == [(SERVER_EVENT, IDLE_SERVER)]
+        assert "server event phase deadline (1.2s) passed" in ctx.watch.phase_notes[0]
     finally:
         ctx.log.close()
+
+
+def test_a_silent_wait_ends_at_its_phase_deadline_as_its_own_timeout() -> None:
+    """No known symptom needed: 3 s (times the scale) of nothing is the full phase."""
+    watch = ClientWatch(PhaseClock(scale=0.3), lambda: 7)  # phase deadline 0.9 s
+    assert 0.85 <= _timed_silent_recv(watch, 5.0) < 2.5
+    assert "client reply phase deadline (0.9s) passed" in watch.phase_notes[0]
+    assert watch.symptoms == [(CLIENT_REPLY, IDLE_SERVER)] and watch.notes == []
+    # Without phase deadlines the client waits out its own timeout.
+    off = ClientWatch(PhaseClock(enabled=False, scale=0.3), lambda: 7)
+    assert _timed_silent_recv(off, 1.6) >= 1.5
+    assert off.phase_notes == []
+
+
+def test_bytes_still_arriving_keep_a_wait_from_its_phase_deadline() -> None:
+    """A long reply trickling in, no lifecycle event: the client is not waiting in vain."""
+    watch = ClientWatch(PhaseClock(scale=0.2), lambda: 7)  # phase deadline 0.6 s
+    client, peer = _silent_client(5.0)
+    client.watch = watch
+    stop = threading.Event()
+
+    def trickle() -> None:
+        for _ in range(15):  # a byte every 0.1 s for 1.5 s, then the rest
+            if stop.wait(0.1):
+                return
+            peer.sendall(b"x")
+        peer.sendall(b"y" * 5)
+
+    sender = threading.Thread(target=trickle, daemon=True)
+    sender.start()
+    try:
+        with client, peer:
+            assert len(client.recv_exact(20)) == 20  # two stepped waits see each byte
+    finally:
+        stop.set()
+        sender.join(5)
+    assert watch.phase_notes == []
+
+
+def test_a_later_wait_like_one_the_case_already_ended_costs_little() -> None:
+    watch = ClientWatch(PhaseClock(scale=0.3), lambda: 7)
+    first = _timed_silent_recv(watch, 5.0)  # ends at the 0.9 s phase deadline
+    second = _timed_silent_recv(watch, 5.0)
+    assert first >= 0.85 and second < 0.7
+    assert "an earlier wait of this case that had already ended so" in watch.notes[0]
 
 
 def test_a_known_event_wait_symptom_ends_a_default_wait_early() -> None:

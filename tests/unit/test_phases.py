@@ -268,3 +268,55 @@ def test_a_stalled_case_matching_a_known_hang_ends_early_but_an_idle_loop_does_n
     assert match == known[0] and "(__init__)" in how
     assert clock._stall_match("serve_forever") == (None, "")  # idle in select: not stuck
     assert clock._stall_match("handle_request>get_request") == (None, "")
+
+
+def test_a_quick_stall_needs_the_same_call_and_no_handler_at_work() -> None:
+    known = (KnownHang("shutdown", "serve_forever>process_request>finish_request>__init__", 2),)
+    clock = PhaseClock(known=known)
+    # The same stuck call under another outer loop matches, an idle loop beside it aside.
+    match, how = clock._quick_match(
+        "handle_request>process_request>finish_request>__init__ | serve_forever"
+    )
+    assert match == known[0] and "finish_request>__init__" in how
+    # A handler running a hook (a scenario's code) is at work, not stuck.
+    assert clock._quick_match("process_request_thread>finish_request>__init__+") == (None, "")
+    # Stuck in the same function, but called from elsewhere: only the 1 s rule may match.
+    assert clock._quick_match("process_request_thread>setup>__init__") == (None, "")
+    assert clock._stall_match("process_request_thread>setup>__init__")[0] == known[0]
+    assert innermost("a>b+") == {"b"}
+
+
+def test_a_chain_that_called_back_into_the_harness_is_marked(tmp_path: Path) -> None:
+    """The implementation calling a harness hook ends its chain in ``+``; waiting in its
+    own code (or the standard library) leaves it unmarked."""
+    source = tmp_path / "impl.py"
+    source.write_text(
+        "def waits(event):\n    event.wait(30)\n\ndef calls(hook, event):\n    hook(event)\n"
+    )
+    namespace: dict[str, object] = {}
+    exec(compile(source.read_text(), str(source), "exec"), namespace)
+    release = threading.Event()
+    threads = [
+        threading.Thread(target=namespace["waits"], args=(release,), daemon=True),
+        # A function of this package (harness/) stands in for an instrumented hook.
+        threading.Thread(target=namespace["calls"], args=(_harness_hook, release), daemon=True),
+    ]
+    for thread in threads:
+        thread.start()
+    try:
+        clock = PhaseClock(impl_paths=[str(tmp_path)])
+        clock.older = frozenset()
+        deadline = time.monotonic() + 5
+        while clock.signature().count(" | ") < 1 and time.monotonic() < deadline:
+            release.wait(0.01)
+        assert clock.signature() == "calls+ | waits"
+    finally:
+        release.set()
+        for thread in threads:
+            thread.join(5)
+
+
+def _harness_hook(event: threading.Event) -> None:
+    from harness._runtime.deadline import call_with_deadline
+
+    call_with_deadline(lambda: event.wait(30), 30.0, "a hook")
