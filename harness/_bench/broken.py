@@ -65,7 +65,7 @@ INTERVENED = (
 )
 
 #: How many of an implementation's intervened cases the baseline re-judges.
-BASELINE_CASES = 24
+BASELINE_CASES = 16
 
 HEADER = f"  {'implementation':<44} {'serial':>8} {'ratio':>6} {'jobs2':>8} {'ratio':>6}  verdicts"
 
