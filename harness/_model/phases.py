@@ -45,7 +45,7 @@ PHASE_DEADLINES: dict[str, float] = {
     "teardown_after_hang": 0.5,
     # ... and after a hang the stacks showed to be one the implementation already
     # had (a shortened deadline or a quick stall): earlier cases hold its teardown.
-    "teardown_after_known_hang": 0.1,
+    "teardown_after_known_hang": 0.05,
 }
 
 #: Phases whose hangs count as a repeated symptom, besides the above.
