@@ -46,7 +46,7 @@ from harness._model.phases import (
     STALL_AFTER,
     short_deadline,
 )
-from harness._runtime.deadline import PhaseClock
+from harness._runtime.deadline import CALLS_OUT, PhaseClock, chains
 
 #: How often a waiting client asks whether it may stop (seconds, before scale): the
 #: shortest early end (``QUICK_STALL_AFTER``) should not wait a whole step more.
@@ -174,10 +174,13 @@ class ClientWatch:
     ) -> bool:
         """Whether the wait ran out the full deadline of its phase (``CLIENT_PHASE_DEADLINE``,
         shorter than the client's own timeout): nothing received and no lifecycle event
-        for that long.  Like a full wait, it is a symptom (``expired``)."""
+        for that long, and no handler hook running code of the scenario's (which may
+        take as long as it likes).  Like a full wait, it is a symptom (``expired``)."""
         limit = CLIENT_PHASE_DEADLINE * self.clock.scale
         if quiet is None or full <= limit or min(quiet, still) < limit:
             return False
+        if any(chain.endswith(CALLS_OUT) for chain in chains(self.clock.signature())):
+            return False  # a handler hook at work (a scenario's slow handler): not silence
         self.expired(phase)
         with self._lock:
             self._ended.add((phase, self.clock.stuck_signature() or IDLE_SERVER))

@@ -29,7 +29,7 @@ from harness._model.settings import CaseOptions
 from harness._runtime.clients import ClientTimeout, StreamClient
 from harness._runtime.clientwait import IDLE_SERVER, ClientWatch
 from harness._runtime.context import Context
-from harness._runtime.deadline import PhaseClock
+from harness._runtime.deadline import PhaseClock, call_with_deadline
 from harness._runtime.eventlog import EventLog
 from harness._runtime.swarm import Recv, Send, run_swarm
 from harness.support import in_main_thread
@@ -182,6 +182,30 @@ def test_a_silent_wait_ends_at_its_phase_deadline_as_its_own_timeout() -> None:
     off = ClientWatch(PhaseClock(enabled=False, scale=0.3), lambda: 7)
     assert _timed_silent_recv(off, 1.6) >= 1.5
     assert off.phase_notes == []
+
+
+def test_a_handler_at_work_in_scenario_code_keeps_a_wait_from_its_phase_deadline(
+    tmp_path: Path,
+) -> None:
+    """The implementation has called a hook (code of this package, standing in for a
+    scenario's handler), which takes its time: the client is not waiting in vain."""
+    source = tmp_path / "impl.py"
+    source.write_text("def calls(hook, event):\n    hook(event)\n")
+    namespace: dict[str, object] = {}
+    exec(compile(source.read_text(), str(source), "exec"), namespace)
+    release = threading.Event()
+    hook = lambda event: call_with_deadline(lambda: event.wait(30), 30.0, "a hook")  # noqa: E731
+    thread = threading.Thread(target=namespace["calls"], args=(hook, release), daemon=True)
+    thread.start()
+    try:
+        clock = PhaseClock(scale=0.3, impl_paths=[str(tmp_path)])  # phase deadline 0.9 s
+        clock.older = frozenset()
+        watch = ClientWatch(clock, lambda: 7)
+        assert _timed_silent_recv(watch, 1.6) >= 1.5
+        assert watch.phase_notes == []
+    finally:
+        release.set()
+        thread.join(5)
 
 
 def test_bytes_still_arriving_keep_a_wait_from_its_phase_deadline() -> None:
