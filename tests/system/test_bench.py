@@ -217,7 +217,8 @@ def _row(
         row[f"jobs{jobs}"] = {"wall": wall}
         row[f"ratio{jobs}"] = round(wall / (10.0 if jobs == 1 else 6.0), 2)
     row["false_failures"] = 0
-    row["changed"] = [] if unchanged else ["x: hang -> fail"]
+    row["changed"] = [] if unchanged else ["x: hang -> pass"]
+    row["flipped"] = [] if unchanged else ["x"]
     row["lost"] = []
     row["no_phases"] = {"intervened": 30, "judged": 16, "changed": row["changed"], "lost": []}
     return row
@@ -233,11 +234,17 @@ def test_broken_goals_mark_ratios_changes_and_false_failures() -> None:
     over = goals["broken implementations over 2x the clean run"]
     assert over["value"] == 1 and over["met"] is False and over["note"] == "slow"
     assert goals["worst ratio to the clean run"]["value"] == 3.33
-    assert goals["verdict sets changed by phase deadlines (re-judged cases)"]["note"] == "slow"
+    assert goals["caught/passed changed by phase deadlines (re-judged cases)"]["note"] == "slow"
     assert goals["false failures on stdlib and reference"]["met"] is True
     assert goals["verdicts lost (caught without phase deadlines, passed with them)"]["met"]
     assert "unchanged (16 of 30 cases re-judged" in row_line(rows[1])
     assert "CHANGED" in row_line(rows[2])
+    # A dead serve thread's hang that became fail is a change between failing verdicts.
+    kind = {**rows[2], "changed": ["x: hang -> fail"], "flipped": []}
+    assert "caught and passed alike, 1 changed between failing verdicts" in row_line(kind)
+    goals = {g["name"]: g for g in goals_of([rows[0], kind], quick=False)}
+    caught = goals["caught/passed changed by phase deadlines (re-judged cases)"]
+    assert caught["met"] is True and "between failing verdicts only: slow" in caught["note"]
 
 
 def test_the_baseline_sample_covers_every_mechanism_and_scenario_first() -> None:
