@@ -251,7 +251,8 @@ class PhaseClock:
     ) -> Hang | None:
         """Wait up to ``short`` in steps; the ``Hang`` to raise once the stacks match
         a known hang and nothing happened (``progress`` unchanged) for ``STALL_AFTER``
-        (``QUICK_STALL_AFTER`` when every stuck thread is in a chain of that hang);
+        (``QUICK_STALL_AFTER`` when every stuck thread is stuck in the same call as a
+        thread of that hang, ``_quick_match``);
         None when ``done`` or ``short`` passed without such a stall."""
         step, after = QUICK_STALL_STEP * self.scale, STALL_AFTER * self.scale
         quick = QUICK_STALL_AFTER * self.scale
