@@ -320,6 +320,8 @@ class _Pool:
         self.stop = threading.Event()
         self.failure: BaseException | None = None
         self._active: dict[int, Worker] = {}
+        #: Workers whose process runs but which are not ready yet (a stop kills them too).
+        self._starting: set[Worker] = set()
         self._lock = threading.Lock()
         self.symptoms = Symptoms()
         self.spares = SpareWorkers(self._new_worker, depth=settings.jobs)
@@ -347,7 +349,6 @@ class _Pool:
             if self.oracle:
                 self.oracle.close()
         except KeyboardInterrupt:
-            self.spares.close()
             self._halt(slots)
             raise
         if self.stop.is_set():
@@ -355,7 +356,14 @@ class _Pool:
         return self.failure
 
     def _halt(self, slots: list[threading.Thread]) -> None:
+        """Stop: kill every worker, those still starting first (a start can take
+        seconds on a loaded machine, and only ``kill`` removes a worker's directory)."""
         self.stop.set()
+        with self._lock:
+            starting = list(self._starting)
+        for worker in starting:
+            worker.kill()
+        self.spares.close()
         with self._lock:
             workers = list(self._active.values())
         for worker in workers:
@@ -449,7 +457,22 @@ class _Pool:
     def _new_worker(self, spec: str) -> Worker:
         s = self.settings
         options = s.case_options(self.report_dir)
-        return Worker(spec, options, [str(d) for d in s.scenario_dirs], s.load_timeout)
+        held: list[Worker] = []
+
+        def spawned(worker: Worker) -> None:
+            held.append(worker)
+            with self._lock:
+                self._starting.add(worker)
+                stopped = self.stop.is_set()
+            if stopped:  # _halt has killed the workers it knew of: this one too
+                worker.kill()
+                raise LoadError("the run is stopping")
+
+        try:
+            return Worker(spec, options, [str(d) for d in s.scenario_dirs], s.load_timeout, spawned)
+        finally:
+            with self._lock:
+                self._starting.difference_update(held)
 
 
 def replay_line(settings: Settings, impl: str, case: CaseRef) -> str:

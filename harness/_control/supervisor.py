@@ -17,6 +17,7 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,11 @@ class Worker:
         options: CaseOptions,
         scenario_dirs: list[str],
         start_timeout: float = 60.0,
+        spawned: Callable[[Worker], None] | None = None,
     ) -> None:
+        """Start the worker and wait until it is ready; ``spawned(self)`` is called once
+        its process runs, before that wait, so that a stop can kill a worker still
+        starting (its work directory is removed only by ``kill``)."""
         self.impl = impl
         spec = parse_spec(impl)
         command = worker_command(spec)
@@ -73,6 +78,8 @@ class Worker:
         self._buffer = b""
         self._eof = False
         self.scale = options.deadline_scale
+        if spawned is not None:
+            spawned(self)
         ready = self._receive(start_timeout)
         if ready is None or ready.get("type") != "ready":
             error = (ready or {}).get("error") or self._silence(start_timeout)
@@ -172,13 +179,17 @@ class Worker:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return None
-                if not sel.select(min(left, 0.25)):
-                    # A forked child may hold the pipe open after the worker died.
-                    if self.proc.poll() is not None:
-                        self._eof = True
-                        return None
-                    continue
-                chunk = self._reader.read(65536)
+                try:
+                    if not sel.select(min(left, 0.25)):
+                        # A forked child may hold the pipe open after the worker died.
+                        if self.proc.poll() is not None:
+                            self._eof = True
+                            return None
+                        continue
+                    chunk = self._reader.read(65536)
+                except (OSError, ValueError):  # killed meanwhile (a stop): the pipe is closed
+                    self._eof = True
+                    return None
                 if not chunk:
                     self._eof = True
                     return None
