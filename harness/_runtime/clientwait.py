@@ -47,6 +47,7 @@ from harness._model.phases import (
     short_deadline,
 )
 from harness._runtime.deadline import CALLS_OUT, PhaseClock, chains
+from harness._runtime.resources import live_children
 
 #: How often a waiting client asks whether it may stop (seconds, before scale): the
 #: shortest early end (``QUICK_STALL_AFTER``) should not wait a whole step more.
@@ -158,8 +159,8 @@ class ClientWatch:
         quick = QUICK_STALL_AFTER * self.clock.scale
         if waited < quick or still < quick or not any(p == phase for p, _ in self._ended):
             return False
-        signature = self.clock.stuck_signature() or IDLE_SERVER
-        if (phase, signature) not in self._ended:
+        signature = self._stuck()
+        if not signature or (phase, signature) not in self._ended:
             return False
         with self._lock:
             self.notes.append(
@@ -181,9 +182,12 @@ class ClientWatch:
             return False
         if any(chain.endswith(CALLS_OUT) for chain in chains(self.clock.signature())):
             return False  # a handler hook at work (a scenario's slow handler): not silence
+        signature = self._stuck()
+        if not signature:
+            return False  # handlers in child processes may be at work: no stack shows it
         self.expired(phase)
         with self._lock:
-            self._ended.add((phase, self.clock.stuck_signature() or IDLE_SERVER))
+            self._ended.add((phase, signature))
             self.phase_notes.append(
                 f"{what} ended after {waited:.1f}s of its {full:g}s timeout: the {phase} "
                 f"phase deadline ({limit:g}s) passed with nothing received and no "
@@ -201,8 +205,8 @@ class ClientWatch:
         short = min(full, short_deadline(phase) * self.clock.scale)
         if waited < short or still < short:
             return False
-        signature = self.clock.stuck_signature() or IDLE_SERVER
-        match = known.get((phase, signature))
+        signature = self._stuck()
+        match = known.get((phase, signature)) if signature else None
         if match is None:
             return False
         note = (
@@ -220,6 +224,18 @@ class ClientWatch:
         did nothing meanwhile (its threads stuck in its code, or all idle)."""
         if not self.active or self.still() < STALL_AFTER * self.clock.scale:
             return
-        signature = self.clock.stuck_signature() or IDLE_SERVER
+        signature = self._stuck()
+        if not signature:
+            return
         with self._lock:
             self.symptoms.append((phase, signature))
+
+    def _stuck(self) -> str:
+        """Where the implementation's threads are stuck (``stuck_signature``), or
+        ``IDLE_SERVER`` when none is in its code -- unless the process has live
+        children: then "", as handlers may be at work in them (a forking server, a
+        process pool) where no stack shows it, and the wait is no symptom."""
+        signature = self.clock.stuck_signature()
+        if signature:
+            return signature
+        return "" if live_children() else IDLE_SERVER

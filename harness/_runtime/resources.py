@@ -44,6 +44,11 @@ def _threads() -> dict[int, str]:
     }
 
 
+def live_children() -> bool:
+    """Whether this process has a child that is not a zombie (one that may be at work)."""
+    return any(status != psutil.STATUS_ZOMBIE for status in _children().values())
+
+
 def _children() -> dict[int, str]:
     out: dict[int, str] = {}
     try:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib.util
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -206,6 +208,19 @@ def test_a_handler_at_work_in_scenario_code_keeps_a_wait_from_its_phase_deadline
     finally:
         release.set()
         thread.join(5)
+
+
+def test_a_server_with_live_children_is_no_idle_server() -> None:
+    """Handlers in child processes (a forking server, a process pool) show in no stack:
+    a silent wait then is neither ended at its phase deadline nor a symptom."""
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        watch = ClientWatch(PhaseClock(scale=0.3), lambda: 7)  # phase deadline 0.9 s
+        assert _timed_silent_recv(watch, 1.6) >= 1.5
+        assert watch.phase_notes == [] and watch.symptoms == []
+    finally:
+        child.kill()
+        child.wait(5)
 
 
 def test_bytes_still_arriving_keep_a_wait_from_its_phase_deadline() -> None:
