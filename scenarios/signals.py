@@ -21,6 +21,7 @@ from __future__ import annotations
 import linecache
 import os
 import select
+import selectors
 import signal
 import socket
 import threading
@@ -31,11 +32,24 @@ from typing import Any
 from harness import Context, ServerHandle, Unsupported, checks, echo_script, scenario
 from harness.support import Background, ChildCall, in_main_thread, slack
 
-#: What the source line of a loop's wait calls: the selectors' ``poll(...)``/``select(...)``
-#: (or the loop's own).  A handler run on such a line interrupted the wait, and an
-#: exception it raises there is one the wait's ``except InterruptedError`` sees; raised
-#: on any other line it would be an error the server never meets from a real wake-up.
-_WAIT_CALLS = ("select(", "poll(")
+#: What a wait's source line calls.  In a frame of the ``selectors`` module (the wait of a
+#: loop that uses a selector) a ``poll(``/``select(`` call; in any other frame only a direct
+#: call of the ``select`` module.  A handler run there interrupted the wait, and an
+#: exception it raises there is one the wait's ``except InterruptedError`` sees.  The
+#: loop's own ``selector.select(...)`` line is not a wait: a signal lands there in the
+#: instant after the selector returned, where no correct loop catches an exception.
+_SELECTOR_WAITS = ("select(", "poll(")
+_DIRECT_WAITS = ("select.select(", ".poll(")
+
+
+def _in_wait(frame: Any) -> bool:
+    """Whether a signal handler called with ``frame`` interrupted a loop's wait."""
+    if frame is None:
+        return False
+    line = linecache.getline(frame.f_code.co_filename, frame.f_lineno)
+    in_selectors = frame.f_code.co_filename == selectors.__file__
+    return any(call in line for call in (_SELECTOR_WAITS if in_selectors else _DIRECT_WAITS))
+
 
 #: Idle polls serve_forever() makes under signals before it is told to stop.
 _IDLE_POLLS = 4
@@ -60,10 +74,7 @@ def _signalled(call: Callable[[], Any], raises: bool, first: float, interval: fl
     start = time.monotonic()
 
     def on_signal(signum: int, frame: Any) -> None:
-        waiting = frame is not None and any(
-            call in linecache.getline(frame.f_code.co_filename, frame.f_lineno)
-            for call in _WAIT_CALLS
-        )
+        waiting = _in_wait(frame)
         landed.append((round(time.monotonic() - start, 4), waiting))
         if raises and waiting:
             raise InterruptedError("a signal handler interrupted select()")
