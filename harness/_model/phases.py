@@ -83,6 +83,14 @@ CLIENT_PHASES = (CLIENT_REPLY, CLIENT_EOF)
 #: for that long.
 CLIENT_PHASE_DEADLINE = 3.0
 
+#: The EOF of a stream client whose request the server has already ended is due at
+#: once: a correct server shuts the socket down inside ``shutdown_request()``, so the
+#: FIN is on its way before that hook returns (microseconds on loopback).  Such a
+#: client's wait for EOF ends after this long (seconds, before scale) with nothing
+#: received, no lifecycle event and no thread of the server in its code: the same
+#: timeout as its own, as the first time too -- the server has said it is done.
+EOF_AFTER_END = 0.25
+
 #: A scenario waiting, with the default timeout, for lifecycle events a correct
 #: server logs at once (``Context.wait_events``/``wait_requests_done``): judged as a
 #: client wait is (a waited-out wait on a server that did nothing is a symptom).

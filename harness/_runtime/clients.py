@@ -116,6 +116,11 @@ def enable_reset_on_close(sock: Any) -> None:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
 
 
+#: The last look of a wait the watch ended (seconds): a reply or EOF that arrived in
+#: the instant it decided is not lost.
+_LAST_LOOK = 0.001
+
+
 class _Deadline:
     """The time left for one operation, and the ``ClientTimeout`` to raise when it is gone."""
 
@@ -137,12 +142,21 @@ class _Deadline:
         """The exception describing this deadline passing."""
         return ClientTimeout(self.op, self.timeout)
 
-    def wait(self, sock: socket.socket, call: Any, watch: ClientWatch | None, phase: str) -> Any:
+    def wait(
+        self,
+        sock: socket.socket,
+        call: Any,
+        watch: ClientWatch | None,
+        phase: str,
+        peer: Any = None,
+    ) -> Any:
         """``call()`` on ``sock`` within what is left; ``ClientTimeout`` when it passes.
 
         With a ``watch`` (a case's clients) the wait goes in steps, and ends as the
         same ``ClientTimeout`` once the watch says the server is stuck the way it
         was in earlier cases (``clientwait``); a full wait is reported to it.
+        ``peer``: this client's local address (a stream client's), by which the
+        watch finds its request.
         """
         called = time.monotonic()  # this call has received nothing since
         while True:
@@ -161,8 +175,14 @@ class _Deadline:
                     raise self.expired() from None
                 now = time.monotonic()
                 waited = self.timeout - (self.end - now)
-                if watch.ends(phase, waited, self.timeout, self.op, quiet=now - called):
-                    raise self.expired() from None
+                peers = () if peer is None else (peer,)
+                if watch.ends(phase, waited, self.timeout, self.op, now - called, peers):
+                    # One last look: what arrived while the watch decided still counts.
+                    sock.settimeout(_LAST_LOOK)
+                    try:
+                        return call()
+                    except SOCKET_TIMEOUT:
+                        raise self.expired() from None
 
 
 class StreamClient:
@@ -227,7 +247,9 @@ class StreamClient:
 
     def _recv_some(self, n: int, deadline: _Deadline, phase: str = CLIENT_REPLY) -> bytes:
         """One ``recv`` bounded by what is left of ``deadline``."""
-        result: bytes = deadline.wait(self._sock, lambda: self._sock.recv(n), self.watch, phase)
+        result: bytes = deadline.wait(
+            self._sock, lambda: self._sock.recv(n), self.watch, phase, self._local
+        )
         return result
 
     def _take(self, n: int) -> bytes:

@@ -38,15 +38,20 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterable
+from typing import Any
 
 from harness._model.phases import (
+    CLIENT_EOF,
     CLIENT_PHASE_DEADLINE,
+    EOF_AFTER_END,
     QUICK_STALL_AFTER,
     STALL_AFTER,
     short_deadline,
 )
+from harness._model.records import LifecycleEvent
 from harness._runtime.deadline import CALLS_OUT, PhaseClock, chains
+from harness._runtime.instrument import address_text
 from harness._runtime.resources import live_children
 
 #: How often a waiting client asks whether it may stop (seconds, before scale): the
@@ -68,8 +73,11 @@ class ClientWatch:
         progress: Callable[[], int],
         ended: threading.Event | None = None,
         overflowed: Callable[[], bool] = lambda: False,
+        events: Callable[[], Iterable[LifecycleEvent]] = tuple,
     ) -> None:
         self.clock = clock
+        # The case's lifecycle events so far: whether a client's request has ended.
+        self._events = events
         # True once the event log is full: the case fails (``events.overflow``)
         # whatever the clients get, so their waits are over.
         self._overflowed = overflowed
@@ -124,12 +132,19 @@ class ClientWatch:
             return now - self._since
 
     def ends(
-        self, phase: str, waited: float, full: float, what: str, quiet: float | None = None
+        self,
+        phase: str,
+        waited: float,
+        full: float,
+        what: str,
+        quiet: float | None = None,
+        peers: Collection[Any] = (),
     ) -> bool:
         """Whether a client that waited ``waited`` of its ``full`` seconds in ``phase``
         may stop now (its outcome is the same timeout), noting why if it may.
         ``quiet``: how long the client has received nothing (None: not known, and
-        then only a known symptom ends the wait)."""
+        then only a known symptom ends the wait).  ``peers``: the local addresses
+        of the waiting stream clients, by which their requests are found."""
         if self.ended.is_set():
             return True  # the verdict is known: the rest of the wait would add nothing
         if self.active and self._overflowed():
@@ -148,8 +163,44 @@ class ClientWatch:
         return (
             self._repeat_ends(phase, waited, full, what, still)
             or self._known_ends(phase, waited, full, what, still)
+            or self._eof_overdue(phase, waited, full, what, still, quiet, peers)
             or self._phase_deadline(phase, waited, full, what, still, quiet)
         )
+
+    def _eof_overdue(
+        self,
+        phase: str,
+        waited: float,
+        full: float,
+        what: str,
+        still: float,
+        quiet: float | None,
+        peers: Collection[Any],
+    ) -> bool:
+        """Whether an EOF the server owes is overdue: it ended the request of every
+        waiting client (``shutdown_request()`` returned, so a correct server's FIN
+        is already here), the client received nothing and no lifecycle event came
+        for ``EOF_AFTER_END``, and no thread of the server is in its code."""
+        due = EOF_AFTER_END * self.clock.scale
+        if (
+            phase != CLIENT_EOF
+            or not peers
+            or quiet is None
+            or min(quiet, still) < due
+            or full <= CLIENT_PHASE_DEADLINE * self.clock.scale
+        ):
+            return False
+        if not requests_ended(self._events(), peers) or self._stuck() != IDLE_SERVER:
+            return False
+        with self._lock:
+            self._ended.add((phase, IDLE_SERVER))
+            self.phase_notes.append(
+                f"{what} ended after {waited:.1f}s of its {full:g}s timeout: the server had "
+                "ended its request (shutdown_request() returned), and for "
+                f"{min(quiet, still):.1f}s nothing was received, no lifecycle event came "
+                "and no server thread was at work: the EOF was overdue"
+            )
+        return True
 
     def _repeat_ends(self, phase: str, waited: float, full: float, what: str, still: float) -> bool:
         """Whether the wait may end as one of this case's own waits already ended (at
@@ -239,3 +290,28 @@ class ClientWatch:
         if signature:
             return signature
         return "" if live_children() else IDLE_SERVER
+
+
+def requests_ended(events: Iterable[LifecycleEvent], peers: Collection[Any]) -> bool:
+    """Whether the server ended the request of each client at ``peers`` (the client's
+    local address, which ``get_request()`` returned as the client's): every request
+    from that address reached the end of ``shutdown_request()``.  An address the
+    server took no request from, or one that tells no clients apart (an unbound Unix
+    client's ``''``), is not known to be ended."""
+    wanted = {address_text(peer) for peer in peers}
+    if not all(isinstance(address, str) and address for address in wanted):
+        return False
+    taken: dict[str, list[int]] = {}
+    ended: set[int] = set()
+    for event in events:
+        if event.phase != "return" or event.conn is None:
+            continue
+        if event.name == "get_request":
+            address = event.detail.get("client_address")
+            if isinstance(address, str) and address in wanted:
+                taken.setdefault(address, []).append(event.conn)
+        elif event.name == "shutdown_request":
+            ended.add(event.conn)
+    return all(
+        address in taken and all(conn in ended for conn in taken[address]) for address in wanted
+    )

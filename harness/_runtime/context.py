@@ -134,7 +134,11 @@ class Context:
         self._book = Bookkeeping()
         #: Waits as phases: a client's reply or EOF, a scenario's server events (``SERVER_EVENT``).
         self.watch = ClientWatch(
-            self.clock, self.log.progress, self._book.ended, lambda: self.log.dropped > 0
+            self.clock,
+            self.log.progress,
+            self._book.ended,
+            lambda: self.log.dropped > 0,
+            self.log.events,
         )
 
     @property

@@ -474,6 +474,11 @@ def _waiting_phase(clients: Sequence[_Client], scripts: Sequence[Script], stream
     return CLIENT_EOF if phases == {CLIENT_EOF} else CLIENT_REPLY
 
 
+#: The last look of a wait the watch ended (seconds): replies or EOFs that arrived
+#: in the instant it decided are read (a few turns of the event loop).
+_LAST_LOOK = 0.01
+
+
 async def _wait_clients(
     tasks: Sequence[asyncio.Future[None]],
     clients: Sequence[_Client],
@@ -519,10 +524,14 @@ async def _wait_clients(
             phase = _waiting_phase(clients, scripts, stream) if pending else ""
             now = time.monotonic()
             waited = now - started
-            if _heard(clients) != heard:
-                heard, quiet_since = _heard(clients), now
+            now_heard = _heard(clients)
+            if now_heard != heard:
+                heard, quiet_since = now_heard, now
             what = f"{len(pending)} clients of a swarm"
-            if phase and watch.ends(phase, waited, timeout, what, quiet=now - quiet_since):
+            peers = [c.local for c in clients if not c.finished] if stream else []
+            if phase and watch.ends(phase, waited, timeout, what, now - quiet_since, peers):
+                # One last look: what arrived while the watch decided still counts.
+                _done, pending = await asyncio.wait(pending, timeout=_LAST_LOOK)
                 break
     finally:
         undo()

@@ -66,7 +66,9 @@ def connect_starved(
         with no_free_descriptors():
             sock.connect(endpoint.address)
             waited = wait()
-        return StreamClient(sock, ctx.timeout(timeout)), waited
+        client = StreamClient(sock, ctx.timeout(timeout))
+        client.watch = ctx.watch  # its waits are phases, as a ``ctx.connect`` client's are
+        return client, waited
     except BaseException:
         sock.close()
         raise

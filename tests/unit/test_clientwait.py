@@ -25,14 +25,15 @@ from harness._model.phases import (
     SERVER_EVENT,
     KnownHang,
 )
-from harness._model.records import ClientResult, Endpoint
+from harness._model.records import ClientResult, Endpoint, LifecycleEvent
 from harness._model.scenario import Case
 from harness._model.settings import CaseOptions
 from harness._runtime.clients import ClientTimeout, StreamClient
-from harness._runtime.clientwait import IDLE_SERVER, ClientWatch
+from harness._runtime.clientwait import IDLE_SERVER, ClientWatch, requests_ended
 from harness._runtime.context import Context
 from harness._runtime.deadline import PhaseClock, call_with_deadline
 from harness._runtime.eventlog import EventLog
+from harness._runtime.instrument import address_text
 from harness._runtime.swarm import Recv, Send, run_swarm
 from harness.support import in_main_thread
 
@@ -246,6 +247,57 @@ def test_bytes_still_arriving_keep_a_wait_from_its_phase_deadline() -> None:
         stop.set()
         sender.join(5)
     assert watch.phase_notes == []
+
+
+def _tcp_pair() -> tuple[socket.socket, socket.socket]:
+    """A connected TCP client and the server's side of it (over loopback)."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        client = socket.create_connection(listener.getsockname()[:2], timeout=5)
+        listener.settimeout(5)
+        server_side, _ = listener.accept()
+    return client, server_side
+
+
+@pytest.mark.parametrize("ended", [True, False])
+def test_an_eof_is_overdue_once_the_server_ended_the_request(ended: bool) -> None:
+    """shutdown_request() returned for this client's request: a correct server's FIN
+    was sent before that, so the EOF wait ends soon, as its own timeout; until it
+    returned, only the phase deadline ends it."""
+    ours, theirs = _tcp_pair()
+    client = StreamClient(ours, 5.0)
+    log = EventLog()
+    try:
+        log.emit("get_request", "return", 1, 0, None, "client_address",
+                 address_text(client.local_address))  # fmt: skip
+        if ended:
+            log.emit("shutdown_request", "return", 1)
+        # The EOF is due after 0.075 s; the phase deadline is 0.9 s.
+        clock = PhaseClock(scale=0.3)
+        client.watch = ClientWatch(clock, log.progress, events=log.events)
+        started = time.monotonic()
+        with client, theirs, pytest.raises(ClientTimeout):
+            client.recv_until_eof()
+        waited = time.monotonic() - started
+    finally:
+        log.close()
+    notes = client.watch.phase_notes
+    if ended:
+        assert waited < 0.6 and "the EOF was overdue" in notes[0]
+    else:
+        assert waited >= 0.85 and "phase deadline (0.9s) passed" in notes[0]
+
+
+def test_requests_ended_needs_every_request_from_each_address() -> None:
+    def event(seq: int, name: str, conn: int, **detail: object) -> LifecycleEvent:
+        return LifecycleEvent(seq, name, "return", conn, 0.0, 1, 1, "t", False, detail=detail)
+
+    taken = [event(0, "get_request", 1, client_address="127.0.0.1:5000"),
+             event(1, "get_request", 2, client_address="127.0.0.1:5000")]  # fmt: skip
+    one = [*taken, event(2, "shutdown_request", 1)]
+    assert not requests_ended(one, [("127.0.0.1", 5000)])  # the port's second request is open
+    assert requests_ended([*one, event(3, "shutdown_request", 2)], [("127.0.0.1", 5000)])
+    assert not requests_ended(one, [("127.0.0.1", 5001)])  # no request from there
+    assert not requests_ended([event(0, "get_request", 1, client_address="")], [""])
 
 
 def test_a_later_wait_like_one_the_case_already_ended_costs_little() -> None:
