@@ -25,6 +25,8 @@ from harness._execution.execute import execute
 from harness._execution.lifeline import tie_to_parent
 from harness._model.errors import SockspecError
 from harness._model.settings import CaseOptions
+from harness._runtime.childstacks import arm as arm_children
+from harness._runtime.context import impl_paths
 from harness._runtime.greenfork import isolate_forked_children
 from harness._runtime.loading import load_implementation
 from harness._runtime.tempdirs import LEDGER, keep_ledger
@@ -77,6 +79,8 @@ def main(argv: list[str]) -> int:
             load_implementation(config["impl"]), spec=config.get("label", config["impl"])
         )
         specs = discover([Path(d) for d in config["scenario_dirs"]])
+        # Forked children (a forking server's handlers) tell where they are stuck.
+        arm_children(str(workdir), impl_paths(impl))
     except SockspecError as exc:
         _send(out, {"type": "fatal", "error": str(exc)})
         return 2

@@ -29,6 +29,7 @@ from harness._model.variants import (
     resolve_handler_base,
     resolve_server_class,
 )
+from harness._runtime.childstacks import children_signature
 from harness._runtime.clients import DatagramClient, StreamClient
 from harness._runtime.clientwait import ClientWatch
 from harness._runtime.deadline import PhaseClock, call_with_deadline, dump_stacks
@@ -130,6 +131,7 @@ class Context:
             self.options.phase_deadlines,
             self.options.known_hangs,
             impl_paths(impl),
+            children_signature,
         )
         self._book = Bookkeeping()
         #: Waits as phases: a client's reply or EOF, a scenario's server events (``SERVER_EVENT``).

@@ -17,7 +17,8 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
+from types import FrameType
 from typing import Any, TypeVar
 
 from harness._model.errors import Hang
@@ -59,7 +60,11 @@ HARNESS_DIR = os.path.dirname(os.path.dirname(os.path.realpath(__file__))) + os.
 CALLS_OUT = "+"
 
 
-def stack_signature(impl_paths: Sequence[str], ignore: Collection[int] = ()) -> str:
+def stack_signature(
+    impl_paths: Sequence[str],
+    ignore: Collection[int] = (),
+    frames: Mapping[int, FrameType] | None = None,
+) -> str:
     """Where the implementation's code is, in every thread: its function chains.
 
     One ``outer>inner`` chain of the implementation's own functions per thread
@@ -70,13 +75,14 @@ def stack_signature(impl_paths: Sequence[str], ignore: Collection[int] = ()) -> 
     implementation's functions alone, just like a handler stuck in them.
     Threads in ``ignore`` (idents of threads older than the case: stuck in an
     earlier case of a worker that carried on) are left out.  "" when no thread
-    is inside the implementation.
+    is inside the implementation.  ``frames``: each thread's innermost frame to
+    read (default: where each thread is now).
     """
     if not impl_paths:
         return ""
     prefixes = tuple(impl_paths)
     chains = set()
-    for ident, frame in sys._current_frames().items():
+    for ident, frame in (sys._current_frames() if frames is None else frames).items():
         if ident in ignore:
             continue
         names: list[str] = []
@@ -132,10 +138,14 @@ class PhaseClock:
         enabled: bool = True,
         known: Sequence[KnownHang] = (),
         impl_paths: Sequence[str] = (),
+        children: Callable[[float], str | None] = lambda scale: None,
     ) -> None:
         self.scale = scale
         self.enabled = enabled
         self.impl_paths = tuple(impl_paths)
+        # The stack signature of the process's live children (``childstacks``):
+        # "" with none, None when one cannot be judged.
+        self.children = children
         self.known = {(k.phase, k.signature): k for k in known if k.cases >= REPEAT_AFTER}
         #: Threads older than this clock (the case): not part of its signatures.
         self.older = frozenset(threading.enumerate())
@@ -147,7 +157,7 @@ class PhaseClock:
         """This clock for a call whose caller sets its own limit (a scenario's own
         ``shutdown()``/``server_close()``): no phase deadline, but hangs still get a
         phase and signature, and a known hang still its shortened deadline."""
-        clock = PhaseClock(self.scale, self.enabled, (), self.impl_paths)
+        clock = PhaseClock(self.scale, self.enabled, (), self.impl_paths, self.children)
         clock.known, clock.took, clock.limits = self.known, self.took, False
         clock.older = self.older
         return clock
@@ -160,10 +170,16 @@ class PhaseClock:
         return min(fallback, PHASE_DEADLINES[phase] * self.scale)
 
     def signature(self) -> str:
-        """The current stack signature (see ``stack_signature``)."""
+        """The current stack signature (see ``stack_signature``), with the chains of
+        the process's children when each of them could be judged (a forking server's
+        handlers run there)."""
         # By thread object, not ident: a dead thread's ident may be reused.
         older = [t.ident for t in threading.enumerate() if t in self.older and t.ident]
-        return stack_signature(self.impl_paths, older)
+        own = stack_signature(self.impl_paths, older)
+        theirs = self.children(self.scale) if self.enabled else None
+        if not theirs:
+            return own
+        return " | ".join(sorted(chains(own) | chains(theirs)))
 
     def stuck_signature(self) -> str:
         """``signature()`` without the chains of serving loops idle in ``select()``:
