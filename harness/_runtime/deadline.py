@@ -102,6 +102,21 @@ def stack_signature(
 #: Implementation functions that wait for requests: idle there is not stuck.
 IDLE_LOOPS = frozenset(("serve_forever", "handle_request"))
 
+#: Implementation functions that wait for a serving loop: while a loop is idle in
+#: ``select()``, ``shutdown()`` waits for its next poll (up to ``poll_interval``,
+#: 0.5 s by default), which is no more stuck than the loop itself.
+WAITS_FOR_LOOP = frozenset(("shutdown",))
+
+
+def stuck_chains(signature: str) -> frozenset[str]:
+    """The chains of ``signature`` stuck in the implementation: not a loop idle in
+    ``select()``, nor a call waiting for such a loop (``WAITS_FOR_LOOP``)."""
+    every = chains(signature)
+    stuck = {c for c in every if not innermost(c) <= IDLE_LOOPS | IDLE_POLLS}
+    if len(stuck) < len(every):  # a loop is idle: what waits for it is not stuck
+        stuck = {c for c in stuck if not innermost(c) <= WAITS_FOR_LOOP}
+    return frozenset(stuck)
+
 
 class _Done(Exception):
     """The waited-for thing finished during a stall watch (internal)."""
@@ -208,8 +223,9 @@ class PhaseClock:
     def _stall_match(self, signature: str) -> tuple[KnownHang | None, str]:
         """The known hang (any phase) whose stuck functions include every function the
         implementation's threads are stuck in now, leaving out idle serving loops
-        (a loop waiting in ``select()`` is not stuck, and looks the same when it is)."""
-        stuck = innermost(signature) - IDLE_LOOPS
+        (a loop waiting in ``select()`` is not stuck, and looks the same when it is)
+        and what waits for them (``stuck_chains``)."""
+        stuck = innermost(" | ".join(stuck_chains(signature)))
         if not stuck:
             return None, ""
         for known in self._hangs():
@@ -251,9 +267,10 @@ class PhaseClock:
     def _quick_match(self, signature: str) -> tuple[KnownHang | None, str]:
         """The known hang (any phase) with a chain ending in the same call (the last two
         functions: the innermost and its caller) as each thread stuck now (idle serving
-        loops aside), none of them a handler at work.  The outer functions may differ:
+        loops and what waits for them aside, ``stuck_chains``), none of them a handler at
+        work.  The outer functions may differ:
         ``serve_forever`` or ``handle_request`` above a handler stuck in ``__init__``."""
-        stuck = {c for c in chains(signature) if not innermost(c) <= IDLE_LOOPS | IDLE_POLLS}
+        stuck = stuck_chains(signature)
         if not stuck or any(c.endswith(CALLS_OUT) for c in stuck):
             return None, ""
         calls = {_last_call(c) for c in stuck}

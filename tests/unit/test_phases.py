@@ -20,7 +20,7 @@ from harness._model.phases import CASE_PHASE, DEATH_PHASE, REPEAT_AFTER, SHORT_D
 from harness._model.records import CaseResult
 from harness._model.scenario import Case
 from harness._model.settings import CaseOptions, Settings
-from harness._runtime.deadline import PhaseClock, innermost
+from harness._runtime.deadline import PhaseClock, innermost, stuck_chains
 
 ECHO = "echo.concurrent[tcp-sync-clients=100]"
 HANDLE_RAISES = "errors.handler.exception[tcp-sync-hook=handle-failures=3]"
@@ -284,6 +284,21 @@ def test_a_quick_stall_needs_the_same_call_and_no_handler_at_work() -> None:
     assert clock._quick_match("process_request_thread>setup>__init__") == (None, "")
     assert clock._stall_match("process_request_thread>setup>__init__")[0] == known[0]
     assert innermost("a>b+") == {"b"}
+
+
+def test_shutdown_waiting_for_an_idle_loop_is_not_stuck() -> None:
+    """A loop idle in select() ends shutdown()'s wait at its next poll (up to 0.5 s by
+    default): a thread in shutdown() beside it matches no known hang in shutdown."""
+    known = (KnownHang("shutdown", "serve_forever>finish_request>__init__ | shutdown", 2),)
+    clock = PhaseClock(known=known)
+    assert clock._quick_match("serve_forever | shutdown") == (None, "")
+    assert clock._stall_match("serve_forever | shutdown") == (None, "")
+    # With no loop idle (it returned, or is stuck in a handler), shutdown() is stuck.
+    assert clock._quick_match("shutdown")[0] == known[0]
+    assert stuck_chains("serve_forever>finish_request>__init__ | shutdown") == {
+        "serve_forever>finish_request>__init__",
+        "shutdown",
+    }
 
 
 def test_a_chain_that_called_back_into_the_harness_is_marked(tmp_path: Path) -> None:
