@@ -231,13 +231,16 @@ class ClientWatch:
         limit = CLIENT_PHASE_DEADLINE * self.clock.scale
         if quiet is None or full <= limit or min(quiet, still) < limit:
             return False
-        if any(chain.endswith(CALLS_OUT) for chain in chains(self.clock.signature())):
+        # One look at the stacks (each asks the children too) serves every test here.
+        now = self.clock.signature()
+        if any(chain.endswith(CALLS_OUT) for chain in chains(now)):
             return False  # a handler hook at work (a scenario's slow handler): not silence
-        signature = self._stuck()
+        signature = self._stuck(now)
         if not signature:
             return False  # handlers in child processes may be at work: no stack shows it
-        self.expired(phase)
         with self._lock:
+            if still >= STALL_AFTER * self.clock.scale:  # a symptom, as ``expired`` counts
+                self.symptoms.append((phase, signature))
             self._ended.add((phase, signature))
             self.phase_notes.append(
                 f"{what} ended after {waited:.1f}s of its {full:g}s timeout: the {phase} "
@@ -281,12 +284,13 @@ class ClientWatch:
         with self._lock:
             self.symptoms.append((phase, signature))
 
-    def _stuck(self) -> str:
-        """Where the implementation's threads are stuck (``stuck_signature``), or
-        ``IDLE_SERVER`` when none is in its code -- unless the process has live
-        children: then "", as handlers may be at work in them (a forking server, a
-        process pool) where no stack shows it, and the wait is no symptom."""
-        signature = self.clock.stuck_signature()
+    def _stuck(self, signature: str | None = None) -> str:
+        """Where the implementation's threads are stuck (``stuck_signature`` of
+        ``signature``, default: the stacks now), or ``IDLE_SERVER`` when none is in its
+        code -- unless the process has live children none of which is stuck there:
+        then "", as handlers may be at work in them (a process pool) where no stack
+        shows it, and the wait is no symptom."""
+        signature = self.clock.stuck_signature(signature)
         if signature:
             return signature
         return "" if live_children() else IDLE_SERVER

@@ -196,10 +196,11 @@ class PhaseClock:
             return own
         return " | ".join(sorted(chains(own) | chains(theirs)))
 
-    def stuck_signature(self) -> str:
-        """``signature()`` without the chains of serving loops idle in ``select()``:
-        where the implementation's threads are stuck while a client waits."""
-        chains = self.signature().split(" | ")
+    def stuck_signature(self, signature: str | None = None) -> str:
+        """``signature`` (default: ``signature()`` now) without the chains of serving
+        loops idle in ``select()``: where the implementation's threads are stuck while
+        a client waits."""
+        chains = (self.signature() if signature is None else signature).split(" | ")
         kept = [c for c in chains if c and not innermost(c) <= IDLE_LOOPS | IDLE_POLLS]
         return " | ".join(kept)
 
