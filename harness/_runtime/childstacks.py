@@ -31,6 +31,7 @@ from typing import Any
 import psutil
 
 from harness._runtime.deadline import CALLS_OUT, chains, stack_signature
+from harness._runtime.resources import live_child_pids
 
 #: Ignored by default (unlike SIGUSR1/2, which would kill a child without the handler).
 ANSWER_SIGNAL = signal.SIGWINCH
@@ -93,7 +94,7 @@ def children_signature(scale: float = 1.0) -> str | None:
     """The stack signature of this process's live children: "" when there are none,
     their chains when each answered and is inside the implementation with no
     handler at work, None when any child cannot be judged (or nothing is armed)."""
-    pids = _live_children()
+    pids = live_child_pids()
     if not pids:
         return ""
     folder = _armed["folder"]
@@ -134,7 +135,7 @@ def _collect(folder: str, pids: Sequence[int], wait: float) -> list[str] | None:
                     answers.append(answer.read())
                 os.unlink(path)
             except FileNotFoundError:
-                if psutil.pid_exists(pid) and _alive(pid):
+                if _alive(pid):
                     continue
             waiting.discard(pid)
         if not waiting:
@@ -145,16 +146,8 @@ def _collect(folder: str, pids: Sequence[int], wait: float) -> list[str] | None:
         time.sleep(_LOOK)
 
 
-def _live_children() -> list[int]:
-    """This process's children that are not zombies."""
-    try:
-        children = psutil.Process().children(recursive=True)
-    except psutil.Error:
-        return []
-    return [child.pid for child in children if _alive(child.pid)]
-
-
 def _alive(pid: int) -> bool:
+    """Whether ``pid`` still runs (neither gone nor a zombie)."""
     try:
         return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
     except psutil.Error:

@@ -238,9 +238,8 @@ class ClientWatch:
         signature = self._stuck(now)
         if not signature:
             return False  # handlers in child processes may be at work: no stack shows it
+        self.expired(phase, signature)
         with self._lock:
-            if still >= STALL_AFTER * self.clock.scale:  # a symptom, as ``expired`` counts
-                self.symptoms.append((phase, signature))
             self._ended.add((phase, signature))
             self.phase_notes.append(
                 f"{what} ended after {waited:.1f}s of its {full:g}s timeout: the {phase} "
@@ -273,12 +272,13 @@ class ClientWatch:
             self.notes.append(note)
         return True
 
-    def expired(self, phase: str) -> None:
+    def expired(self, phase: str, stuck: str | None = None) -> None:
         """A client waited out its full timeout in ``phase``: a symptom if the server
-        did nothing meanwhile (its threads stuck in its code, or all idle)."""
+        did nothing meanwhile (its threads stuck in its code, or all idle).
+        ``stuck``: ``_stuck()`` as the caller just found it (default: looked up now)."""
         if not self.active or self.still() < STALL_AFTER * self.clock.scale:
             return
-        signature = self._stuck()
+        signature = self._stuck() if stuck is None else stuck
         if not signature:
             return
         with self._lock:

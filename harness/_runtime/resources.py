@@ -53,7 +53,12 @@ def _threads() -> dict[int, str]:
 
 def live_children() -> bool:
     """Whether this process has a child that is not a zombie (one that may be at work)."""
-    return any(status != psutil.STATUS_ZOMBIE for status in _children().values())
+    return bool(live_child_pids())
+
+
+def live_child_pids() -> list[int]:
+    """This process's children (and theirs) that are not zombies."""
+    return [pid for pid, status in _children().items() if status != psutil.STATUS_ZOMBIE]
 
 
 def _children() -> dict[int, str]:
