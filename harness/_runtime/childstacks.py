@@ -47,8 +47,13 @@ _LOOK = 0.002
 #: The worker's folder for answers (None: not armed) and the implementation's paths.
 _armed: dict[str, Any] = {"folder": None, "paths": ()}
 
-#: Children that did not answer once: never asked again (each would cost ANSWER_WAIT).
-_mute: set[int] = set()
+#: How long a child that did not answer is not asked again (seconds, scaled): each
+#: ask of a child that never answers (an exec'd one) costs ANSWER_WAIT, but a child
+#: may only have been slow (a loaded machine) or asked in the instant after fork.
+MUTE_FOR = 2.0
+
+#: Children that did not answer, with when they may be asked again.
+_mute: dict[int, float] = {}
 
 
 def arm(folder: str, impl_paths: Sequence[str]) -> None:
@@ -98,7 +103,7 @@ def children_signature(scale: float = 1.0) -> str | None:
     if not pids:
         return ""
     folder = _armed["folder"]
-    if folder is None or _mute.intersection(pids):
+    if folder is None or _muted(folder, pids):
         return None
     for pid in pids:
         path = _answer_path(folder, pid)
@@ -141,9 +146,22 @@ def _collect(folder: str, pids: Sequence[int], wait: float) -> list[str] | None:
         if not waiting:
             return answers
         if time.monotonic() >= deadline:
-            _mute.update(waiting)
+            until = time.monotonic() + MUTE_FOR * wait / ANSWER_WAIT
+            _mute.update(dict.fromkeys(waiting, until))
             return None
         time.sleep(_LOOK)
+
+
+def _muted(folder: str, pids: Sequence[int]) -> bool:
+    """Whether any of ``pids`` is still left alone after not answering; a child
+    whose answer came late, or whose time is up, is asked again."""
+    now = time.monotonic()
+    for pid in [pid for pid in _mute if pid not in pids]:
+        del _mute[pid]  # gone: its pid may be reused by a new child
+    for pid, until in list(_mute.items()):
+        if now >= until or os.path.exists(_answer_path(folder, pid)):
+            del _mute[pid]
+    return bool(_mute)
 
 
 def _alive(pid: int) -> bool:

@@ -58,6 +58,34 @@ def test_a_child_stuck_in_the_implementation_gives_its_chain(
     assert children_signature() == ""  # no live child left
 
 
+def test_a_child_that_answers_late_is_asked_again(
+    impl: dict[str, Callable[..., None]],
+) -> None:
+    """A child too slow to answer (here: the signal blocked) is left alone, but its
+    late answer ends that at once: it was only slow, not unable to answer."""
+    ready_r, ready_w = os.pipe()
+    go_r, go_w = os.pipe()
+
+    def slow_child() -> None:
+        signal.pthread_sigmask(signal.SIG_BLOCK, [childstacks.ANSWER_SIGNAL])
+        os.write(ready_w, b"r")
+        os.read(go_r, 1)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, [childstacks.ANSWER_SIGNAL])
+        impl["handle"](threading.Event())
+
+    pid = _in_child(slow_child)
+    try:
+        assert call_with_deadline(lambda: os.read(ready_r, 1), 10.0, "the child's start") == b"r"
+        assert children_signature() is None  # no answer within ANSWER_WAIT
+        assert pid in childstacks._mute  # left alone for a while
+        os.write(go_w, b"g")
+        assert call_with_deadline(lambda: _answered(), 10.0, "the child's answer") == "handle"
+    finally:
+        _reap(pid)
+        for end in (ready_r, ready_w, go_r, go_w):
+            os.close(end)
+
+
 def test_a_child_running_a_hook_cannot_be_judged(impl: dict[str, Callable[..., None]]) -> None:
     def hook(event: threading.Event) -> None:
         # Into the harness's code, as a scenario's handler runs behind a hook.
