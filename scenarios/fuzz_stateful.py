@@ -15,7 +15,9 @@ shrunk to a minimal sequence and reported with a transcript and a replay command
 from __future__ import annotations
 
 from harness import Context, scenario
-from harness.fuzz import DatagramMachine, FuzzRun, StreamMachine, plan
+
+# ``harness.fuzz`` (Hypothesis, about 0.1 s of CPU) is imported by the case when it
+# runs, not here: every process that only lists or runs other cases loads this module.
 
 #: Seconds per case when no --fuzz-budget is given (the CI budget).
 BUDGET = 1.2
@@ -43,6 +45,8 @@ def stateful(ctx: Context) -> None:
     """Any sequence of connects, sends, half-closes, resets, idle clients, datagrams,
     handle_request(), serve_forever()/shutdown(), server_close() and restarts keeps
     the lifecycle, reply, timeout and resource rules after every step."""
+    from harness.fuzz import DatagramMachine, FuzzRun, StreamMachine, plan
+
     machine = StreamMachine if ctx.transport.is_stream else DatagramMachine
     cost = COST[ctx.case.transport, ctx.kind]
     FuzzRun(ctx, plan(ctx, BUDGET, cost, STEPS)).run(machine)
