@@ -39,10 +39,9 @@ from harness._control.probing import probe
 from harness._control.spare import SpareWorkers
 from harness._control.supervisor import Worker
 from harness._control.symptoms import Symptoms
-from harness._execution.execute import case_seed
 from harness._model.errors import LoadError, UsageError, one_line
 from harness._model.implementation import Implementation
-from harness._model.plan import CaseRef
+from harness._model.plan import CaseRef, case_seed
 from harness._model.records import CaseResult, Verdict
 from harness._model.settings import Settings
 from harness._model.variants import host_supports, judged_families

@@ -13,7 +13,6 @@ import shutil
 import threading
 import time
 import traceback
-import zlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +24,7 @@ from harness._model.errors import Abort, Hang, ServeDied, Unsupported
 from harness._model.implementation import Implementation
 from harness._model.outcome import observe
 from harness._model.phases import CASE_PHASE
+from harness._model.plan import case_seed
 from harness._model.records import CaseResult, Finding, LifecycleEvent, Verdict
 from harness._model.scenario import Case
 from harness._model.settings import CaseOptions
@@ -50,11 +50,6 @@ class CaseOutcome:
 
     result: CaseResult
     tainted: bool = False
-
-
-def case_seed(base_seed: int, case_id: str) -> int:
-    """A per-case seed: stable across runs and independent of case order."""
-    return (base_seed * 1_000_003 + zlib.crc32(case_id.encode())) & 0xFFFFFFFF
 
 
 def execute(impl: Implementation, case: Case, options: CaseOptions | None = None) -> CaseOutcome:

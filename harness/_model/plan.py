@@ -10,6 +10,7 @@ and titles for the reports.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +19,11 @@ from harness._model.records import CaseResult, Finding, Strictness, Verdict
 from harness._model.scenario import Case, ScenarioSpec, case_result
 
 _PLAIN = (str, int, float, bool, type(None))
+
+
+def case_seed(base_seed: int, case_id: str) -> int:
+    """A per-case seed: stable across runs and independent of case order."""
+    return (base_seed * 1_000_003 + zlib.crc32(case_id.encode())) & 0xFFFFFFFF
 
 
 @dataclass(frozen=True)
