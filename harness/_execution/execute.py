@@ -137,7 +137,8 @@ def _run_and_check(
         verdict, reason = judge_exception(ctx, exc)
         evidence["traceback"] = _format(exc)
     hung = verdict is Verdict.HANG
-    teardown_hang = _teardown(ctx, hung, known=hung and bool(evidence.get("deadline_shortened")))
+    known = hung and bool(evidence.get("deadline_shortened"))
+    teardown_hang = _teardown(ctx, hung, known)
     if capture is not None:
         evidence.update(capture.finish())
     if teardown_hang is not None:
@@ -152,6 +153,8 @@ def _run_and_check(
     # their requests, and the lifecycle checks must see the complete story.
     ended = bookkeeping(ctx).ended.is_set() or verdict is Verdict.HANG
     grace = ctx.clock.limit("leak_grace_ended", LEAK_GRACE) if ended else LEAK_GRACE
+    if known:
+        grace = ctx.clock.limit("leak_grace_known_hang", grace)
     leaks = settle(
         baseline, grace, ignore_fds=ctx.log.fds(), pinned=lambda: sockets_held(ctx.servers)
     )

@@ -44,8 +44,13 @@ PHASE_DEADLINES: dict[str, float] = {
     # a stuck implementation only adds evidence.
     "teardown_after_hang": 0.5,
     # ... and after a hang the stacks showed to be one the implementation already
-    # had (a shortened deadline or a quick stall): earlier cases hold its teardown.
-    "teardown_after_known_hang": 0.05,
+    # had (a shortened deadline or a quick stall): earlier cases hold its teardown,
+    # and the worker carries its stuck threads on (``carry``).  A call left running
+    # ends on its own (a loop within its poll interval) or stays stuck as before.
+    "teardown_after_known_hang": 0.01,
+    # leftovers after such a known hang: its stuck threads never leave, and the rest
+    # (a serving loop ending) adds nothing to a verdict earlier cases already had.
+    "leak_grace_known_hang": 0.01,
 }
 
 #: Phases whose hangs count as a repeated symptom, besides the above.
@@ -125,6 +130,10 @@ STALL_AFTER = 1.0
 #: ``QUICK_STALL_STEP``.
 QUICK_STALL_AFTER = 0.25
 QUICK_STALL_STEP = 0.05
+
+#: How often a stalling wait reads the event count (cheap: new rows only) until the
+#: silence is long enough to look at the stacks.
+PROGRESS_POLL = 0.02
 
 
 def short_deadline(phase: str) -> float:

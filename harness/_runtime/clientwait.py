@@ -45,6 +45,7 @@ from harness._model.phases import (
     CLIENT_EOF,
     CLIENT_PHASE_DEADLINE,
     EOF_AFTER_END,
+    IDLE_POLLS,
     QUICK_STALL_AFTER,
     STALL_AFTER,
     short_deadline,
@@ -179,26 +180,36 @@ class ClientWatch:
     ) -> bool:
         """Whether an EOF the server owes is overdue: it ended the request of every
         waiting client (``shutdown_request()`` returned, so a correct server's FIN
-        is already here), the client received nothing and no lifecycle event came
-        for ``EOF_AFTER_END``, and no thread of the server is in its code."""
+        is already here), no lifecycle event came for ``EOF_AFTER_END`` since, the
+        client received nothing in this wait, and no thread of the server is in its code.
+
+        The silence is read from the event log's own times: from the end of the
+        request, not from when this client began to wait (a later client of the
+        same case finds its EOF just as overdue), and not from when a waiting client
+        last sampled the log (up to a step late)."""
         due = EOF_AFTER_END * self.clock.scale
         if (
             phase != CLIENT_EOF
             or not peers
             or quiet is None
-            or min(quiet, still) < due
+            or still + self.step < due  # sampled: at most a step short of the real silence
             or full <= CLIENT_PHASE_DEADLINE * self.clock.scale
         ):
             return False
-        if not requests_ended(self._events(), peers) or self._stuck() != IDLE_SERVER:
+        events = list(self._events())
+        ended = requests_ended(events, peers)
+        if ended is None:
+            return False
+        silent = time.monotonic() - max(ended, last_progress(events))
+        if silent < due or self._stuck() != IDLE_SERVER:
             return False
         with self._lock:
             self._ended.add((phase, IDLE_SERVER))
             self.phase_notes.append(
                 f"{what} ended after {waited:.1f}s of its {full:g}s timeout: the server had "
-                "ended its request (shutdown_request() returned), and for "
-                f"{min(quiet, still):.1f}s nothing was received, no lifecycle event came "
-                "and no server thread was at work: the EOF was overdue"
+                f"ended its request (shutdown_request() returned), and for {silent:.2f}s "
+                "since, no lifecycle event came, nothing was received and no server thread "
+                "was at work: the EOF was overdue"
             )
         return True
 
@@ -296,17 +307,17 @@ class ClientWatch:
         return "" if live_children() else IDLE_SERVER
 
 
-def requests_ended(events: Iterable[LifecycleEvent], peers: Collection[Any]) -> bool:
-    """Whether the server ended the request of each client at ``peers`` (the client's
-    local address, which ``get_request()`` returned as the client's): every request
-    from that address reached the end of ``shutdown_request()``.  An address the
-    server took no request from, or one that tells no clients apart (an unbound Unix
-    client's ``''``), is not known to be ended."""
+def requests_ended(events: Iterable[LifecycleEvent], peers: Collection[Any]) -> float | None:
+    """When the server had ended the request of each client at ``peers`` (the client's
+    local address, which ``get_request()`` returned as the client's): the time the
+    last request from those addresses reached the end of ``shutdown_request()``.
+    None while one is open, and for an address the server took no request from or
+    one that tells no clients apart (an unbound Unix client's ``''``)."""
     wanted = {address_text(peer) for peer in peers}
     if not all(isinstance(address, str) and address for address in wanted):
-        return False
+        return None
     taken: dict[str, list[int]] = {}
-    ended: set[int] = set()
+    ended: dict[int, float] = {}
     for event in events:
         if event.phase != "return" or event.conn is None:
             continue
@@ -315,7 +326,14 @@ def requests_ended(events: Iterable[LifecycleEvent], peers: Collection[Any]) -> 
             if isinstance(address, str) and address in wanted:
                 taken.setdefault(address, []).append(event.conn)
         elif event.name == "shutdown_request":
-            ended.add(event.conn)
-    return all(
+            ended[event.conn] = event.t
+    if not all(
         address in taken and all(conn in ended for conn in taken[address]) for address in wanted
-    )
+    ):
+        return None
+    return max(ended[conn] for address in wanted for conn in taken[address])
+
+
+def last_progress(events: Iterable[LifecycleEvent]) -> float:
+    """The time of the last event that was not an idle poll (0.0: none)."""
+    return max((event.t for event in events if event.name not in IDLE_POLLS), default=0.0)

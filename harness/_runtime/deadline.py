@@ -27,6 +27,7 @@ from harness._model.phases import (
     DEATH_PHASE,
     IDLE_POLLS,
     PHASE_DEADLINES,
+    PROGRESS_POLL,
     QUICK_STALL_AFTER,
     QUICK_STALL_STEP,
     REPEAT_AFTER,
@@ -290,11 +291,16 @@ class PhaseClock:
         None when ``done`` or ``short`` passed without such a stall."""
         step, after = QUICK_STALL_STEP * self.scale, STALL_AFTER * self.scale
         quick = QUICK_STALL_AFTER * self.scale
+        # Progress is read more often than the stacks are looked at: the silence is
+        # then measured from within a short poll of the last event, and the first
+        # look comes within a poll of the silence being long enough.
+        poll = min(step, PROGRESS_POLL * self.scale)
         started = time.monotonic()
         seen, since = progress(), started
         while True:
-            left = short - (time.monotonic() - started)
-            if done(max(0.0, min(step, left))):
+            now = time.monotonic()
+            left = short - (now - started)
+            if done(max(0.0, min(poll if now - since < quick else step, left))):
                 raise _Done
             now = time.monotonic()
             if now - started >= short:

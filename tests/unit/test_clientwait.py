@@ -21,6 +21,7 @@ from harness._execution.execute import execute
 from harness._model.phases import (
     CLIENT_EOF,
     CLIENT_REPLY,
+    EOF_AFTER_END,
     REPEAT_AFTER,
     SERVER_EVENT,
     KnownHang,
@@ -289,15 +290,43 @@ def test_an_eof_is_overdue_once_the_server_ended_the_request(ended: bool) -> Non
 
 def test_requests_ended_needs_every_request_from_each_address() -> None:
     def event(seq: int, name: str, conn: int, **detail: object) -> LifecycleEvent:
-        return LifecycleEvent(seq, name, "return", conn, 0.0, 1, 1, "t", False, detail=detail)
+        return LifecycleEvent(seq, name, "return", conn, seq / 10, 1, 1, "t", False, detail=detail)
 
     taken = [event(0, "get_request", 1, client_address="127.0.0.1:5000"),
              event(1, "get_request", 2, client_address="127.0.0.1:5000")]  # fmt: skip
     one = [*taken, event(2, "shutdown_request", 1)]
-    assert not requests_ended(one, [("127.0.0.1", 5000)])  # the port's second request is open
-    assert requests_ended([*one, event(3, "shutdown_request", 2)], [("127.0.0.1", 5000)])
-    assert not requests_ended(one, [("127.0.0.1", 5001)])  # no request from there
-    assert not requests_ended([event(0, "get_request", 1, client_address="")], [""])
+    assert requests_ended(one, [("127.0.0.1", 5000)]) is None  # the second request is open
+    # Ended when the last of them ended.
+    assert requests_ended([*one, event(3, "shutdown_request", 2)], [("127.0.0.1", 5000)]) == 0.3
+    assert requests_ended(one, [("127.0.0.1", 5001)]) is None  # no request from there
+    assert requests_ended([event(0, "get_request", 1, client_address="")], [""]) is None
+
+
+def test_a_later_client_finds_its_eof_overdue_from_the_end_of_its_request() -> None:
+    """The silence that makes an EOF overdue counts from the request's end (the log's
+    time), not from when the client began to wait: a client that starts waiting long
+    after its request ended stops after one step."""
+    ours, theirs = _tcp_pair()
+    client = StreamClient(ours, 5.0)
+    log = EventLog()
+    try:
+        log.emit("get_request", "return", 1, 0, None, "client_address",
+                 address_text(client.local_address))  # fmt: skip
+        log.emit("shutdown_request", "return", 1)
+        # The EOF is due EOF_AFTER_END (0.25 s) after the request ended; a step is 0.1 s.
+        client.watch = ClientWatch(PhaseClock(), log.progress, events=log.events)
+        client.watch.still()  # sampled now: the request's end is the last event seen
+        assert not threading.Event().wait(0.4)  # the client begins to wait later
+        started = time.monotonic()
+        with client, theirs, pytest.raises(ClientTimeout):
+            client.recv_until_eof()
+        waited = time.monotonic() - started
+    finally:
+        log.close()
+    # At the first step: a wait that counted the silence from its own start could not
+    # end before EOF_AFTER_END.
+    assert waited < EOF_AFTER_END, waited
+    assert "the EOF was overdue" in client.watch.phase_notes[0]
 
 
 def test_a_later_wait_like_one_the_case_already_ended_costs_little() -> None:
