@@ -155,8 +155,8 @@ class _Deadline:
         With a ``watch`` (a case's clients) the wait goes in steps, and ends as the
         same ``ClientTimeout`` once the watch says the server is stuck the way it
         was in earlier cases (``clientwait``); a full wait is reported to it.
-        ``peer``: this client's local address (a stream client's), by which the
-        watch finds its request.
+        ``peer``: this client's local address (a stream client's; its socket for an
+        unbound Unix client), by which the watch finds its request.
         """
         called = time.monotonic()  # this call has received nothing since
         while True:
@@ -247,8 +247,10 @@ class StreamClient:
 
     def _recv_some(self, n: int, deadline: _Deadline, phase: str = CLIENT_REPLY) -> bytes:
         """One ``recv`` bounded by what is left of ``deadline``."""
+        # An unbound Unix client's address ('') tells no clients apart: its socket does.
+        peer = self._local if self._local else self._sock
         result: bytes = deadline.wait(
-            self._sock, lambda: self._sock.recv(n), self.watch, phase, self._local
+            self._sock, lambda: self._sock.recv(n), self.watch, phase, peer
         )
         return result
 

@@ -36,6 +36,7 @@ finishes instead of outliving its case.
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from collections.abc import Callable, Collection, Iterable
@@ -54,6 +55,7 @@ from harness._model.records import LifecycleEvent
 from harness._runtime.deadline import CALLS_OUT, PhaseClock, chains
 from harness._runtime.instrument import address_text
 from harness._runtime.resources import live_children
+from harness._runtime.unixpeer import peer_inode
 
 #: How often a waiting client asks whether it may stop (seconds, before scale): the
 #: shortest early end (``QUICK_STALL_AFTER``) should not wait a whole step more.
@@ -308,13 +310,16 @@ class ClientWatch:
 
 
 def requests_ended(events: Iterable[LifecycleEvent], peers: Collection[Any]) -> float | None:
-    """When the server had ended the request of each client at ``peers`` (the client's
-    local address, which ``get_request()`` returned as the client's): the time the
-    last request from those addresses reached the end of ``shutdown_request()``.
-    None while one is open, and for an address the server took no request from or
-    one that tells no clients apart (an unbound Unix client's ``''``)."""
-    wanted = {address_text(peer) for peer in peers}
-    if not all(isinstance(address, str) and address for address in wanted):
+    """When the server had ended the request of each client in ``peers``: the time the
+    last of their requests reached the end of ``shutdown_request()``; None while one
+    is open, or when a client's requests are not known.
+
+    A client is its local address (an inet or a bound Unix client's), which
+    ``get_request()`` returned as the client's, or its socket (an unbound Unix
+    client, whose address ``''`` tells no clients apart), whose peer is the request's
+    accepted socket (``unixpeer``)."""
+    wanted = [_client_key(peer) for peer in peers]
+    if not all(wanted):
         return None
     taken: dict[str, list[int]] = {}
     ended: dict[int, float] = {}
@@ -322,16 +327,26 @@ def requests_ended(events: Iterable[LifecycleEvent], peers: Collection[Any]) -> 
         if event.phase != "return" or event.conn is None:
             continue
         if event.name == "get_request":
-            address = event.detail.get("client_address")
-            if isinstance(address, str) and address in wanted:
-                taken.setdefault(address, []).append(event.conn)
+            for key in (event.detail.get("client_address"), _inode_key(event.detail.get("inode"))):
+                if isinstance(key, str) and key in wanted:
+                    taken.setdefault(key, []).append(event.conn)
         elif event.name == "shutdown_request":
             ended[event.conn] = event.t
-    if not all(
-        address in taken and all(conn in ended for conn in taken[address]) for address in wanted
-    ):
+    if not all(key in taken and all(conn in ended for conn in taken[key]) for key in wanted):
         return None
-    return max(ended[conn] for address in wanted for conn in taken[address])
+    return max(ended[conn] for key in wanted for conn in taken[key])
+
+
+def _client_key(peer: Any) -> str:
+    """How a waiting client's requests are found in the log ("": they cannot be)."""
+    if isinstance(peer, socket.socket):
+        return _inode_key(peer_inode(peer))
+    address = address_text(peer)
+    return address if isinstance(address, str) else ""
+
+
+def _inode_key(inode: Any) -> str:
+    return f"unix socket {inode}" if isinstance(inode, int) and inode else ""
 
 
 def last_progress(events: Iterable[LifecycleEvent]) -> float:

@@ -29,6 +29,7 @@ from collections.abc import Callable
 from typing import Any
 
 from harness._runtime.eventlog import EventLog
+from harness._runtime.unixpeer import request_inode
 
 #: Server hooks and the index of their ``request`` argument (None: no request).
 SERVER_HOOKS: dict[str, int | None] = {
@@ -244,7 +245,13 @@ def _wrap_server_hook(
         if is_get_request:
             conn = _register(self, result, log)
             address = address_text(result[1]) if conn else None
-            emit(name, "return", conn, sid, None, "client_address", address)
+            # An unbound Unix client's address ('') tells no clients apart: the
+            # accepted socket's inode does (``unixpeer``).
+            inode = request_inode(result[0]) if conn else None
+            if inode is None:
+                emit(name, "return", conn, sid, None, "client_address", address)
+            else:
+                emit(name, "return", conn, sid, None, "client_address", address, "inode", inode)
             return result
         elif result_detail:
             emit(name, "return", conn, sid, None, "result", result)

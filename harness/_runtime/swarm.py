@@ -528,7 +528,8 @@ async def _wait_clients(
             if now_heard != heard:
                 heard, quiet_since = now_heard, now
             what = f"{len(pending)} clients of a swarm"
-            peers = [c.local for c in clients if not c.finished] if stream else []
+            # An unbound Unix client's address ('') tells no clients apart: its socket does.
+            peers = [c.local or c.sock for c in clients if not c.finished] if stream else []
             if phase and watch.ends(phase, waited, timeout, what, now - quiet_since, peers):
                 # One last look: what arrived while the watch decided still counts.
                 _done, pending = await asyncio.wait(pending, timeout=_LAST_LOOK)

@@ -36,6 +36,7 @@ from harness._runtime.deadline import PhaseClock, call_with_deadline
 from harness._runtime.eventlog import EventLog
 from harness._runtime.instrument import address_text
 from harness._runtime.swarm import Recv, Send, run_swarm
+from harness._runtime.unixpeer import request_inode
 from harness.support import in_main_thread
 
 THREADING_ECHO = "echo.concurrent[tcp-threading-clients=100]"
@@ -286,6 +287,34 @@ def test_an_eof_is_overdue_once_the_server_ended_the_request(ended: bool) -> Non
         assert waited < 0.6 and "the EOF was overdue" in notes[0]
     else:
         assert waited >= 0.85 and "phase deadline (0.9s) passed" in notes[0]
+
+
+def test_an_unbound_unix_clients_eof_is_overdue_by_its_peer(tmp_path: Path) -> None:
+    """An unbound Unix client's address is '' like every other's: its request is found
+    by its socket's peer, the accepted socket get_request() recorded."""
+    path = str(tmp_path / "s")
+    with socket.socket(socket.AF_UNIX) as listener:
+        listener.bind(path)
+        listener.listen()
+        listener.settimeout(5)
+        ours = socket.socket(socket.AF_UNIX)
+        ours.settimeout(5)
+        ours.connect(path)
+        theirs, _ = listener.accept()
+    client = StreamClient(ours, 5.0)
+    log = EventLog()
+    try:
+        log.emit("get_request", "return", 1, 0, None, "client_address", "",
+                 "inode", request_inode(theirs))  # fmt: skip
+        log.emit("shutdown_request", "return", 1)
+        client.watch = ClientWatch(PhaseClock(scale=0.3), log.progress, events=log.events)
+        started = time.monotonic()
+        with client, theirs, pytest.raises(ClientTimeout):
+            client.recv_until_eof()
+        waited = time.monotonic() - started
+    finally:
+        log.close()
+    assert waited < 0.6 and "the EOF was overdue" in client.watch.phase_notes[0]
 
 
 def test_requests_ended_needs_every_request_from_each_address() -> None:
