@@ -57,6 +57,11 @@ SHRINK_STALL = 10.0
 SHRINK_MIN_KNOWN = 3.0
 SHRINK_STALL_KNOWN = 1.5
 
+#: The failed checks each implementation's fuzz cases already shrank in this worker:
+#: a later case failing the same way shrinks within the ``_KNOWN`` limits (a repeated
+#: symptom costs once; its first case's transcript is the small one).
+_shrunk: dict[str, set[str]] = {}
+
 
 class _Interrupt(KeyboardInterrupt):
     """Stop Hypothesis between examples.
@@ -207,11 +212,19 @@ class FuzzRun:
     def _shrink_limit(self) -> float:
         """Seconds from the start after which shrinking stops: it has run long, or the
         smallest failing example has not become smaller for a while."""
-        known = self.ctx.clock.enabled and bool(self.ctx.clock.known)
+        known = self.ctx.clock.enabled and (bool(self.ctx.clock.known) or self._shrunk_before())
         spare = max(SHRINK_MIN_KNOWN if known else SHRINK_MIN, SHRINK_FACTOR * self.plan.budget)
         stalled = max(SHRINK_STALL_KNOWN if known else SHRINK_STALL, self.plan.budget / 10)
         case_end = self.ctx.deadline - self.started - RESERVE / 2
         return min((self.found_after or 0.0) + spare, self.improved + stalled, case_end)
+
+    def _shrunk_before(self) -> bool:
+        """Whether an earlier case of this implementation already shrank a failure of
+        the same checks as the smallest one found here."""
+        if self.smallest is None:
+            return False
+        checks = {finding.check for finding in self.smallest.findings}
+        return checks <= _shrunk.get(self.ctx.impl.spec, set())
 
     # -- the run ----------------------------------------------------------------
     def run(self, machine: Callable[[FuzzRun], RuleBasedStateMachine]) -> FuzzStats:
@@ -230,7 +243,14 @@ class FuzzRun:
         except _ShrinkSpent:
             self._account()
             if self.smallest is not None:
-                self._report(self.smallest, note="shrinking stopped at its time limit")
+                note = "shrinking stopped at its time limit"
+                if self._shrunk_before() and not self.ctx.clock.known:
+                    note += (
+                        f" ({SHRINK_MIN_KNOWN:g}s, or {SHRINK_STALL_KNOWN:g}s without a smaller "
+                        "example: an earlier case of this implementation already shrank a "
+                        "failure of the same checks)"
+                    )
+                self._report(self.smallest, note=note)
         except Abandon as exc:
             self._abandon(exc)
         except FuzzFailure as exc:
@@ -303,6 +323,8 @@ class FuzzRun:
         return evidence
 
     def _report(self, failure: FuzzFailure, note: str = "") -> None:
+        checks = _shrunk.setdefault(self.ctx.impl.spec, set())
+        checks.update(finding.check for finding in failure.findings)
         evidence = self._evidence(failure.lines, failure)
         if note:
             evidence["note"] = note
