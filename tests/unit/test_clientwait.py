@@ -260,29 +260,44 @@ def _tcp_pair() -> tuple[socket.socket, socket.socket]:
     return client, server_side
 
 
+def _wait_for_eof(
+    ours: socket.socket,
+    theirs: socket.socket,
+    *detail: object,
+    ended: bool = True,
+    scale: float = 0.3,
+    late: float = 0.0,
+) -> tuple[float, list[str]]:
+    """How long a client waited for an EOF the server never sent, and the watch's
+    notes: get_request() returned its request with ``detail``, and shutdown_request()
+    returned if ``ended``; the wait began ``late`` seconds after that."""
+    client = StreamClient(ours, 5.0)
+    log = EventLog()
+    try:
+        log.emit("get_request", "return", 1, 0, None, *detail)
+        if ended:
+            log.emit("shutdown_request", "return", 1)
+        client.watch = ClientWatch(PhaseClock(scale=scale), log.progress, events=log.events)
+        if late:
+            client.watch.still()  # sampled now: the request's end is the last event seen
+            assert not threading.Event().wait(late)
+        started = time.monotonic()
+        with client, theirs, pytest.raises(ClientTimeout):
+            client.recv_until_eof()
+        return time.monotonic() - started, client.watch.phase_notes
+    finally:
+        log.close()
+
+
 @pytest.mark.parametrize("ended", [True, False])
 def test_an_eof_is_overdue_once_the_server_ended_the_request(ended: bool) -> None:
     """shutdown_request() returned for this client's request: a correct server's FIN
     was sent before that, so the EOF wait ends soon, as its own timeout; until it
     returned, only the phase deadline ends it."""
     ours, theirs = _tcp_pair()
-    client = StreamClient(ours, 5.0)
-    log = EventLog()
-    try:
-        log.emit("get_request", "return", 1, 0, None, "client_address",
-                 address_text(client.local_address))  # fmt: skip
-        if ended:
-            log.emit("shutdown_request", "return", 1)
-        # The EOF is due after 0.075 s; the phase deadline is 0.9 s.
-        clock = PhaseClock(scale=0.3)
-        client.watch = ClientWatch(clock, log.progress, events=log.events)
-        started = time.monotonic()
-        with client, theirs, pytest.raises(ClientTimeout):
-            client.recv_until_eof()
-        waited = time.monotonic() - started
-    finally:
-        log.close()
-    notes = client.watch.phase_notes
+    # The EOF is due after 0.075 s; the phase deadline is 0.9 s.
+    address = address_text(ours.getsockname())
+    waited, notes = _wait_for_eof(ours, theirs, "client_address", address, ended=ended)
     if ended:
         assert waited < 0.6 and "the EOF was overdue" in notes[0]
     else:
@@ -301,20 +316,9 @@ def test_an_unbound_unix_clients_eof_is_overdue_by_its_peer(tmp_path: Path) -> N
         ours.settimeout(5)
         ours.connect(path)
         theirs, _ = listener.accept()
-    client = StreamClient(ours, 5.0)
-    log = EventLog()
-    try:
-        log.emit("get_request", "return", 1, 0, None, "client_address", "",
-                 "inode", request_inode(theirs))  # fmt: skip
-        log.emit("shutdown_request", "return", 1)
-        client.watch = ClientWatch(PhaseClock(scale=0.3), log.progress, events=log.events)
-        started = time.monotonic()
-        with client, theirs, pytest.raises(ClientTimeout):
-            client.recv_until_eof()
-        waited = time.monotonic() - started
-    finally:
-        log.close()
-    assert waited < 0.6 and "the EOF was overdue" in client.watch.phase_notes[0]
+    inode = request_inode(theirs)
+    waited, notes = _wait_for_eof(ours, theirs, "client_address", "", "inode", inode)
+    assert waited < 0.6 and "the EOF was overdue" in notes[0]
 
 
 def test_requests_ended_needs_every_request_from_each_address() -> None:
@@ -336,26 +340,13 @@ def test_a_later_client_finds_its_eof_overdue_from_the_end_of_its_request() -> N
     time), not from when the client began to wait: a client that starts waiting long
     after its request ended stops after one step."""
     ours, theirs = _tcp_pair()
-    client = StreamClient(ours, 5.0)
-    log = EventLog()
-    try:
-        log.emit("get_request", "return", 1, 0, None, "client_address",
-                 address_text(client.local_address))  # fmt: skip
-        log.emit("shutdown_request", "return", 1)
-        # The EOF is due EOF_AFTER_END (0.25 s) after the request ended; a step is 0.1 s.
-        client.watch = ClientWatch(PhaseClock(), log.progress, events=log.events)
-        client.watch.still()  # sampled now: the request's end is the last event seen
-        assert not threading.Event().wait(0.4)  # the client begins to wait later
-        started = time.monotonic()
-        with client, theirs, pytest.raises(ClientTimeout):
-            client.recv_until_eof()
-        waited = time.monotonic() - started
-    finally:
-        log.close()
+    # The EOF is due EOF_AFTER_END (0.25 s) after the request ended; a step is 0.1 s.
+    address = address_text(ours.getsockname())
+    waited, notes = _wait_for_eof(ours, theirs, "client_address", address, scale=1.0, late=0.4)
     # At the first step: a wait that counted the silence from its own start could not
     # end before EOF_AFTER_END.
     assert waited < EOF_AFTER_END, waited
-    assert "the EOF was overdue" in client.watch.phase_notes[0]
+    assert "the EOF was overdue" in notes[0]
 
 
 def test_a_later_wait_like_one_the_case_already_ended_costs_little() -> None:
