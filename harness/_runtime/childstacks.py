@@ -156,11 +156,10 @@ def _muted(folder: str, pids: Sequence[int]) -> bool:
     """Whether any of ``pids`` is still left alone after not answering; a child
     whose answer came late, or whose time is up, is asked again."""
     now = time.monotonic()
-    for pid in [pid for pid in _mute if pid not in pids]:
-        del _mute[pid]  # gone: its pid may be reused by a new child
+    # Waits of several threads ask at once: copies, and pops that may find nothing.
     for pid, until in list(_mute.items()):
-        if now >= until or os.path.exists(_answer_path(folder, pid)):
-            del _mute[pid]
+        if pid not in pids or now >= until or os.path.exists(_answer_path(folder, pid)):
+            _mute.pop(pid, None)  # gone (its pid may be reused), time up, or it answered
     return bool(_mute)
 
 

@@ -194,6 +194,7 @@ class ClientWatch:
             phase != CLIENT_EOF
             or not peers
             or quiet is None
+            or quiet < self.step  # a whole step with nothing received: no client still reading
             or still + self.step < due  # sampled: at most a step short of the real silence
             or full <= CLIENT_PHASE_DEADLINE * self.clock.scale
         ):
