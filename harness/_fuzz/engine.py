@@ -212,19 +212,24 @@ class FuzzRun:
     def _shrink_limit(self) -> float:
         """Seconds from the start after which shrinking stops: it has run long, or the
         smallest failing example has not become smaller for a while."""
-        known = self.ctx.clock.enabled and (bool(self.ctx.clock.known) or self._shrunk_before())
+        known = self._brief_shrink() != ""
         spare = max(SHRINK_MIN_KNOWN if known else SHRINK_MIN, SHRINK_FACTOR * self.plan.budget)
         stalled = max(SHRINK_STALL_KNOWN if known else SHRINK_STALL, self.plan.budget / 10)
         case_end = self.ctx.deadline - self.started - RESERVE / 2
         return min((self.found_after or 0.0) + spare, self.improved + stalled, case_end)
 
-    def _shrunk_before(self) -> bool:
-        """Whether an earlier case of this implementation already shrank a failure of
-        the same checks as the smallest one found here."""
+    def _brief_shrink(self) -> str:
+        """Why shrinking gets the ``_KNOWN`` limits ("": it does not): the implementation
+        showed a repeated symptom, or an earlier case of it already shrank a failure of
+        the same checks as the smallest one found here.  Never with phase deadlines off."""
+        if not self.ctx.clock.enabled:
+            return ""
+        if self.ctx.clock.known:
+            return "a repeated symptom"
         if self.smallest is None:
-            return False
+            return ""
         checks = {finding.check for finding in self.smallest.findings}
-        return checks <= _shrunk.get(self.ctx.impl.spec, set())
+        return "same checks" if checks <= _shrunk.get(self.ctx.impl.spec, set()) else ""
 
     # -- the run ----------------------------------------------------------------
     def run(self, machine: Callable[[FuzzRun], RuleBasedStateMachine]) -> FuzzStats:
@@ -244,7 +249,7 @@ class FuzzRun:
             self._account()
             if self.smallest is not None:
                 note = "shrinking stopped at its time limit"
-                if self._shrunk_before() and not self.ctx.clock.known:
+                if self._brief_shrink() == "same checks":
                     note += (
                         f" ({SHRINK_MIN_KNOWN:g}s, or {SHRINK_STALL_KNOWN:g}s without a smaller "
                         "example: an earlier case of this implementation already shrank a "
