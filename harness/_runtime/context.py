@@ -32,7 +32,7 @@ from harness._model.variants import (
 from harness._runtime.childstacks import children_signature
 from harness._runtime.clients import DatagramClient, StreamClient
 from harness._runtime.clientwait import ClientWatch
-from harness._runtime.deadline import PhaseClock, call_with_deadline, dump_stacks
+from harness._runtime.deadline import PhaseClock, call_with_deadline
 from harness._runtime.eventlog import EventLog
 from harness._runtime.handlers import Behaviour, HandlerSpec, build_handler
 from harness._runtime.instrument import instrument_handler, instrument_server
@@ -262,7 +262,7 @@ class Context:
             how = type(error).__name__
         else:
             return
-        self._book.died(ServeDied(what, handle.serve_traceback, dump_stacks(), how))
+        self._book.died(ServeDied(what, handle.serve_traceback, self.clock.stacks(), how))
 
     # -- clients ------------------------------------------------------------
     def _target(self, server: ServerHandle | None) -> ServerHandle:

@@ -12,13 +12,14 @@ deadline ends the phase only when the stacks show the same signature.
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import threading
 import time
 import traceback
 from collections.abc import Callable, Collection, Mapping, Sequence
-from types import FrameType
+from types import CodeType, FrameType
 from typing import Any, TypeVar
 
 from harness._model.errors import Hang
@@ -41,11 +42,18 @@ from harness._runtime.eventlog import HARNESS_THREAD_PREFIX
 T = TypeVar("T")
 
 
-def dump_stacks() -> str:
-    """Every Python thread's current stack, labelled with its name."""
+def dump_stacks(ignore: Collection[int] = ()) -> str:
+    """Every Python thread's current stack, labelled with its name; threads in
+    ``ignore`` (stuck in earlier cases of a worker that carried on) are only counted."""
     names = {t.ident: (t.name, t.daemon) for t in threading.enumerate()}
     chunks = []
-    for ident, frame in sys._current_frames().items():
+    frames = sys._current_frames()
+    left_out = sum(1 for ident in frames if ident in ignore)
+    if left_out:
+        chunks.append(f"({left_out} threads stuck in earlier cases of this worker left out)")
+    for ident, frame in frames.items():
+        if ident in ignore:
+            continue
         name, daemon = names.get(ident, ("<unknown>", False))
         header = f'Thread {ident:#x} "{name}"{" (daemon)" if daemon else ""}:'
         chunks.append(header + "\n" + "".join(traceback.format_stack(frame)))
@@ -55,6 +63,10 @@ def dump_stacks() -> str:
 #: This package's folder: a frame in it, called from the implementation, is one of
 #: the harness's hooks (and through it a scenario's handler code) at work.
 HARNESS_DIR = os.path.dirname(os.path.dirname(os.path.realpath(__file__))) + os.sep
+
+#: A frame's file, resolved (cached: the waits of a case read every thread's stack
+#: on each step, and the same few hundred files recur).
+_real_path = functools.lru_cache(maxsize=4096)(os.path.realpath)
 
 #: Marks a chain whose innermost implementation function has called back into the
 #: harness (a handler hook at work), as opposed to one waiting in its own code.
@@ -88,16 +100,27 @@ def stack_signature(
             continue
         names: list[str] = []
         calls_out = False
-        for f in traceback.extract_stack(frame):
-            path = os.path.realpath(f.filename)
+        for code in _codes(frame):
+            path = _real_path(code.co_filename)
             if path.startswith(prefixes):
-                names.append(f.name)
+                names.append(code.co_name)
                 calls_out = False
             elif names and path.startswith(HARNESS_DIR):
                 calls_out = True
         if names:
             chains.add(">".join(names) + (CALLS_OUT if calls_out else ""))
     return " | ".join(sorted(chains))
+
+
+def _codes(frame: FrameType | None) -> list[CodeType]:
+    """The code objects of ``frame``'s stack, outermost first (no source lines read,
+    unlike ``traceback.extract_stack``: only files and function names matter here)."""
+    codes = []
+    while frame is not None:
+        codes.append(frame.f_code)
+        frame = frame.f_back
+    codes.reverse()
+    return codes
 
 
 #: Implementation functions that wait for requests: idle there is not stuck.
@@ -185,13 +208,19 @@ class PhaseClock:
             return fallback
         return min(fallback, PHASE_DEADLINES[phase] * self.scale)
 
+    def _older_idents(self) -> list[int]:
+        # By thread object, not ident: a dead thread's ident may be reused.
+        return [t.ident for t in threading.enumerate() if t in self.older and t.ident]
+
+    def stacks(self) -> str:
+        """``dump_stacks`` of this case's threads (not those older than the case)."""
+        return dump_stacks(self._older_idents())
+
     def signature(self) -> str:
         """The current stack signature (see ``stack_signature``), with the chains of
         the process's children when each of them could be judged (a forking server's
         handlers run there)."""
-        # By thread object, not ident: a dead thread's ident may be reused.
-        older = [t.ident for t in threading.enumerate() if t in self.older and t.ident]
-        own = stack_signature(self.impl_paths, older)
+        own = stack_signature(self.impl_paths, self._older_idents())
         theirs = self.children(self.scale) if self.enabled else None
         if not theirs:
             return own
@@ -322,7 +351,7 @@ class PhaseClock:
                     f"of this implementation hung in {match.phase} {how}"
                 )
                 return Hang(
-                    f"{what_stalled(phase)} ({note})", dump_stacks(), phase, signature, note
+                    f"{what_stalled(phase)} ({note})", self.stacks(), phase, signature, note
                 )
 
     def wait(
@@ -363,7 +392,7 @@ class PhaseClock:
                     )
                     raise Hang(
                         f"{what} did not return within {short:g}s ({note})",
-                        dump_stacks(),
+                        self.stacks(),
                         phase,
                         signature,
                         note,
@@ -374,7 +403,7 @@ class PhaseClock:
                 return
             raise Hang(
                 reason or f"{what} did not return within {full:g}s",
-                dump_stacks(),
+                self.stacks(),
                 phase,
                 self.signature(),
             )
