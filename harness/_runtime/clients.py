@@ -325,14 +325,24 @@ class StreamClient:
         """
         if self._buf:
             return False
-        self._sock.settimeout(self._timeout(timeout))
+        deadline = _Deadline("is_eof()", self._timeout(timeout))
+        peer = self._local if self._local else self._sock
         try:
             # MSG_PEEK leaves any data in the kernel buffer for the next real read.
-            return self._sock.recv(1, socket.MSG_PEEK) == b""
-        except SOCKET_TIMEOUT:
+            # Watched like any wait for an EOF: one the server owes ends it early, as
+            # its timeout would have (``clientwait``).
+            peeked: bytes = deadline.wait(
+                self._sock,
+                lambda: self._sock.recv(1, socket.MSG_PEEK),
+                self.watch,
+                CLIENT_EOF,
+                peer,
+            )
+        except ClientTimeout:
             return False
         except ConnectionResetError:
             return True
+        return peeked == b""
 
     def shutdown_write(self) -> None:
         """Send FIN (half-close): the peer sees EOF but can still send to us."""

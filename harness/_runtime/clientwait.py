@@ -184,6 +184,9 @@ class ClientWatch:
         waiting client (``shutdown_request()`` returned, so a correct server's FIN
         is already here), no lifecycle event came for ``EOF_AFTER_END`` since, the
         client received nothing in this wait, and no thread of the server is in its code.
+        Whatever the wait's own timeout: a correct server never gets here (its FIN
+        is in the client's buffer before ``shutdown_request()`` returns), so a short
+        probe (``is_eof``) ends as early, with the answer its timeout would give.
 
         The silence is read from the event log's own times: from the end of the
         request, not from when this client began to wait (a later client of the
@@ -196,7 +199,6 @@ class ClientWatch:
             or quiet is None
             or quiet < self.step  # a whole step with nothing received: no client still reading
             or still + self.step < due  # sampled: at most a step short of the real silence
-            or full <= CLIENT_PHASE_DEADLINE * self.clock.scale
         ):
             return False
         events = list(self._events())
@@ -246,8 +248,8 @@ class ClientWatch:
         if quiet is None or full <= limit or min(quiet, still) < limit:
             return False
         # One look at the stacks (each asks the children too) serves every test here.
-        now = self.clock.signature()
-        if any(chain.endswith(CALLS_OUT) for chain in chains(now)):
+        now = self.clock.look()
+        if any(chain.endswith(CALLS_OUT) for chain in chains(now[0])):
             return False  # a handler hook at work (a scenario's slow handler): not silence
         signature = self._stuck(now)
         if not signature:
@@ -298,16 +300,18 @@ class ClientWatch:
         with self._lock:
             self.symptoms.append((phase, signature))
 
-    def _stuck(self, signature: str | None = None) -> str:
-        """Where the implementation's threads are stuck (``stuck_signature`` of
-        ``signature``, default: the stacks now), or ``IDLE_SERVER`` when none is in its
-        code -- unless the process has live children none of which is stuck there:
-        then "", as handlers may be at work in them (a process pool) where no stack
-        shows it, and the wait is no symptom."""
-        signature = self.clock.stuck_signature(signature)
-        if signature:
-            return signature
-        return "" if live_children() else IDLE_SERVER
+    def _stuck(self, looked: tuple[str, bool] | None = None) -> str:
+        """Where the implementation's threads are stuck (``stuck_signature`` of the
+        stacks ``looked`` at, default: now, ``PhaseClock.look``), or ``IDLE_SERVER``
+        when none is in its code -- unless the process has live children that could
+        not all be judged: then "", as handlers may be at work in them (a process
+        pool) where no stack shows it, and the wait is no symptom.  Children that
+        all answered from idle serving loops (a server run in a child) are idle."""
+        signature, judged = self.clock.look() if looked is None else looked
+        stuck = self.clock.stuck_signature(signature)
+        if stuck:
+            return stuck
+        return IDLE_SERVER if judged or not live_children() else ""
 
 
 def requests_ended(events: Iterable[LifecycleEvent], peers: Collection[Any]) -> float | None:

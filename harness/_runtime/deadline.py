@@ -220,11 +220,17 @@ class PhaseClock:
         """The current stack signature (see ``stack_signature``), with the chains of
         the process's children when each of them could be judged (a forking server's
         handlers run there)."""
+        return self.look()[0]
+
+    def look(self) -> tuple[str, bool]:
+        """``signature()``, and whether it covers every live child of the process:
+        each answered from inside the implementation with no handler at work (or
+        there is none), so no handler is at work where no stack shows it."""
         own = stack_signature(self.impl_paths, self._older_idents())
         theirs = self.children(self.scale) if self.enabled else None
         if not theirs:
-            return own
-        return " | ".join(sorted(chains(own) | chains(theirs)))
+            return own, theirs is not None
+        return " | ".join(sorted(chains(own) | chains(theirs))), True
 
     def stuck_signature(self, signature: str | None = None) -> str:
         """``signature`` (default: ``signature()`` now) without the chains of serving

@@ -267,10 +267,12 @@ def _wait_for_eof(
     ended: bool = True,
     scale: float = 0.3,
     late: float = 0.0,
+    probe: float | None = None,
 ) -> tuple[float, list[str]]:
     """How long a client waited for an EOF the server never sent, and the watch's
     notes: get_request() returned its request with ``detail``, and shutdown_request()
-    returned if ``ended``; the wait began ``late`` seconds after that."""
+    returned if ``ended``; the wait began ``late`` seconds after that.  ``probe``:
+    the wait is ``is_eof(probe)`` (False at its end), not ``recv_until_eof()``."""
     client = StreamClient(ours, 5.0)
     log = EventLog()
     try:
@@ -282,8 +284,12 @@ def _wait_for_eof(
             client.watch.still()  # sampled now: the request's end is the last event seen
             assert not threading.Event().wait(late)
         started = time.monotonic()
-        with client, theirs, pytest.raises(ClientTimeout):
-            client.recv_until_eof()
+        with client, theirs:
+            if probe is not None:
+                assert client.is_eof(probe) is False
+            else:
+                with pytest.raises(ClientTimeout):
+                    client.recv_until_eof()
         return time.monotonic() - started, client.watch.phase_notes
     finally:
         log.close()
@@ -302,6 +308,30 @@ def test_an_eof_is_overdue_once_the_server_ended_the_request(ended: bool) -> Non
         assert waited < 0.6 and "the EOF was overdue" in notes[0]
     else:
         assert waited >= 0.85 and "phase deadline (0.9s) passed" in notes[0]
+
+
+def test_an_eof_probe_ends_once_its_eof_is_overdue() -> None:
+    """``is_eof`` with a timeout shorter than the phase deadline (a probe) is watched
+    too: an EOF the server owes ends it early, with the answer its timeout gives."""
+    ours, theirs = _tcp_pair()
+    address = address_text(ours.getsockname())
+    # Scale 0.3: the EOF is due after 0.075 s, the phase deadline is 0.9 s.
+    waited, notes = _wait_for_eof(ours, theirs, "client_address", address, probe=0.85)
+    assert waited < 0.6 and "the EOF was overdue" in notes[0]
+
+
+@pytest.mark.parametrize("answered", [True, False])
+def test_children_that_all_answered_from_idle_loops_are_an_idle_server(answered: bool) -> None:
+    """A server run in a child (its loop idle in select()) is idle when the child's
+    stack was read; a child that could not be judged may have a handler at work."""
+    children = (lambda scale: "serve_forever") if answered else (lambda scale: None)
+    watch = ClientWatch(PhaseClock(children=children), lambda: 0)
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        assert watch._stuck() == (IDLE_SERVER if answered else "")
+    finally:
+        child.kill()
+        child.wait(10)
 
 
 def test_an_unbound_unix_clients_eof_is_overdue_by_its_peer(tmp_path: Path) -> None:
