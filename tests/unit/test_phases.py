@@ -16,7 +16,14 @@ from harness._execution.carry import CARRY_CASES, CARRY_FDS, CarryBudget
 from harness._execution.discovery import discover, select_cases
 from harness._execution.execute import execute
 from harness._model.errors import Hang
-from harness._model.phases import CASE_PHASE, DEATH_PHASE, REPEAT_AFTER, SHORT_DEADLINE, KnownHang
+from harness._model.phases import (
+    CASE_PHASE,
+    DEATH_PHASE,
+    REPEAT_AFTER,
+    SHORT_DEADLINE,
+    KnownHang,
+    short_deadline,
+)
 from harness._model.records import CaseResult
 from harness._model.scenario import Case
 from harness._model.settings import CaseOptions, Settings
@@ -253,7 +260,7 @@ def test_repeated_serve_deaths_become_known_and_shorten_the_grace() -> None:
     assert symptoms.known("m") == (KnownHang(DEATH_PHASE, "returned", REPEAT_AFTER),)
     clock = PhaseClock(known=symptoms.known("m"))
     grace, note = clock.death_grace("returned", 5.0)
-    assert grace == SHORT_DEADLINE and "died the same way (returned)" in note
+    assert grace == short_deadline(DEATH_PHASE) and "died the same way (returned)" in note
     assert clock.death_grace("OSError", 5.0) == (1.0, "")  # another death: full grace
     assert PhaseClock(enabled=False, known=symptoms.known("m")).death_grace("returned", 5.0) == (
         5.0,
