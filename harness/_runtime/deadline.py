@@ -131,15 +131,24 @@ IDLE_LOOPS = frozenset(("serve_forever", "handle_request"))
 #: 0.5 s by default), which is no more stuck than the loop itself.
 WAITS_FOR_LOOP = frozenset(("shutdown",))
 
+#: Implementation functions that wait for the server's other threads or processes:
+#: ``shutdown()`` for the serving loop, ``server_close()`` for handler threads (its
+#: ``_threads.join()`` from 3.12, its own loop of joins before) and
+#: ``collect_children()`` for handler processes.  Beside a thread stuck in its own
+#: right (a handler, a loop inside one), such a wait is stuck because of it.
+WAITERS = WAITS_FOR_LOOP | frozenset(("join", "collect_children", "server_close"))
+
 
 def stuck_chains(signature: str) -> frozenset[str]:
     """The chains of ``signature`` stuck in the implementation: not a loop idle in
-    ``select()``, nor a call waiting for such a loop (``WAITS_FOR_LOOP``)."""
+    ``select()``, nor a call waiting for such a loop (``WAITS_FOR_LOOP``), nor a
+    call waiting for another chain stuck in its own right (``WAITERS``)."""
     every = chains(signature)
     stuck = {c for c in every if not innermost(c) <= IDLE_LOOPS | IDLE_POLLS}
     if len(stuck) < len(every):  # a loop is idle: what waits for it is not stuck
         stuck = {c for c in stuck if not innermost(c) <= WAITS_FOR_LOOP}
-    return frozenset(stuck)
+    own = {c for c in stuck if not innermost(c) <= WAITERS}
+    return frozenset(own or stuck)
 
 
 class _Done(Exception):

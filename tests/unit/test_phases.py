@@ -302,10 +302,23 @@ def test_shutdown_waiting_for_an_idle_loop_is_not_stuck() -> None:
     assert clock._stall_match("serve_forever | shutdown") == (None, "")
     # With no loop idle (it returned, or is stuck in a handler), shutdown() is stuck.
     assert clock._quick_match("shutdown")[0] == known[0]
+    # ... because of the loop: beside a loop stuck in a handler it waits for that.
     assert stuck_chains("serve_forever>finish_request>__init__ | shutdown") == {
-        "serve_forever>finish_request>__init__",
-        "shutdown",
+        "serve_forever>finish_request>__init__"
     }
+
+
+def test_a_wait_for_a_stuck_handler_matches_the_handlers_known_hang() -> None:
+    """server_close() joining threads, collect_children() reaping processes: beside a
+    handler stuck in a known call, they are stuck because of it; alone, on their own."""
+    known = (KnownHang("shutdown", "serve_forever>finish_request>__init__ | shutdown", 1),)
+    clock = PhaseClock(known=known)
+    for waiter in ("server_close>join", "serve_forever>service_actions>collect_children"):
+        signature = f"process_request_thread>finish_request>__init__ | {waiter}"
+        assert stuck_chains(signature) == {"process_request_thread>finish_request>__init__"}
+        assert clock._quick_match(signature)[0] == known[0]
+        assert stuck_chains(waiter) == {waiter}
+        assert clock._quick_match(waiter) == (None, "")
 
 
 def test_a_chain_that_called_back_into_the_harness_is_marked(tmp_path: Path) -> None:
