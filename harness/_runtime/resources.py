@@ -62,50 +62,15 @@ def live_child_pids() -> list[int]:
 
 
 def _children() -> dict[int, str]:
-    pids = _descendants(os.getpid())
-    if pids is None:  # no per-task children lists: psutil reads every process's parent
-        try:
-            pids = [child.pid for child in psutil.Process().children(recursive=True)]
-        except psutil.Error:
-            return {}
     out: dict[int, str] = {}
-    for pid in pids:
-        try:
-            out[pid] = psutil.Process(pid).status()
-        except psutil.Error:
-            continue
-    return out
-
-
-def _descendants(pid: int) -> list[int] | None:
-    """``pid``'s children and theirs, from the kernel's per-thread lists
-    (``/proc/PID/task/TID/children``); None where the kernel keeps none.
-
-    The waits of a case ask for the children on every step (is a handler at work
-    in one?): psutil finds them by reading the parent of every process on the
-    machine, some 4 ms a call, here a few files of this process's own tree."""
-    out: list[int] = []
-    todo = [pid]
-    while todo:
-        parent = todo.pop()
-        try:
-            tasks = os.listdir(f"/proc/{parent}/task")
-        except OSError:
-            if parent == pid:
-                return None
-            continue  # ended meanwhile
-        for tid in tasks:
+    try:
+        for child in psutil.Process().children(recursive=True):
             try:
-                with open(f"/proc/{parent}/task/{tid}/children") as listing:
-                    found = [int(child) for child in listing.read().split()]
-            except FileNotFoundError:
-                if parent == pid:
-                    return None
+                out[child.pid] = child.status()
+            except psutil.Error:
                 continue
-            except OSError:
-                continue  # the thread or process ended meanwhile
-            out.extend(found)
-            todo.extend(found)
+    except psutil.Error:
+        pass
     return out
 
 
