@@ -121,6 +121,21 @@ def enable_reset_on_close(sock: Any) -> None:
 _LAST_LOOK = 0.001
 
 
+def _stop_reads(sock: socket.socket) -> None:
+    """Wake a read of ``sock`` blocked in another thread: it returns at once with
+    nothing, and so does every later one.  ``SHUT_RD`` puts nothing on the wire (the
+    close that follows sends the FIN), and on an unconnected datagram socket it
+    still wakes the reader although it reports ``ENOTCONN``."""
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RD)
+
+
+def _nothing(result: Any) -> bool:
+    """Whether a read's ``result`` (bytes, or ``(bytes, address)``) holds no data."""
+    data = result[0] if isinstance(result, tuple) else result
+    return isinstance(data, (bytes, bytearray)) and not data
+
+
 class _Deadline:
     """The time left for one operation, and the ``ClientTimeout`` to raise when it is gone."""
 
@@ -169,7 +184,7 @@ class _Deadline:
             step = left if watch is None or not watch.active else min(left, watch.step)
             sock.settimeout(step)
             try:
-                return call()
+                return self._read(call, watch)
             except SOCKET_TIMEOUT:
                 if watch is None or not watch.active:
                     raise self.expired() from None
@@ -180,9 +195,18 @@ class _Deadline:
                     # One last look: what arrived while the watch decided still counts.
                     sock.settimeout(_LAST_LOOK)
                     try:
-                        return call()
+                        return self._read(call, watch)
                     except SOCKET_TIMEOUT:
                         raise self.expired() from None
+
+    def _read(self, call: Any, watch: ClientWatch | None) -> Any:
+        """``call()``'s result; ``ClientTimeout`` when it was woken by the case's end
+        (``stop_reads``) rather than given an EOF by the server: the wait then ends as
+        the watch ends every wait of an ended case."""
+        result = call()
+        if watch is not None and watch.ended.is_set() and _nothing(result):
+            raise self.expired()
+        return result
 
 
 class StreamClient:
@@ -358,6 +382,10 @@ class StreamClient:
             enable_reset_on_close(self._sock)
             self.close()
 
+    def stop_reads(self) -> None:
+        """Wake this client's read blocked in another thread (``_stop_reads``)."""
+        _stop_reads(self._sock)
+
     def close(self) -> None:
         """Close the socket (idempotent)."""
         self._closed = True
@@ -478,6 +506,10 @@ class DatagramClient:
         deadline = _Deadline(f"exchange({len(data)} bytes)", self._timeout(timeout))
         self.send(data, timeout=deadline.remaining())
         return self._wait_reply(deadline, 65536)
+
+    def stop_reads(self) -> None:
+        """Wake this client's read blocked in another thread (``_stop_reads``)."""
+        _stop_reads(self._sock)
 
     def close(self) -> None:
         """Close the socket and remove its bind path (idempotent)."""

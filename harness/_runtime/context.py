@@ -87,8 +87,14 @@ class Bookkeeping:
             gate.set()
 
     def close_clients(self) -> None:
-        """Close every client the scenario opened."""
+        """Close every client the scenario opened.  After the case ended (a hang, a dead
+        server), a read the scenario is still blocked in is woken first: closing alone
+        would leave it blocked for the rest of its step, and the teardown waits for the
+        scenario to finish."""
+        ended = self.ended.is_set()
         for client in self.clients:
+            if ended:
+                client.stop_reads()
             client.close()
         self.clients.clear()
 
