@@ -100,7 +100,9 @@ CLIENT_PHASE_DEADLINE = 3.0
 #: client's wait for EOF ends after this long (seconds, before scale) with nothing
 #: received, no lifecycle event and no thread of the server in its code: the same
 #: timeout as its own, as the first time too -- the server has said it is done.
-EOF_AFTER_END = 0.25
+#: The margin is for the FIN's last hop only: on loopback it is queued to the
+#: client by the sending call itself, or by a softirq soon after.
+EOF_AFTER_END = 0.15
 
 #: A scenario waiting, with the default timeout, for lifecycle events a correct
 #: server logs at once (``Context.wait_events``/``wait_requests_done``): judged as a
@@ -140,7 +142,7 @@ STALL_AFTER = 1.0
 #: is where that hang sat forever; a correct server's threads pass such a call in
 #: microseconds (between two hooks) or wait in an idle loop, so a silence of a few
 #: progress polls tells a stall from a pause.
-QUICK_STALL_AFTER = 0.1
+QUICK_STALL_AFTER = 0.05
 QUICK_STALL_STEP = 0.05
 
 #: How often a stalling wait reads the event count (cheap: new rows only) until the

@@ -370,12 +370,13 @@ def test_a_later_client_finds_its_eof_overdue_from_the_end_of_its_request() -> N
     time), not from when the client began to wait: a client that starts waiting long
     after its request ended stops after one step."""
     ours, theirs = _tcp_pair()
-    # The EOF is due EOF_AFTER_END (0.25 s) after the request ended; a step is 0.1 s.
+    # At scale 2 the EOF is due 2 * EOF_AFTER_END (0.3 s) after the request ended, and
+    # a step is 2 * CLIENT_STEP (0.2 s).
     address = address_text(ours.getsockname())
-    waited, notes = _wait_for_eof(ours, theirs, "client_address", address, scale=1.0, late=0.4)
+    waited, notes = _wait_for_eof(ours, theirs, "client_address", address, scale=2.0, late=0.8)
     # At the first step: a wait that counted the silence from its own start could not
-    # end before EOF_AFTER_END.
-    assert waited < EOF_AFTER_END, waited
+    # end before 2 * EOF_AFTER_END (at its second step, 0.4 s).
+    assert waited < 2 * EOF_AFTER_END, waited
     assert "the EOF was overdue" in notes[0]
 
 
