@@ -182,9 +182,8 @@ class _Deadline:
                     watch.expired(phase)
                 raise
             step = left if watch is None or not watch.active else min(left, watch.step)
-            sock.settimeout(step)
             try:
-                return self._read(call, watch)
+                return self._read(sock, step, call, watch)
             except SOCKET_TIMEOUT:
                 if watch is None or not watch.active:
                     raise self.expired() from None
@@ -193,17 +192,27 @@ class _Deadline:
                 peers = () if peer is None else (peer,)
                 if watch.ends(phase, waited, self.timeout, self.op, now - called, peers):
                     # One last look: what arrived while the watch decided still counts.
-                    sock.settimeout(_LAST_LOOK)
                     try:
-                        return self._read(call, watch)
+                        return self._read(sock, _LAST_LOOK, call, watch)
                     except SOCKET_TIMEOUT:
                         raise self.expired() from None
 
-    def _read(self, call: Any, watch: ClientWatch | None) -> Any:
-        """``call()``'s result; ``ClientTimeout`` when it was woken by the case's end
-        (``stop_reads``) rather than given an EOF by the server: the wait then ends as
-        the watch ends every wait of an ended case."""
-        result = call()
+    def _read(
+        self, sock: socket.socket, timeout: float, call: Any, watch: ClientWatch | None
+    ) -> Any:
+        """``call()`` on ``sock`` within ``timeout``; ``ClientTimeout`` when the case's
+        end woke it (``stop_reads``: nothing read, or the socket closed under it) rather
+        than the server giving it an EOF: the wait ends as the watch ends every wait of
+        an ended case."""
+        try:
+            sock.settimeout(timeout)
+            result = call()
+        except SOCKET_TIMEOUT:
+            raise
+        except OSError:
+            if watch is not None and watch.ended.is_set():
+                raise self.expired() from None
+            raise
         if watch is not None and watch.ended.is_set() and _nothing(result):
             raise self.expired()
         return result

@@ -29,9 +29,9 @@ from harness._model.phases import (
 from harness._model.records import ClientResult, Endpoint, LifecycleEvent
 from harness._model.scenario import Case
 from harness._model.settings import CaseOptions
-from harness._runtime.clients import ClientTimeout, StreamClient
+from harness._runtime.clients import ClientTimeout, DatagramClient, StreamClient
 from harness._runtime.clientwait import IDLE_SERVER, ClientWatch, requests_ended
-from harness._runtime.context import Context
+from harness._runtime.context import Bookkeeping, Context
 from harness._runtime.deadline import PhaseClock, call_with_deadline
 from harness._runtime.eventlog import EventLog
 from harness._runtime.instrument import address_text
@@ -466,3 +466,57 @@ def test_a_swarm_stops_waiting_once_the_case_has_ended() -> None:
     assert took < 2.0  # not the swarm's 10 s
     assert [r.error for r in box[0]] == ["timeout"]
     assert watch.notes == []  # the verdict was already known: nothing to explain
+
+
+@pytest.mark.parametrize("kind", ["stream", "datagram"])
+def test_a_read_blocked_when_the_case_ends_is_woken_and_ends_as_its_timeout(kind: str) -> None:
+    """The teardown closes the clients of an ended case and waits for its scenario: a
+    read still blocked then is woken at once, and ends as a timeout (not as an EOF or
+    an empty datagram the server never sent), within far less than one wait step."""
+    book = Bookkeeping()
+    watch = ClientWatch(PhaseClock(scale=10.0), lambda: 0, ended=book.ended)  # 1 s steps
+    if kind == "stream":
+        ours, theirs = _tcp_pair()
+        client: StreamClient | DatagramClient = StreamClient(ours, timeout=30.0)
+        read: Callable[[], object] = client.recv_until_eof  # type: ignore[union-attr]
+    else:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+        client = DatagramClient(ours, timeout=30.0)
+        read = client.recv
+    client.watch = watch
+    book.clients.append(client)
+    outcome: dict[str, object] = {}
+    blocked = threading.Event()
+
+    def reader() -> None:
+        blocked.set()
+        try:
+            outcome["result"] = read()
+        except BaseException as exc:
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=reader, daemon=True)
+    thread.start()
+    assert blocked.wait(5)
+    _until_in_socket_call(thread)
+    started = time.monotonic()
+    watch.end()
+    book.release()
+    thread.join(5)
+    took = time.monotonic() - started
+    theirs.close()
+    assert not thread.is_alive()
+    assert isinstance(outcome.get("error"), ClientTimeout), outcome
+    assert took < 0.5, took  # a step is 1 s: the close alone would leave it blocked
+
+
+def _until_in_socket_call(thread: threading.Thread, timeout: float = 5.0) -> None:
+    """Wait until ``thread`` is inside the socket call of a client's read (the lambda
+    ``_Deadline.wait`` calls)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        frame = sys._current_frames().get(thread.ident or -1)
+        if frame is not None and frame.f_code.co_name == "<lambda>":
+            return
+        time.sleep(0.001)
+    raise AssertionError("the read never began")
