@@ -139,7 +139,7 @@ def plot(doc: dict[str, Any]) -> str:
 
 def _as_judged(row: dict[str, Any], figure: str) -> dict[str, Any] | None:
     """A row's ratio for ``figure``, ``noise`` if the row's repeat did not confirm it."""
-    ratio = row["ratios"].get(figure)
+    ratio: dict[str, Any] | None = row["ratios"].get(figure)
     if ratio and ratio.get("verdict") == "below" and figure not in row.get("below", [figure]):
         return {**ratio, "verdict": "noise"}
     return ratio

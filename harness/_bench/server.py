@@ -316,7 +316,7 @@ class BenchServer:
         forking server's work is not missed while its children await reaping.
         """
         t = self._ps.cpu_times()
-        total = t.user + t.system + t.children_user + t.children_system
+        total: float = t.user + t.system + t.children_user + t.children_system
         with contextlib.suppress(psutil.Error):
             for child in self._ps.children():
                 with contextlib.suppress(psutil.Error):

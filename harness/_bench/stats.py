@@ -75,7 +75,7 @@ class Ratio:
             return None
         n = len(self.samples)
         below = sum(1 for s in self.samples if s < self.goal)
-        return sum(math.comb(n, k) for k in range(below, n + 1)) / 2**n
+        return float(sum(math.comb(n, k) for k in range(below, n + 1)) / 2**n)
 
     @property
     def verdict(self) -> str:

@@ -109,7 +109,7 @@ def _document(path: Path, where: str) -> dict[str, Any]:
     entries = document.get("expect", [])
     if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
         raise UsageError(f"{where}: 'expect' must be an array of tables ([[expect]])")
-    return document
+    return dict(document)
 
 
 def _entries(where: str, document: dict[str, Any], source: str) -> list[Expectation]:

@@ -195,7 +195,8 @@ class Worker:
                     return None
                 self._buffer += chunk
         line, self._buffer = self._buffer.split(b"\n", 1)
-        return json.loads(line)
+        message: dict[str, Any] = json.loads(line)
+        return message
 
     def alive(self) -> bool:
         """True while the worker process runs."""
