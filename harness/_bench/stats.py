@@ -75,7 +75,8 @@ class Ratio:
             return None
         n = len(self.samples)
         below = sum(1 for s in self.samples if s < self.goal)
-        return float(sum(math.comb(n, k) for k in range(below, n + 1)) / 2**n)
+        chance: float = sum(math.comb(n, k) for k in range(below, n + 1)) / 2**n
+        return chance
 
     @property
     def verdict(self) -> str:

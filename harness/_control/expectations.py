@@ -96,7 +96,7 @@ def load_expectations(paths: Iterable[Path]) -> list[Expectation]:
 def _document(path: Path, where: str) -> dict[str, Any]:
     try:
         text = Path(path).read_bytes().decode("utf-8")
-        document = tomllib.loads(text)
+        document: dict[str, Any] = tomllib.loads(text)
     except OSError as exc:
         raise UsageError(f"{where} cannot be read: {exc.strerror or exc}") from None
     except UnicodeDecodeError as exc:
@@ -109,7 +109,7 @@ def _document(path: Path, where: str) -> dict[str, Any]:
     entries = document.get("expect", [])
     if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
         raise UsageError(f"{where}: 'expect' must be an array of tables ([[expect]])")
-    return dict(document)
+    return document
 
 
 def _entries(where: str, document: dict[str, Any], source: str) -> list[Expectation]:
