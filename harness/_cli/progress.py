@@ -17,23 +17,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, TextIO
 
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
-
 from harness._model.records import CaseResult, Verdict
 from harness._report.model import build_view
 from harness._report.problems import Problem, cluster, problem_counts
 from harness._report.text import one_line
 
 if TYPE_CHECKING:
+    from rich.progress import TaskID
+
     from harness._control.runner import RunOutcome
 
 PROBLEMS = frozenset({Verdict.FAIL, Verdict.HANG, Verdict.CRASH, Verdict.ERROR})
@@ -93,6 +84,18 @@ class LiveProgress:
     """A rich progress bar: cases done, failures so far, time elapsed and left."""
 
     def __init__(self, stream: TextIO) -> None:
+        # Imported here: rich costs ~70 ms of CPU to import, and most runs (CI, scripts,
+        # the project's own tests) are not on a terminal and never show the bar.
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
         self.console = Console(file=stream, force_terminal=True, highlight=False)
         self.bar = Progress(
             TextColumn("[bold]sockspec"),

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness._control.supervisor import read_tail, worker_env
+from harness._control.supervisor import not_loaded, read_tail, worker_env
 from harness._model.errors import LoadError
 from harness._model.plan import CaseRef, ScenarioRef
 
@@ -81,14 +81,14 @@ def probe(
             with os.fdopen(read_fd, "rb", buffering=0) as reader:
                 answer, what = _answer(reader, proc, time.monotonic() + timeout)
             if answer is None:  # told before the kill below, which would hide how it ended
-                silence = _silence(proc, what, timeout, read_tail(err_path))
+                silence = not_loaded(proc, what, timeout, read_tail(err_path), "probe")
         finally:
             _kill_group(proc)
         if answer is None:
             raise LoadError(silence)
     if answer.get("type") != "plan":
         raise LoadError(str(answer.get("error", "the probe process failed")))
-    return _plan(answer)
+    return read_plan(answer)
 
 
 def _answer(
@@ -118,20 +118,6 @@ def _answer(
             buffer += chunk
 
 
-def _silence(proc: subprocess.Popen[bytes], what: str, timeout: float, stderr: str) -> str:
-    """One line: why the probe gave no answer while loading ``what``."""
-    try:
-        code: int | None = proc.wait(1.0)  # the pipe closes a moment before the exit
-    except subprocess.TimeoutExpired:
-        code = None
-    if code is None:
-        return f"loading {what} did not finish within {timeout:g}s (an import that blocks?)"
-    how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exited with status {code}"
-    last = [line.strip() for line in stderr.splitlines() if line.strip()][-1:]
-    tail = f": {last[0][:200]}" if last else ""
-    return f"loading {what} ended the probe process ({how}){tail}"
-
-
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
     try:
         os.killpg(proc.pid, signal.SIGKILL)
@@ -143,11 +129,13 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
         pass
 
 
-def _plan(answer: dict[str, Any]) -> Plan:
+def read_plan(answer: dict[str, Any]) -> Plan:
+    """The plan a probe (or a run's first worker, without ``impls``) answered."""
     scenarios = {s.id: s for s in (ScenarioRef.from_json(d) for d in answer["scenarios"])}
     return Plan(
         impls=tuple(
-            ProbedImpl(d["spec"], frozenset(d["features"]), d.get("file")) for d in answer["impls"]
+            ProbedImpl(d["spec"], frozenset(d["features"]), d.get("file"))
+            for d in answer.get("impls", ())
         ),
         scenarios=tuple(scenarios.values()),
         cases=tuple(CaseRef.from_json(d, scenarios) for d in answer["cases"]),

@@ -1,8 +1,9 @@
 """The run: implementations × cases, spread over supervised workers.
 
-The controller never imports implementations or scenarios: a probe process
-loads them first (so a bad spec ends the run before any case, with exit
-status 2), the controller decides ``unsupported`` cases itself from the
+The controller never imports implementations or scenarios: each
+implementation's first worker loads it before any case, and the first of them
+also discovers the scenarios (so a bad spec ends the run before any case, with
+exit status 2); the controller decides ``unsupported`` cases itself from the
 probed features, and hands the rest to ``jobs`` worker slots.  Each finished
 case is streamed to ``results.jsonl`` at once; ``results.json`` is written at
 the end, however the run ends:
@@ -35,7 +36,7 @@ from typing import Any, Protocol
 from harness._control.agents import parse_spec
 from harness._control.expectations import apply_expectations, load_expectations
 from harness._control.oracle import Oracle, split_oracle, with_oracle
-from harness._control.probing import probe
+from harness._control.probing import probe, read_plan
 from harness._control.spare import SpareWorkers
 from harness._control.supervisor import Worker
 from harness._control.symptoms import Symptoms
@@ -43,7 +44,7 @@ from harness._model.errors import LoadError, UsageError, one_line
 from harness._model.implementation import Implementation
 from harness._model.plan import CaseRef, case_seed
 from harness._model.records import CaseResult, Verdict
-from harness._model.settings import Settings
+from harness._model.settings import CaseOptions, Settings
 from harness._model.variants import host_supports, judged_families
 from harness._report.reportdir import check_report_dir, point_latest, prepare_report_dir
 from harness._report.results import RunInfo, append_line, now, write_results
@@ -108,44 +109,62 @@ def default_report_dir(base: Path = Path("reports"), prefix: str = "") -> Path:
     return path
 
 
-def plan_run(settings: Settings) -> tuple[list[Implementation], list[CaseRef]]:
+@dataclass(frozen=True)
+class RunPlan:
+    """What a run judges, and the first worker of each implementation, already started."""
+
+    impls: list[Implementation]
+    cases: list[CaseRef]
+    workers: dict[str, Worker]
+
+
+def plan_run(settings: Settings, options: CaseOptions) -> RunPlan:
     """Load the implementations and select the cases; raises the errors of exit 2.
 
-    Implementations the controller's interpreter can load are probed in one
-    probe process, with the scenario discovery; the others in a worker of their own.
+    Each implementation is loaded, in order, by its first worker (kept for the run:
+    starting it is most of what loading costs).  The first that the controller's
+    interpreter can load also discovers the scenarios and selects the cases, which
+    saves the run a probe process; with none, a probe process does that alone.
     """
-    local = [spec for spec in settings.impls if parse_spec(spec).in_process]
-    plan = probe(
-        local, settings.scenario_dirs, settings.select, settings.profile, settings.load_timeout
-    )
-    probed = {p.spec: p for p in plan.impls}
-    impls = []
-    for spec in settings.impls:
-        found = probed.get(spec)
-        if found is not None:
-            module = ModuleType(f"<{spec} in a worker>")
-            module.__file__ = found.file
-            impls.append(Implementation(spec, module, found.features))
-        else:
-            impls.append(_probe_in_worker(spec, settings))
-    if not plan.cases:
-        wanted = ", ".join(settings.select) or "(all)"
-        raise UsageError(f"no case matches --select {wanted} in profile {settings.profile!r}")
-    return impls, list(plan.cases)
-
-
-def _probe_in_worker(spec: str, settings: Settings) -> Implementation:
-    """Probe an implementation of another interpreter or patched, through a worker."""
-    worker = Worker(
-        spec,
-        settings.case_options(),
-        [str(d) for d in settings.scenario_dirs],
-        settings.load_timeout,
-    )
+    workers: dict[str, Worker] = {}
+    answer: dict[str, Any] | None = None
     try:
-        return Implementation(spec, ModuleType(f"<{spec} in a worker>"), worker.features)
-    finally:
-        worker.close()
+        for spec in settings.impls:
+            if spec in workers:
+                continue
+            asks = answer is None and parse_spec(spec).in_process
+            request = {"select": list(settings.select), "profile": settings.profile}
+            worker = Worker(
+                spec,
+                options,
+                [str(d) for d in settings.scenario_dirs],
+                settings.load_timeout,
+                plan=request if asks else None,
+            )
+            workers[spec] = worker
+            answer = worker.plan if asks else answer
+        if answer is None:
+            plan = probe(
+                (), settings.scenario_dirs, settings.select, settings.profile, settings.load_timeout
+            )
+        else:
+            plan = read_plan(answer)
+        if not plan.cases:
+            wanted = ", ".join(settings.select) or "(all)"
+            raise UsageError(f"no case matches --select {wanted} in profile {settings.profile!r}")
+    except BaseException:
+        for worker in workers.values():
+            worker.kill()
+        raise
+    impls = [_loaded(spec, workers[spec]) for spec in settings.impls]
+    return RunPlan(impls, list(plan.cases), workers)
+
+
+def _loaded(spec: str, worker: Worker) -> Implementation:
+    """The implementation as its worker loaded it (the module stays in the worker)."""
+    module = ModuleType(f"<{spec} in a worker>")
+    module.__file__ = worker.file
+    return Implementation(spec, module, worker.features)
 
 
 def unsupported_reason(impl: Implementation, case: CaseRef) -> str:
@@ -164,9 +183,15 @@ def run(
     report_dir = settings.report_dir or default_report_dir()
     check_report_dir(report_dir)
     expectations = load_expectations(settings.expect_files)
-    impls, cases = plan_run(with_oracle(settings))
+    planned = plan_run(with_oracle(settings), settings.case_options(report_dir))
+    impls, cases = planned.impls, planned.cases
     impls, oracle = split_oracle(settings, impls)
-    prepare_report_dir(report_dir)
+    try:
+        prepare_report_dir(report_dir)
+    except BaseException:
+        for worker in planned.workers.values():
+            worker.kill()
+        raise
     work: list[tuple[Implementation, CaseRef]] = [(i, c) for i in impls for c in cases]
     results: list[CaseResult] = []
     lock = threading.Lock()
@@ -180,12 +205,12 @@ def run(
                 progress.case_done(apply_expectations([result], expectations)[0])
 
     stopped_by, status_floor = "", EXIT_OK
+    pool = _Pool(settings, record, report_dir, oracle, planned.workers)
     with _stop_signals() as stopping:
         try:
             if progress:
                 progress.start(len(work))
                 _note_families(progress, impls)
-            pool = _Pool(settings, record, report_dir, oracle)
             failure = pool.run(work)
             if failure is not None:
                 stopped_by, status_floor = f"internal error: {one_line(failure)}", EXIT_UNUSABLE
@@ -195,6 +220,8 @@ def run(
             stopped_by, status_floor = "signal SIGINT", 128 + signal.SIGINT
         except Exception as exc:  # progress.start failed: nothing ran
             stopped_by, status_floor = f"internal error: {one_line(exc)}", EXIT_UNUSABLE
+        finally:
+            pool.close_unused()  # a stop before the pool ran leaves the first workers
         stopping.set()  # from here on the results are being written: a signal is ignored
         partial = bool(stopped_by)
         order = {(i.spec, c.id): n for n, (i, c) in enumerate(work)}
@@ -311,6 +338,7 @@ class _Pool:
         record: Callable[[CaseResult], None],
         report_dir: Path,
         oracle: Implementation | None = None,
+        first: dict[str, Worker] | None = None,
     ) -> None:
         self.settings = settings
         self.report_dir = report_dir
@@ -323,8 +351,10 @@ class _Pool:
         self._starting: set[Worker] = set()
         self._lock = threading.Lock()
         self.symptoms = Symptoms()
+        #: The workers that loaded each implementation for the plan, each used once.
+        self._first = dict(first or {})
         self.spares = SpareWorkers(self._new_worker, depth=settings.jobs)
-        self.oracle = Oracle(oracle, self._new_worker, unsupported_reason) if oracle else None
+        self.oracle = Oracle(oracle, self._fresh_worker, unsupported_reason) if oracle else None
 
     def run(self, work: list[tuple[Implementation, CaseRef]]) -> BaseException | None:
         """Run all ``work``; returns the internal error that stopped it, if any.
@@ -350,14 +380,25 @@ class _Pool:
         except KeyboardInterrupt:
             self._halt(slots)
             raise
+        finally:
+            self.close_unused()
         if self.stop.is_set():
             self._halt(slots)
         return self.failure
+
+    def close_unused(self) -> None:
+        """Kill the first workers no slot took (every case of theirs was unsupported,
+        or the run stopped first)."""
+        with self._lock:
+            unused, self._first = list(self._first.values()), {}
+        for worker in unused:
+            worker.kill()
 
     def _halt(self, slots: list[threading.Thread]) -> None:
         """Stop: kill every worker, those still starting first (a start can take
         seconds on a loaded machine, and only ``kill`` removes a worker's directory)."""
         self.stop.set()
+        self.close_unused()
         with self._lock:
             starting = list(self._starting)
         for worker in starting:
@@ -442,16 +483,31 @@ class _Pool:
         return worker, result
 
     def _start(self, n: int, spec: str) -> Worker:
-        worker = self.spares.take(spec)
+        worker = self._take_first(spec)
         if worker is None:
-            worker = self._new_worker(spec)
-        elif not self.pending.empty():
-            self.spares.prepare(spec)  # keep one ahead while this one runs
+            worker = self.spares.take(spec)
+            if worker is None:
+                worker = self._new_worker(spec)
+            elif not self.pending.empty():
+                self.spares.prepare(spec)  # keep one ahead while this one runs
         with self._lock:
             self._active[n] = worker
         if self.stop.is_set():  # stopped while it started: _halt did not see it
             worker.kill()
         return worker
+
+    def _take_first(self, spec: str) -> Worker | None:
+        """The worker that loaded ``spec`` for the plan, if no slot took it yet."""
+        with self._lock:
+            worker = self._first.pop(spec, None)
+        if worker is not None and not worker.alive():
+            worker.kill()  # it died idle (code of its own, a thread that exits): start anew
+            return None
+        return worker
+
+    def _fresh_worker(self, spec: str) -> Worker:
+        """A worker for ``spec``: the plan's first, else a new one (the oracle's)."""
+        return self._take_first(spec) or self._new_worker(spec)
 
     def _new_worker(self, spec: str) -> Worker:
         s = self.settings

@@ -43,10 +43,16 @@ class Worker:
         scenario_dirs: list[str],
         start_timeout: float = 60.0,
         spawned: Callable[[Worker], None] | None = None,
+        plan: dict[str, Any] | None = None,
     ) -> None:
         """Start the worker and wait until it is ready; ``spawned(self)`` is called once
         its process runs, before that wait, so that a stop can kill a worker still
-        starting (its work directory is removed only by ``kill``)."""
+        starting (its work directory is removed only by ``kill``).
+
+        With ``plan`` (``select`` and ``profile``) the worker also answers what the
+        probe process would (``self.plan``): a run's first worker saves it a process.
+        A start that fails raises ``LoadError``, one line naming what was being loaded.
+        """
         self.impl = impl
         spec = parse_spec(impl)
         command = worker_command(spec)
@@ -61,6 +67,7 @@ class Worker:
             "result_fd": write_fd,
             "workdir": str(self.workdir),
             "parent": os.getpid(),
+            **({"plan": plan} if plan is not None else {}),
         }
         with open(self.workdir / "worker.err", "wb") as err:  # the child keeps its own copy
             self.proc = subprocess.Popen(
@@ -80,25 +87,32 @@ class Worker:
         self.scale = options.deadline_scale
         if spawned is not None:
             spawned(self)
-        ready = self._receive(start_timeout)
-        if ready is None or ready.get("type") != "ready":
-            error = (ready or {}).get("error") or self._silence(start_timeout)
-            self.kill()
-            raise LoadError(error.strip().splitlines()[-1])
-        self.features = frozenset(ready.get("features", ()))
-
-    def _silence(self, timeout: float) -> str:
-        """One line: why the worker never said it was ready (its last stderr line if any)."""
         try:
-            code: int | None = self.proc.wait(1.0)  # the pipe closes a moment before the exit
-        except subprocess.TimeoutExpired:
-            code = None
-        last = [line.strip() for line in self._stderr_tail().splitlines() if line.strip()][-1:]
-        tail = f": {last[0][:200]}" if last else ""
-        if code is None:
-            return f"worker did not start within {timeout:g}s (an import that blocks?){tail}"
-        how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"status {code}"
-        return f"worker did not start: it ended ({how}) while loading {self.impl!r}{tail}"
+            ready = self._ready(start_timeout)
+        except BaseException:  # Ctrl-C while it starts: no worker is left behind
+            self.kill()
+            raise
+        self.features = frozenset(ready.get("features", ()))
+        self.file: str | None = ready.get("file")
+        self.plan: dict[str, Any] | None = ready.get("plan")
+
+    def _ready(self, timeout: float) -> dict[str, Any]:
+        """The ready message; else the worker is killed and a LoadError raised."""
+        deadline = time.monotonic() + timeout
+        what = f"implementation {self.impl!r}"
+        while True:
+            message = self._receive(max(0.0, deadline - time.monotonic()))
+            if message is None or message.get("type") != "loading":
+                break
+            what = str(message.get("what", what))
+        if message is not None and message.get("type") == "ready":
+            return message
+        if message is not None:  # fatal: the loader's own one-line error
+            error = str(message.get("error") or "the worker failed")
+        else:
+            error = not_loaded(self.proc, what, timeout, self._stderr_tail(), "worker")
+        self.kill()
+        raise LoadError(error.strip().splitlines()[-1])
 
     def run(self, case: CaseRef, known: tuple[KnownHang, ...] = ()) -> tuple[CaseResult, bool]:
         """Run one case (told of the ``known`` hangs of this implementation);
@@ -242,6 +256,23 @@ def worker_env(**extra: str) -> dict[str, str]:
     existing = os.environ.get("PYTHONPATH", "")
     path = root + (os.pathsep + existing if existing else "")
     return {**os.environ, "PYTHONPATH": path, **extra}
+
+
+def not_loaded(
+    proc: subprocess.Popen[bytes], what: str, timeout: float, stderr: str, role: str
+) -> str:
+    """One line: why the ``role`` process (probe or worker) gave no answer while
+    loading ``what``: how it ended and its last line of stderr, or that it blocked."""
+    try:
+        code: int | None = proc.wait(1.0)  # the pipe closes a moment before the exit
+    except subprocess.TimeoutExpired:
+        code = None
+    if code is None:
+        return f"loading {what} did not finish within {timeout:g}s (an import that blocks?)"
+    how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exited with status {code}"
+    last = [line.strip() for line in stderr.splitlines() if line.strip()][-1:]
+    tail = f": {last[0][:200]}" if last else ""
+    return f"loading {what} ended the {role} process ({how}){tail}"
 
 
 def read_tail(path: Path, limit: int = 20_000) -> str:

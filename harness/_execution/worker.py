@@ -23,6 +23,7 @@ from harness._execution.carry import CarryBudget
 from harness._execution.discovery import discover, select_cases
 from harness._execution.execute import execute
 from harness._execution.lifeline import tie_to_parent
+from harness._execution.probe import selected
 from harness._model.errors import SockspecError
 from harness._model.settings import CaseOptions
 from harness._runtime.childstacks import arm as arm_children
@@ -73,11 +74,13 @@ def main(argv: list[str]) -> int:
     # Line-buffered, write-through text streams: forked children print too.
     sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115
     sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
+    label = config.get("label", config["impl"])
     try:
         isolate_forked_children(config.get("patch"))
-        impl = replace(
-            load_implementation(config["impl"]), spec=config.get("label", config["impl"])
-        )
+        # Named before each import, so that one that kills or blocks the process is blamed.
+        _send(out, {"type": "loading", "what": f"implementation {label!r}"})
+        impl = replace(load_implementation(config["impl"]), spec=label)
+        _send(out, {"type": "loading", "what": "the scenarios"})
         specs = discover([Path(d) for d in config["scenario_dirs"]])
         # Forked children (a forking server's handlers) tell where they are stuck.
         arm_children(str(workdir), impl_paths(impl))
@@ -86,7 +89,15 @@ def main(argv: list[str]) -> int:
         return 2
     cases = {c.id: c for c in select_cases(specs, (), "stress")}
     options = CaseOptions(**config["options"])
-    _send(out, {"type": "ready", "pid": os.getpid(), "features": sorted(impl.features)})
+    ready = {
+        "type": "ready",
+        "pid": os.getpid(),
+        "features": sorted(impl.features),
+        "file": getattr(impl.module, "__file__", None),
+    }
+    if "plan" in config:  # the run's first worker also says what the run is to judge
+        ready["plan"] = selected(specs, config["plan"]["select"], config["plan"]["profile"])
+    _send(out, ready)
     budget = CarryBudget()  # a repeated hang need not retire the worker
     for line in sys.stdin:
         request = json.loads(line)

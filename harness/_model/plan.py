@@ -2,7 +2,7 @@
 
 Scenario modules and implementations are user code: the controller never
 imports them (an ``os._exit`` or a blocking import there would end or hang the
-run itself).  A probe process discovers them and sends back these plain
+run itself).  A run's first worker (or a probe process) discovers them and sends back these plain
 records, which carry everything the controller needs: ids for the worker,
 strictness and deadlines for judging, required features for ``unsupported``,
 and titles for the reports.

@@ -105,7 +105,7 @@ HOSTILE: tuple[Hostile, ...] = (
         "impl",
         _at_import("os._exit(0)"),
         2,
-        "ended the probe process (exited with status 0)",
+        "ended the worker process (exited with status 0)",
         "none",
     ),
     Hostile(
@@ -113,7 +113,7 @@ HOSTILE: tuple[Hostile, ...] = (
         "impl",
         _at_import("os._exit(3)"),
         2,
-        "ended the probe process (exited with status 3)",
+        "ended the worker process (exited with status 3)",
         "none",
     ),
     Hostile(
@@ -121,7 +121,7 @@ HOSTILE: tuple[Hostile, ...] = (
         "impl",
         _at_import("os.kill(os.getpid(), signal.SIGKILL)"),
         2,
-        "ended the probe process (killed by SIGKILL)",
+        "ended the worker process (killed by SIGKILL)",
         "none",
     ),
     Hostile(
@@ -185,7 +185,7 @@ HOSTILE: tuple[Hostile, ...] = (
         "scenario",
         _at_import("os._exit(0)"),
         2,
-        "loading the scenarios ended the probe process (exited with status 0)",
+        "loading the scenarios ended the worker process (exited with status 0)",
         "none",
     ),
     Hostile(

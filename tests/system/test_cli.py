@@ -50,6 +50,29 @@ def test_passing_run_exits_0_and_writes_results(cli: Cli) -> None:
     assert len(list(stream_records(run.report_dir))) == len(doc["results"])
 
 
+def test_each_implementation_is_loaded_once_by_a_worker_that_then_runs_its_cases(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first worker of a run answers the plan and runs the cases: no process loads
+    the implementation only to describe it (each process start costs ~0.2 s of CPU)."""
+    loads = tmp_path / "loads"
+    monkeypatch.setenv("SOCKSPEC_TEST_LOADS", str(loads))
+    impl = tmp_path / "counted.py"
+    impl.write_text(
+        "import os\nfrom socketserver import *  # noqa: F403\n"
+        "with open(os.environ['SOCKSPEC_TEST_LOADS'], 'a') as f:\n"
+        "    f.write(f'{os.getpid()}\\n')\n"
+    )
+    only = ("--select", "lifecycle.handler.order[tcp-sync-fault=none-clients=20]")
+    run = cli("run", "--impl", str(impl), "--jobs", "1", *only)
+    assert run.status == 0, run.stderr
+    assert len(loads.read_text().split()) == 1
+    both = cli("run", "--impl", "stdlib", "--impl", str(impl), "--jobs", "1", *only)
+    assert both.status == 0, both.stderr
+    assert len(loads.read_text().split()) == 2  # one more: its worker, second in the plan
+    assert [r["verdict"] for r in both.results()["results"]] == ["pass", "pass"]
+
+
 def test_skipped_finish_exits_1(cli: Cli, tmp_path: Path) -> None:
     path = by_name("finish_skipped_when_handle_raises").write(tmp_path)
     run = cli("run", "--impl", str(path), "--select", "lifecycle.handler.order[tcp-*")
