@@ -128,12 +128,12 @@ def plan_run(settings: Settings, options: CaseOptions) -> RunPlan:
     """
     workers: dict[str, Worker] = {}
     answer: dict[str, Any] | None = None
+    request = {"select": list(settings.select), "profile": settings.profile}
     try:
         for spec in settings.impls:
             if spec in workers:
                 continue
             asks = answer is None and parse_spec(spec).in_process
-            request = {"select": list(settings.select), "profile": settings.profile}
             worker = Worker(
                 spec,
                 options,
@@ -153,11 +153,16 @@ def plan_run(settings: Settings, options: CaseOptions) -> RunPlan:
             wanted = ", ".join(settings.select) or "(all)"
             raise UsageError(f"no case matches --select {wanted} in profile {settings.profile!r}")
     except BaseException:
-        for worker in workers.values():
-            worker.kill()
+        _kill_all(workers)
         raise
     impls = [_loaded(spec, workers[spec]) for spec in settings.impls]
     return RunPlan(impls, list(plan.cases), workers)
+
+
+def _kill_all(workers: dict[str, Worker]) -> None:
+    """Kill the first workers of a run that ends before its pool takes them."""
+    for worker in workers.values():
+        worker.kill()
 
 
 def _loaded(spec: str, worker: Worker) -> Implementation:
@@ -189,8 +194,7 @@ def run(
     try:
         prepare_report_dir(report_dir)
     except BaseException:
-        for worker in planned.workers.values():
-            worker.kill()
+        _kill_all(planned.workers)
         raise
     work: list[tuple[Implementation, CaseRef]] = [(i, c) for i in impls for c in cases]
     results: list[CaseResult] = []

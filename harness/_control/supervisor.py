@@ -89,7 +89,7 @@ class Worker:
             spawned(self)
         try:
             ready = self._ready(start_timeout)
-        except BaseException:  # Ctrl-C while it starts: no worker is left behind
+        except BaseException:  # it failed to start, or Ctrl-C: no worker is left behind
             self.kill()
             raise
         self.features = frozenset(ready.get("features", ()))
@@ -97,7 +97,7 @@ class Worker:
         self.plan: dict[str, Any] | None = ready.get("plan")
 
     def _ready(self, timeout: float) -> dict[str, Any]:
-        """The ready message; else the worker is killed and a LoadError raised."""
+        """The ready message; else a LoadError naming what was being loaded."""
         deadline = time.monotonic() + timeout
         what = f"implementation {self.impl!r}"
         while True:
@@ -111,7 +111,6 @@ class Worker:
             error = str(message.get("error") or "the worker failed")
         else:
             error = not_loaded(self.proc, what, timeout, self._stderr_tail(), "worker")
-        self.kill()
         raise LoadError(error.strip().splitlines()[-1])
 
     def run(self, case: CaseRef, known: tuple[KnownHang, ...] = ()) -> tuple[CaseResult, bool]:
