@@ -12,8 +12,9 @@ failure in the same example; shrinking is deterministic too, unless it hits
 its time limit (the evidence then says so).  Hypothesis also draws a few
 integers from constants in the local modules loaded; a CLI worker loads the
 same modules whatever else it ran, so its replays see the same pool.  A
-wall-clock limit (``WALL_FACTOR`` × budget) stops generation early on a
-machine too slow for the estimate; the summary line says so.
+wall-clock limit (``WALL_FACTOR`` × budget, stretched by the host's load)
+stops generation early on a machine too slow for the estimate; the summary
+line says so.
 
 Each example gets a fresh sub-context (``Example``); the machine runs every
 step through ``Example.step``.  A falsifying example, once shrunk, becomes
@@ -24,6 +25,7 @@ findings on the case's context with check id ``fuzz.<check>`` and evidence
 from __future__ import annotations
 
 import math
+import os
 import re
 import shlex
 import time
@@ -41,8 +43,13 @@ from harness._runtime.context import bookkeeping
 if TYPE_CHECKING:
     from harness._runtime.context import Context
 
-#: Generation stops (without failing) once this many budgets have passed.
+#: Generation stops (without failing) once this many budgets have passed ...
 WALL_FACTOR = 3.0
+#: ... times the host's load per CPU, up to this many times: on a loaded machine (CI
+#: running several suites side by side) every example takes longer, and a limit in
+#: plain seconds would cut the planned examples short, so that whether a bug found in
+#: a late example is found would depend on the load, not on the seed and the budget.
+MAX_LOAD_ALLOWANCE = 4.0
 #: Seconds kept free before the case deadline for shrinking and teardown.
 RESERVE = 20.0
 #: After a failure, shrinking may take this many budgets (at least SHRINK_MIN seconds).
@@ -110,8 +117,20 @@ def plan(
         wall = ctx.time_left() - RESERVE
     else:
         examples = max(3, round(budget / example_cost))
-        wall = min(budget * WALL_FACTOR + 2.0, ctx.time_left() - RESERVE)
+        allowed = (budget * WALL_FACTOR + 2.0) * load_allowance()
+        wall = min(allowed, ctx.time_left() - RESERVE)
     return FuzzPlan(budget, examples, steps, max(1.0, wall), inputs)
+
+
+def load_allowance() -> float:
+    """How many times longer than on an idle host examples may take here: the
+    1-minute load average per usable CPU, from 1 to ``MAX_LOAD_ALLOWANCE``."""
+    try:
+        load = os.getloadavg()[0]
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # no load average or affinity (not Linux): idle
+        return 1.0
+    return min(MAX_LOAD_ALLOWANCE, max(1.0, load / max(1, cpus)))
 
 
 @dataclass(frozen=True)

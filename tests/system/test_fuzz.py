@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 from collections.abc import Callable
@@ -14,7 +15,7 @@ from helpers.cli import CliRun
 from mutants import by_name
 
 from harness._execution.discovery import discover
-from harness._fuzz.engine import WALL_FACTOR, plan
+from harness._fuzz.engine import WALL_FACTOR, load_allowance, plan
 from harness._fuzz.model import Blob, HandlerModel, chunked, judge_reply
 from harness._fuzz.payload import STREAM_BUCKETS, bucket_size
 from harness._model.settings import CaseOptions
@@ -37,13 +38,31 @@ def _ctx(budget: float | None, time_left: float = 1800.0) -> Any:
 # --- plans, payloads, replies -------------------------------------------------------
 
 
-def test_plan_turns_the_budget_into_a_fixed_number_of_examples() -> None:
+def test_plan_turns_the_budget_into_a_fixed_number_of_examples(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))  # an idle host
     default = plan(_ctx(None), default_budget=1.2, example_cost=0.1, steps=12)
     assert (default.budget, default.examples, default.steps) == (1.2, 12, 12)
     assert default.wall_limit == pytest.approx(1.2 * WALL_FACTOR + 2.0)
     given = plan(_ctx(30.0), default_budget=1.2, example_cost=0.1, steps=12)
     assert (given.budget, given.examples) == (30.0, 300)
     assert plan(_ctx(30.0), 1.2, 0.1, 12) == given  # same budget, same run
+
+
+@pytest.mark.parametrize(("load", "allowance"), [(0.5, 1.0), (4.0, 2.0), (40.0, 4.0)])
+def test_the_wall_limit_stretches_with_the_load_per_cpu(
+    monkeypatch: pytest.MonkeyPatch, load: float, allowance: float
+) -> None:
+    """On a loaded host the planned examples still run: a bug found in a late example
+    is found whatever else the machine runs (bounded: at most MAX_LOAD_ALLOWANCE×)."""
+    monkeypatch.setattr(os, "getloadavg", lambda: (load, 0.0, 0.0))
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
+    assert load_allowance() == allowance
+    stretched = plan(_ctx(None), default_budget=1.2, example_cost=0.1, steps=12)
+    assert stretched.wall_limit == pytest.approx((1.2 * WALL_FACTOR + 2.0) * allowance)
+    assert stretched.examples == 12  # the load changes the limit, never the plan
+    assert plan(_ctx(None, time_left=25.0), 1.2, 0.1, 12).wall_limit <= 25.0 - 20.0
 
 
 def test_plan_for_an_input_count_ignores_the_clock() -> None:
