@@ -25,7 +25,6 @@ findings on the case's context with check id ``fuzz.<check>`` and evidence
 from __future__ import annotations
 
 import math
-import os
 import re
 import shlex
 import time
@@ -39,6 +38,7 @@ from hypothesis.stateful import RuleBasedStateMachine, run_state_machine_as_test
 
 from harness._fuzz.example import Abandon, Example, FuzzFailure
 from harness._runtime.context import bookkeeping
+from harness._runtime.load import load_allowance
 
 if TYPE_CHECKING:
     from harness._runtime.context import Context
@@ -117,20 +117,9 @@ def plan(
         wall = ctx.time_left() - RESERVE
     else:
         examples = max(3, round(budget / example_cost))
-        allowed = (budget * WALL_FACTOR + 2.0) * load_allowance()
+        allowed = (budget * WALL_FACTOR + 2.0) * load_allowance(MAX_LOAD_ALLOWANCE)
         wall = min(allowed, ctx.time_left() - RESERVE)
     return FuzzPlan(budget, examples, steps, max(1.0, wall), inputs)
-
-
-def load_allowance() -> float:
-    """How many times longer than on an idle host examples may take here: the
-    1-minute load average per usable CPU, from 1 to ``MAX_LOAD_ALLOWANCE``."""
-    try:
-        load = os.getloadavg()[0]
-        cpus = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # no load average or affinity (not Linux): idle
-        return 1.0
-    return min(MAX_LOAD_ALLOWANCE, max(1.0, load / max(1, cpus)))
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,7 @@ from harness._model.phases import (
     short_deadline,
 )
 from harness._runtime.eventlog import HARNESS_THREAD_PREFIX
+from harness._runtime.load import load_allowance
 
 T = TypeVar("T")
 
@@ -177,6 +178,11 @@ def chains(signature: str) -> frozenset[str]:
     return frozenset(chain for chain in signature.split(" | ") if chain)
 
 
+#: At most this many times its idle-host length does a loaded host stretch a full
+#: phase deadline (a first occurrence): 2 s for ``shutdown()`` becomes at most 4 s.
+LOAD_STRETCH = 2.0
+
+
 class PhaseClock:
     """The phase deadlines of one case: full, shortened for known hangs, or off."""
 
@@ -200,6 +206,11 @@ class PhaseClock:
         #: Longest time each phase took in this case (evidence; sizes the deadlines).
         self.took: dict[str, float] = {}
         self.limits = enabled  # False: the caller's own limit, but known hangs still count
+        #: Full deadlines are sized on an idle host: a loaded one (CI running suites side
+        #: by side) stretches them, up to LOAD_STRETCH, so slow but correct code is not
+        #: judged hung. Shortened deadlines are not stretched: their stacks already show
+        #: a hang this implementation had.
+        self.stretch = load_allowance(LOAD_STRETCH) if enabled else 1.0
 
     def without_limits(self) -> PhaseClock:
         """This clock for a call whose caller sets its own limit (a scenario's own
@@ -207,6 +218,7 @@ class PhaseClock:
         phase and signature, and a known hang still its shortened deadline."""
         clock = PhaseClock(self.scale, self.enabled, (), self.impl_paths, self.children)
         clock.known, clock.took, clock.limits = self.known, self.took, False
+        clock.stretch = self.stretch
         clock.older = self.older
         return clock
 
@@ -215,7 +227,7 @@ class PhaseClock:
         ``fallback`` itself when phase deadlines are off or the phase has none."""
         if not self.limits or phase not in PHASE_DEADLINES:
             return fallback
-        return min(fallback, PHASE_DEADLINES[phase] * self.scale)
+        return min(fallback, PHASE_DEADLINES[phase] * self.scale * self.stretch)
 
     def _older_idents(self) -> list[int]:
         # By thread object, not ident: a dead thread's ident may be reused.

@@ -15,10 +15,11 @@ from helpers.cli import CliRun
 from mutants import by_name
 
 from harness._execution.discovery import discover
-from harness._fuzz.engine import WALL_FACTOR, load_allowance, plan
+from harness._fuzz.engine import MAX_LOAD_ALLOWANCE, WALL_FACTOR, plan
 from harness._fuzz.model import Blob, HandlerModel, chunked, judge_reply
 from harness._fuzz.payload import STREAM_BUCKETS, bucket_size
 from harness._model.settings import CaseOptions
+from harness._runtime.load import load_allowance
 from scenarios import fuzz_payload, fuzz_stateful
 
 MUTANT = by_name("serve_forever_leaves_socket_nonblocking")
@@ -58,7 +59,7 @@ def test_the_wall_limit_stretches_with_the_load_per_cpu(
     is found whatever else the machine runs (bounded: at most MAX_LOAD_ALLOWANCE×)."""
     monkeypatch.setattr(os, "getloadavg", lambda: (load, 0.0, 0.0))
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
-    assert load_allowance() == allowance
+    assert load_allowance(MAX_LOAD_ALLOWANCE) == allowance
     stretched = plan(_ctx(None), default_budget=1.2, example_cost=0.1, steps=12)
     assert stretched.wall_limit == pytest.approx((1.2 * WALL_FACTOR + 2.0) * allowance)
     assert stretched.examples == 12  # the load changes the limit, never the plan

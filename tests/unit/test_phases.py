@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from pathlib import Path
@@ -19,6 +20,7 @@ from harness._model.errors import Hang
 from harness._model.phases import (
     CASE_PHASE,
     DEATH_PHASE,
+    PHASE_DEADLINES,
     REPEAT_AFTER,
     SHORT_DEADLINE,
     KnownHang,
@@ -27,7 +29,7 @@ from harness._model.phases import (
 from harness._model.records import CaseResult
 from harness._model.scenario import Case
 from harness._model.settings import CaseOptions, Settings
-from harness._runtime.deadline import PhaseClock, innermost, stuck_chains
+from harness._runtime.deadline import LOAD_STRETCH, PhaseClock, innermost, stuck_chains
 
 ECHO = "echo.concurrent[tcp-sync-clients=100]"
 HANDLE_RAISES = "errors.handler.exception[tcp-sync-hook=handle-failures=3]"
@@ -56,8 +58,9 @@ def test_a_serve_forever_that_returns_on_its_own_is_a_failure(tmp_path: Path) ->
 
 
 def test_teardown_shutdown_hangs_after_its_phase_deadline_with_phase_and_signature(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))  # the idle-host deadline
     impl = load_implementation(str(by_name("shutdown_never_returns").write(tmp_path)))
     outcome = execute(impl, _case(ECHO))
     evidence = outcome.result.evidence
@@ -96,11 +99,26 @@ def test_a_phase_deadline_raises_hang_with_the_full_deadline_in_the_reason() -> 
     assert info.value.phase == "shutdown"
 
 
-def test_phase_limits_scale_and_switch_off() -> None:
+def test_phase_limits_scale_and_switch_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))  # an idle host
     assert PhaseClock(scale=3.0).limit("shutdown", 60.0) == 6.0
     assert PhaseClock().limit("shutdown", 0.5) == 0.5  # never beyond the caller's own limit
     assert PhaseClock(enabled=False).limit("shutdown", 5.0) == 5.0
     assert PhaseClock().limit("no-such-phase", 5.0) == 5.0
+
+
+@pytest.mark.parametrize(("load", "stretch"), [(1.0, 1.0), (3.0, 1.5), (16.0, LOAD_STRETCH)])
+def test_a_loaded_host_stretches_full_phase_deadlines(
+    monkeypatch: pytest.MonkeyPatch, load: float, stretch: float
+) -> None:
+    """A first occurrence is judged with the deadline stretched by the load per CPU
+    (slow but correct code under CI load is not a hang); a known hang's is not."""
+    monkeypatch.setattr(os, "getloadavg", lambda: (load, 0.0, 0.0))
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
+    full = PHASE_DEADLINES["shutdown"]
+    assert PhaseClock().limit("shutdown", 60.0) == pytest.approx(full * stretch)
+    assert PhaseClock().without_limits().stretch == stretch
+    assert PhaseClock(enabled=False).limit("shutdown", 5.0) == 5.0
 
 
 def test_the_reference_never_meets_a_phase_deadline_in_teardown() -> None:
