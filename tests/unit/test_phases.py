@@ -35,6 +35,13 @@ ECHO = "echo.concurrent[tcp-sync-clients=100]"
 HANDLE_RAISES = "errors.handler.exception[tcp-sync-hook=handle-failures=3]"
 
 
+@pytest.fixture(autouse=True)
+def _idle_host(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Deadlines as on an idle host: tox runs four suites side by side, and a loaded
+    host stretches full phase deadlines (tested on its own below)."""
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+
+
 def _case(case_id: str) -> Case:
     (case,) = [c for c in select_cases(discover(), (case_id,), "stress") if c.id == case_id]
     return case
@@ -58,9 +65,8 @@ def test_a_serve_forever_that_returns_on_its_own_is_a_failure(tmp_path: Path) ->
 
 
 def test_teardown_shutdown_hangs_after_its_phase_deadline_with_phase_and_signature(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
 ) -> None:
-    monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))  # the idle-host deadline
     impl = load_implementation(str(by_name("shutdown_never_returns").write(tmp_path)))
     outcome = execute(impl, _case(ECHO))
     evidence = outcome.result.evidence
@@ -99,8 +105,7 @@ def test_a_phase_deadline_raises_hang_with_the_full_deadline_in_the_reason() -> 
     assert info.value.phase == "shutdown"
 
 
-def test_phase_limits_scale_and_switch_off(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))  # an idle host
+def test_phase_limits_scale_and_switch_off() -> None:
     assert PhaseClock(scale=3.0).limit("shutdown", 60.0) == 6.0
     assert PhaseClock().limit("shutdown", 0.5) == 0.5  # never beyond the caller's own limit
     assert PhaseClock(enabled=False).limit("shutdown", 5.0) == 5.0
