@@ -259,7 +259,9 @@ def test_tables_of_dead_processes_are_removed() -> None:
     table = f"{_packets.TABLE_PREFIX}{int(dead.stdout)}_{DEAD_SUFFIX}"
     subprocess.run(["nft", "add", "table", "inet", table], check=True)
     try:
-        assert table in stale_tables()
+        # Every run ends by sweeping dead processes' tables host-wide, so another suite's
+        # run (tox runs four side by side) may have removed it already: that is this sweep.
+        assert table in stale_tables() or table not in sockspec_tables()
         remove_stale_tables()
         assert table not in sockspec_tables()
     finally:
