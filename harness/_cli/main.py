@@ -28,12 +28,12 @@ from harness._control.catalogue import render_catalogue
 from harness._control.history import history_argv
 from harness._control.probing import probe
 from harness._control.runner import EXIT_UNUSABLE, STOP_SIGNALS, run
-from harness._control.spare import usable_cpus
 from harness._model.errors import SockspecError, UsageError
 from harness._model.settings import PROFILES, Settings
 from harness._report.compare import compare, load_document, render_comparison
 from harness._report.text import one_line
 from harness._report.write import write_reports
+from harness._runtime.load import usable_cpus
 
 
 class _Parser(argparse.ArgumentParser):

@@ -9,19 +9,10 @@ never retires a worker and so never starts a spare.
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Callable
 
 from harness._control.supervisor import Worker
-
-
-def usable_cpus() -> int:
-    """CPUs this process may run on (the default of ``--jobs``)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):  # no sched_getaffinity (macOS)
-        return max(1, os.cpu_count() or 1)
 
 
 class SpareWorkers:

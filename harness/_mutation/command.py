@@ -35,6 +35,7 @@ from harness._mutation.mutants import Mutant, generate
 from harness._mutation.report import Row, score, write_report
 from harness._mutation.selection import LineCases
 from harness._mutation.targets import Placement, Target, resolve_target
+from harness._runtime.load import usable_cpus
 
 _ROOT = Path(__file__).resolve().parents[2]
 TRACE_TIMEOUT = 1800.0
@@ -125,7 +126,7 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
     """The options of ``mutate``."""
     parser = argparse.ArgumentParser(prog="sockspec mutate", description=__doc__.splitlines()[0])
     parser.add_argument("--target", action="append", default=[], metavar="T")
-    parser.add_argument("--jobs", type=int, default=len(os.sched_getaffinity(0)))
+    parser.add_argument("--jobs", type=int, default=usable_cpus())
     parser.add_argument("--limit", type=int, default=0, help="judge only the first N mutants")
     parser.add_argument("--only", action="append", default=[], metavar="KEY")
     parser.add_argument("--profile", choices=PROFILES, default="default")

@@ -193,6 +193,7 @@ class PhaseClock:
         known: Sequence[KnownHang] = (),
         impl_paths: Sequence[str] = (),
         children: Callable[[float], str | None] = lambda scale: None,
+        stretch: float | None = None,
     ) -> None:
         self.scale = scale
         self.enabled = enabled
@@ -209,16 +210,20 @@ class PhaseClock:
         #: Full deadlines are sized on an idle host: a loaded one (CI running suites side
         #: by side) stretches them, up to LOAD_STRETCH, so slow but correct code is not
         #: judged hung. Shortened deadlines are not stretched: their stacks already show
-        #: a hang this implementation had.
-        self.stretch = load_allowance(LOAD_STRETCH) if enabled else 1.0
+        #: a hang this implementation had. ``stretch``: the one of an earlier clock
+        #: of the same case (the load is read once per case).
+        if stretch is None:
+            stretch = load_allowance(LOAD_STRETCH) if enabled else 1.0
+        self.stretch = stretch
 
     def without_limits(self) -> PhaseClock:
         """This clock for a call whose caller sets its own limit (a scenario's own
         ``shutdown()``/``server_close()``): no phase deadline, but hangs still get a
         phase and signature, and a known hang still its shortened deadline."""
-        clock = PhaseClock(self.scale, self.enabled, (), self.impl_paths, self.children)
+        clock = PhaseClock(
+            self.scale, self.enabled, (), self.impl_paths, self.children, self.stretch
+        )
         clock.known, clock.took, clock.limits = self.known, self.took, False
-        clock.stretch = self.stretch
         clock.older = self.older
         return clock
 

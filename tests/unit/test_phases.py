@@ -11,7 +11,7 @@ import pytest
 from mutants import by_name
 
 from harness import Verdict, load_implementation
-from harness._control.spare import SpareWorkers, usable_cpus
+from harness._control.spare import SpareWorkers
 from harness._control.symptoms import Symptoms
 from harness._execution.carry import CARRY_CASES, CARRY_FDS, CarryBudget
 from harness._execution.discovery import discover, select_cases
@@ -30,6 +30,7 @@ from harness._model.records import CaseResult
 from harness._model.scenario import Case
 from harness._model.settings import CaseOptions, Settings
 from harness._runtime.deadline import LOAD_STRETCH, PhaseClock, innermost, stuck_chains
+from harness._runtime.load import usable_cpus
 
 ECHO = "echo.concurrent[tcp-sync-clients=100]"
 HANDLE_RAISES = "errors.handler.exception[tcp-sync-hook=handle-failures=3]"
