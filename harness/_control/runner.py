@@ -20,7 +20,6 @@ A partial run never exits 0.  At the end the stream is sealed as
 
 from __future__ import annotations
 
-import queue
 import shlex
 import signal
 import threading
@@ -37,6 +36,7 @@ from harness._control.agents import parse_spec
 from harness._control.expectations import apply_expectations, load_expectations
 from harness._control.oracle import Oracle, split_oracle, with_oracle
 from harness._control.probing import probe, read_plan
+from harness._control.schedule import CaseQueue
 from harness._control.spare import SpareWorkers
 from harness._control.supervisor import Worker
 from harness._control.symptoms import Symptoms
@@ -328,7 +328,8 @@ def cheap_first(
 
 
 class _Pool:
-    """``jobs`` worker slots draining one queue of (implementation, case) pairs.
+    """``jobs`` worker slots draining one queue of (implementation, case) pairs
+    (``CaseQueue``: siblings of a case in progress wait while other work is pending).
 
     On Ctrl-C (or a stop signal) the pool kills every worker at once; the cases
     they were running are dropped (not judged), and the run is marked partial.
@@ -347,7 +348,7 @@ class _Pool:
         self.settings = settings
         self.report_dir = report_dir
         self.record = record
-        self.pending: queue.Queue[tuple[Implementation, CaseRef]] = queue.Queue()
+        self.pending = CaseQueue(())
         self.stop = threading.Event()
         self.failure: BaseException | None = None
         self._active: dict[int, Worker] = {}
@@ -365,8 +366,7 @@ class _Pool:
 
         Re-raises KeyboardInterrupt (and ``Stopped``) after stopping the workers.
         """
-        for item in cheap_first(work):
-            self.pending.put(item)
+        self.pending = CaseQueue(cheap_first(work))
         count = max(1, min(self.settings.jobs, len(work)))
         slots = [
             threading.Thread(target=self._slot, args=(n,), name=f"sockspec-slot{n}", daemon=True)
@@ -421,11 +421,13 @@ class _Pool:
         worker: Worker | None = None
         try:
             while not self.stop.is_set():
-                try:
-                    impl, case = self.pending.get_nowait()
-                except queue.Empty:
+                item = self.pending.take()
+                if item is None:
                     return
-                worker, result = self._one(n, worker, impl, case)
+                try:
+                    worker, result = self._one(n, worker, *item)
+                finally:
+                    self.pending.done(item)
                 if self.stop.is_set():
                     return  # interrupted: the case was not judged
                 self.record(result)
