@@ -46,6 +46,7 @@ from harness._model.phases import (
     CLIENT_EOF,
     CLIENT_PHASE_DEADLINE,
     EOF_AFTER_END,
+    EOF_OVERDUE,
     IDLE_POLLS,
     QUICK_STALL_AFTER,
     STALL_AFTER,
@@ -91,8 +92,11 @@ class ClientWatch:
         self._lock = threading.Lock()
         self._seen = -1
         self._since = time.monotonic()
-        #: How often a waiting client asks (seconds).
-        self.step = CLIENT_STEP * clock.scale
+        #: The implementation already owed an EOF in an earlier case (``EOF_OVERDUE``).
+        self._owed = clock.known.get((EOF_OVERDUE, IDLE_SERVER))
+        #: How often a waiting client asks (seconds): as often as an owed EOF is due.
+        step = min(CLIENT_STEP, short_deadline(EOF_OVERDUE)) if self._owed else CLIENT_STEP
+        self.step = step * clock.scale
         #: ``(phase, stuck signature)`` of full waits on a server that did nothing.
         self.symptoms: list[tuple[str, str]] = []
         #: Why waits were shortened (evidence ``deadline_shortened``).
@@ -191,8 +195,13 @@ class ClientWatch:
         The silence is read from the event log's own times: from the end of the
         request, not from when this client began to wait (a later client of the
         same case finds its EOF just as overdue), and not from when a waiting client
-        last sampled the log (up to a step late)."""
-        due = EOF_AFTER_END * self.clock.scale
+        last sampled the log (up to a step late).
+
+        Once earlier cases of the implementation owed an EOF (``EOF_OVERDUE``), it is
+        overdue after that phase's short deadline; the first such EOF of a run is a
+        symptom (``client_stalls``) for the controller to count."""
+        full = EOF_AFTER_END * self.clock.scale
+        due = min(full, short_deadline(EOF_OVERDUE) * self.clock.scale) if self._owed else full
         if (
             phase != CLIENT_EOF
             or not peers
@@ -210,6 +219,14 @@ class ClientWatch:
             return False
         with self._lock:
             self._ended.add((phase, IDLE_SERVER))
+            if self._owed is None:
+                self.symptoms.append((EOF_OVERDUE, IDLE_SERVER))
+            else:
+                self.notes.append(
+                    f"deadline shortened from {full:g}s to {due:g}s: {what} found its EOF "
+                    f"overdue, and {self._owed.cases} earlier cases of this implementation "
+                    "owed an EOF the same way"
+                )
             self.phase_notes.append(
                 f"{what} ended after {waited:.1f}s of its {full:g}s timeout: the server had "
                 f"ended its request (shutdown_request() returned), and for {silent:.2f}s "

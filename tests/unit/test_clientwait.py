@@ -22,6 +22,7 @@ from harness._model.phases import (
     CLIENT_EOF,
     CLIENT_REPLY,
     EOF_AFTER_END,
+    EOF_OVERDUE,
     REPEAT_AFTER,
     SERVER_EVENT,
     KnownHang,
@@ -268,18 +269,21 @@ def _wait_for_eof(
     scale: float = 0.3,
     late: float = 0.0,
     probe: float | None = None,
-) -> tuple[float, list[str]]:
+    known: tuple[KnownHang, ...] = (),
+) -> tuple[float, ClientWatch]:
     """How long a client waited for an EOF the server never sent, and the watch's
     notes: get_request() returned its request with ``detail``, and shutdown_request()
     returned if ``ended``; the wait began ``late`` seconds after that.  ``probe``:
-    the wait is ``is_eof(probe)`` (False at its end), not ``recv_until_eof()``."""
+    the wait is ``is_eof(probe)`` (False at its end), not ``recv_until_eof()``.
+    ``known``: the implementation's known hangs and symptoms."""
     client = StreamClient(ours, 5.0)
     log = EventLog()
     try:
         log.emit("get_request", "return", 1, 0, None, *detail)
         if ended:
             log.emit("shutdown_request", "return", 1)
-        client.watch = ClientWatch(PhaseClock(scale=scale), log.progress, events=log.events)
+        clock = PhaseClock(scale=scale, known=known)
+        client.watch = ClientWatch(clock, log.progress, events=log.events)
         if late:
             client.watch.still()  # sampled now: the request's end is the last event seen
             assert not threading.Event().wait(late)
@@ -290,7 +294,7 @@ def _wait_for_eof(
             else:
                 with pytest.raises(ClientTimeout):
                     client.recv_until_eof()
-        return time.monotonic() - started, client.watch.phase_notes
+        return time.monotonic() - started, client.watch
     finally:
         log.close()
 
@@ -303,11 +307,32 @@ def test_an_eof_is_overdue_once_the_server_ended_the_request(ended: bool) -> Non
     ours, theirs = _tcp_pair()
     # The EOF is due after 0.075 s; the phase deadline is 0.9 s.
     address = address_text(ours.getsockname())
-    waited, notes = _wait_for_eof(ours, theirs, "client_address", address, ended=ended)
+    waited, watch = _wait_for_eof(ours, theirs, "client_address", address, ended=ended)
+    notes = watch.phase_notes
     if ended:
         assert waited < 0.6 and "the EOF was overdue" in notes[0]
     else:
         assert waited >= 0.85 and "phase deadline (0.9s) passed" in notes[0]
+
+
+def test_an_overdue_eof_costs_its_full_margin_once_per_implementation() -> None:
+    """The first overdue EOF of an implementation is a symptom, judged with the full
+    margin (``EOF_AFTER_END``); once the controller knows it, a later case's EOF is
+    overdue after the short deadline, its clients asking as often, and the evidence
+    says the deadline was shortened and why."""
+    ours, theirs = _tcp_pair()
+    address = address_text(ours.getsockname())
+    _, watch = _wait_for_eof(ours, theirs, "client_address", address, scale=1.0)
+    assert watch.symptoms == [(EOF_OVERDUE, IDLE_SERVER)] and watch.notes == []
+    assert watch.step == pytest.approx(0.1)
+    owed = (KnownHang(EOF_OVERDUE, IDLE_SERVER, REPEAT_AFTER),)
+    ours, theirs = _tcp_pair()
+    address = address_text(ours.getsockname())
+    _, watch = _wait_for_eof(ours, theirs, "client_address", address, scale=1.0, known=owed)
+    assert watch.step == pytest.approx(0.05)
+    assert watch.symptoms == [] and "the EOF was overdue" in watch.phase_notes[0]
+    assert "deadline shortened from 0.15s to 0.05s" in watch.notes[0]
+    assert "1 earlier cases of this implementation owed an EOF" in watch.notes[0]
 
 
 def test_an_eof_probe_ends_once_its_eof_is_overdue() -> None:
@@ -316,7 +341,8 @@ def test_an_eof_probe_ends_once_its_eof_is_overdue() -> None:
     ours, theirs = _tcp_pair()
     address = address_text(ours.getsockname())
     # Scale 0.3: the EOF is due after 0.075 s, the phase deadline is 0.9 s.
-    waited, notes = _wait_for_eof(ours, theirs, "client_address", address, probe=0.85)
+    waited, watch = _wait_for_eof(ours, theirs, "client_address", address, probe=0.85)
+    notes = watch.phase_notes
     assert waited < 0.6 and "the EOF was overdue" in notes[0]
 
 
@@ -347,7 +373,8 @@ def test_an_unbound_unix_clients_eof_is_overdue_by_its_peer(tmp_path: Path) -> N
         ours.connect(path)
         theirs, _ = listener.accept()
     inode = request_inode(theirs)
-    waited, notes = _wait_for_eof(ours, theirs, "client_address", "", "inode", inode)
+    waited, watch = _wait_for_eof(ours, theirs, "client_address", "", "inode", inode)
+    notes = watch.phase_notes
     assert waited < 0.6 and "the EOF was overdue" in notes[0]
 
 
@@ -373,7 +400,8 @@ def test_a_later_client_finds_its_eof_overdue_from_the_end_of_its_request() -> N
     # At scale 2 the EOF is due 2 * EOF_AFTER_END (0.3 s) after the request ended, and
     # a step is 2 * CLIENT_STEP (0.2 s).
     address = address_text(ours.getsockname())
-    waited, notes = _wait_for_eof(ours, theirs, "client_address", address, scale=2.0, late=0.8)
+    waited, watch = _wait_for_eof(ours, theirs, "client_address", address, scale=2.0, late=0.8)
+    notes = watch.phase_notes
     # At the first step: a wait that counted the silence from its own start could not
     # end before 2 * EOF_AFTER_END (at its second step, 0.4 s).
     assert waited < 2 * EOF_AFTER_END, waited
