@@ -13,7 +13,7 @@ import shutil
 import threading
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from harness._execution.blame import green_hint, judge_exception
@@ -155,9 +155,21 @@ def _run_and_check(
     grace = ctx.clock.limit("leak_grace_ended", LEAK_GRACE) if ended else LEAK_GRACE
     if known:
         grace = ctx.clock.limit("leak_grace_known_hang", grace)
+
     leaks = settle(
         baseline, grace, ignore_fds=ctx.log.fds(), pinned=lambda: sockets_held(ctx.servers)
     )
+    scenario = bookkeeping(ctx).scenario_thread
+    if known and leaks.fds and scenario is not None and scenario.is_alive():
+        # Its short join over (scenario_join_known_hang), the scenario still runs and
+        # may hold descriptors of its own (clients unwinding, a raw socket's select()),
+        # which no look at them tells from the server's: the hang is one earlier cases
+        # already showed, so descriptors are left unjudged, and the evidence says so.
+        leaks = replace(leaks, fds={})
+        evidence["fds_not_judged"] = (
+            "after this known hang the scenario was still running, with descriptors "
+            "of its own open: descriptor leaks were not judged"
+        )
     ctx.log.sync()
     overflowed = ctx.log.dropped > 0
     if overflowed:
@@ -295,7 +307,8 @@ def _teardown(ctx: Context, hung: bool = False, known: bool = False) -> Hang | N
     After the case already hung (``hung``) its verdict is known and a stuck
     implementation only adds evidence, so each call gets ``teardown_after_hang``;
     after a hang recognised as one of the implementation's known hangs (``known``),
-    whose teardown earlier cases already showed, ``teardown_after_known_hang``.
+    whose teardown earlier cases already showed, ``teardown_after_known_hang``
+    (and the scenario still running, ``scenario_join_known_hang``).
     """
     book = bookkeeping(ctx)
     book.release()
@@ -303,7 +316,10 @@ def _teardown(ctx: Context, hung: bool = False, known: bool = False) -> Hang | N
         # A scenario ended early (dead server, hang) unblocks once its clients are closed.
         # After a dead server or a hang the verdict is known: a short join.
         phase = "scenario_join_ended" if book.ended.is_set() else "serve_join"
-        book.scenario_thread.join(ctx.clock.limit(phase, 1.0))
+        join = ctx.clock.limit(phase, 1.0)
+        if known:
+            join = ctx.clock.limit("scenario_join_known_hang", join)
+        book.scenario_thread.join(join)
     hang: Hang | None = None
     limit = max(2.0, min(5.0, ctx.time_left() + 2.0))
     if hung:

@@ -106,7 +106,11 @@ class LifecycleEvent:
 
     def to_json(self) -> dict[str, Any]:
         """Return a JSON-ready dict."""
-        return asdict(self)
+        # Its fields and a copy of ``detail``, not ``asdict``: that deep copy cost
+        # 0.1 ms an event, and a failing case's evidence holds up to 400 of them.
+        data = dict(self.__dict__)
+        data["detail"] = dict(self.detail)
+        return data
 
     def label(self) -> str:
         """Short human label such as ``handle raised ValueError``."""

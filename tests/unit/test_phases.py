@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import threading
 import time
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 from mutants import by_name
 
-from harness import Verdict, load_implementation
+from harness import Context, Verdict, load_implementation, scenario
 from harness._control.spare import SpareWorkers
 from harness._control.symptoms import Symptoms
 from harness._execution.carry import CARRY_CASES, CARRY_FDS, CarryBudget
@@ -27,7 +28,7 @@ from harness._model.phases import (
     short_deadline,
 )
 from harness._model.records import CaseResult
-from harness._model.scenario import Case
+from harness._model.scenario import Case, spec_of
 from harness._model.settings import CaseOptions, Settings
 from harness._runtime.deadline import LOAD_STRETCH, PhaseClock, innermost, stuck_chains
 from harness._runtime.load import usable_cpus
@@ -379,3 +380,43 @@ def _harness_hook(event: threading.Event) -> None:
     from harness._runtime.deadline import call_with_deadline
 
     call_with_deadline(lambda: event.wait(30), 30.0, "a hook")
+
+
+#: Releases the scenario below from its own wait (at the end of the test).
+_OWN_WAIT_OVER = threading.Event()
+
+
+@scenario(
+    "t.own_wait", title="a scenario in a wait of its own", transports=("tcp",), kinds=("sync",)
+)
+def _stays_in_its_own_wait(ctx: Context) -> None:
+    """A client's request is never ended; meanwhile the scenario waits on its own,
+    with a socket of its own open (no watched client: the case's end cannot wake it)."""
+    ctx.server()
+    ctx.connect().send(b"hello\n")
+    with socket.socket():
+        _OWN_WAIT_OVER.wait(10.0)
+
+
+def test_after_a_known_hang_a_scenario_in_its_own_wait_is_waited_for_briefly(
+    tmp_path: Path,
+) -> None:
+    """After a known hang the verdict and its evidence are known: the teardown waits
+    for a scenario still running only ``scenario_join_known_hang``, and the
+    descriptors it still holds are left unjudged (said so), not blamed on the server."""
+    impl = load_implementation(str(by_name("every_handler_hangs").write(tmp_path)))
+    spec = spec_of(_stays_in_its_own_wait)
+    assert spec is not None
+    (case,) = spec.cases()
+    stuck = "serve_forever>_handle_request_noblock>process_request>finish_request>__init__"
+    known = (KnownHang("shutdown", stuck, REPEAT_AFTER),)
+    try:
+        result = execute(impl, case, CaseOptions(known_hangs=known)).result
+    finally:
+        _OWN_WAIT_OVER.set()
+    assert result.verdict is Verdict.HANG
+    assert "earlier cases of this implementation hung in shutdown" in result.reason
+    assert "descriptor leaks were not judged" in result.evidence["fds_not_judged"]
+    assert "resources.fds" not in {f.check for f in result.findings}
+    # The join before this change (scenario_join_ended) alone took 0.2 s.
+    assert PHASE_DEADLINES["scenario_join_known_hang"] < PHASE_DEADLINES["scenario_join_ended"]
