@@ -85,8 +85,14 @@ def check_goals(goals: list[dict[str, Any]]) -> None:
 
 @pytest.mark.slow
 def test_quick_echo_and_load_sections_write_json_and_svg(tmp_path: Path) -> None:
+    # The shape is what is checked: two repetitions of 0.05 s windows and 100 load
+    # clients show it at half the CPU of --quick's own (tox runs four suites at once).
     proc, report = run_bench(
-        tmp_path, "--quick", "--only", "reference-vs-stdlib,instrumentation,load"
+        tmp_path,
+        "--quick",
+        "--only",
+        "reference-vs-stdlib,instrumentation,load",
+        *("--reps", "2", "--duration", "0.05", "--clients", "100"),
     )
     assert proc.returncode == 0, proc.stderr
     doc = json.loads((report / "bench.json").read_text())
