@@ -36,7 +36,7 @@ from harness._control.agents import parse_spec
 from harness._control.expectations import apply_expectations, load_expectations
 from harness._control.oracle import Oracle, split_oracle, with_oracle
 from harness._control.probing import probe, read_plan
-from harness._control.schedule import CaseQueue
+from harness._control.schedule import CaseQueue, cheap_first
 from harness._control.spare import SpareWorkers
 from harness._control.supervisor import Worker
 from harness._control.symptoms import Symptoms
@@ -309,22 +309,6 @@ def _stop_signals() -> Iterator[threading.Event]:
     finally:
         for number, handler in previous.items():
             signal.signal(number, handler)
-
-
-def cheap_first(
-    work: Sequence[tuple[Implementation, CaseRef]],
-) -> list[tuple[Implementation, CaseRef]]:
-    """``work`` in the order it is run: implementation by implementation, as given,
-    and within one the cases with the shorter deadlines first (else catalogue order).
-
-    On a broken implementation a case waits out its long timeouts only until a
-    symptom of the implementation is known (``phases``), and the short cases
-    learn the symptoms at a fraction of the cost.  Reports keep catalogue order.
-    """
-    rank: dict[str, int] = {}
-    for impl, _case in work:
-        rank.setdefault(impl.spec, len(rank))
-    return sorted(work, key=lambda item: (rank[item[0].spec], item[1].spec.deadline))
 
 
 class _Pool:
