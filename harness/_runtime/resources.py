@@ -62,6 +62,8 @@ def live_child_pids() -> list[int]:
 
 
 def _children() -> dict[int, str]:
+    if not has_children():
+        return {}
     out: dict[int, str] = {}
     try:
         for child in psutil.Process().children(recursive=True):
@@ -72,6 +74,27 @@ def _children() -> dict[int, str]:
     except psutil.Error:
         pass
     return out
+
+
+def has_children() -> bool:
+    """Whether this process has a child at all, zombies included.
+
+    Asked before every scan: psutil finds children by reading every process's
+    ``/proc/PID/stat`` (milliseconds on a busy host, several times a case), while
+    most cases never fork. Without a child there is no descendant either: an
+    orphaned grandchild belongs to init, not to us. Reaps nothing (``WNOWAIT``).
+    """
+    waitid = getattr(os, "waitid", None)
+    if waitid is None:  # not on every platform: scan
+        return True
+    try:
+        # Any child at all answers (None while none has exited); only none raises.
+        waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    except ChildProcessError:
+        return False
+    except OSError:
+        return True
+    return True
 
 
 @dataclass(frozen=True)

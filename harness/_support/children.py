@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterable
 
 import psutil
 
+from harness._runtime.resources import has_children
+
 
 def child_states(pids: Iterable[int]) -> dict[int, str]:
     """Status (``'zombie'``, ``'sleeping'``...) of those ``pids`` still children of ours.
@@ -22,6 +24,8 @@ def child_states(pids: Iterable[int]) -> dict[int, str]:
     """
     wanted = set(pids)
     out: dict[int, str] = {}
+    if not has_children():  # all reaped: no need to read the process table
+        return out
     try:
         children = psutil.Process().children()
     except psutil.Error:
@@ -37,6 +41,8 @@ def child_states(pids: Iterable[int]) -> dict[int, str]:
 
 def live_children() -> list[int]:
     """Pids of this process's children that are running (not zombies)."""
+    if not has_children():
+        return []
     try:
         children = psutil.Process().children()
     except psutil.Error:

@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 import threading
 import time
 
-from harness._runtime.resources import ResourceSnapshot, diff, settle, take_snapshot
+import psutil
+
+from harness._runtime.resources import (
+    ResourceSnapshot,
+    diff,
+    has_children,
+    settle,
+    take_snapshot,
+)
 
 EPOLL = "anon_inode:[eventpoll]"
 
@@ -75,3 +85,29 @@ def test_a_descriptor_a_thread_will_close_is_waited_for() -> None:
         closed.set()
         closer.join(10.0)
     assert not leaks.fds and not leaks.threads
+
+
+def test_the_quick_child_question_agrees_with_the_process_table_and_reaps_nothing() -> None:
+    """``has_children`` (one waitid) spares the scan of every process's /proc entry: it
+    must say yes for a running child and for a zombie, and leave the zombie unreaped."""
+    had = bool(psutil.Process().children())
+    assert has_children() is had
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE
+    )
+    try:
+        assert has_children()
+        assert child.pid in take_snapshot().children
+        assert child.stdin is not None
+        child.stdin.close()  # it exits; nobody reaps it until child.wait()
+        deadline = time.monotonic() + 30
+        while psutil.Process(child.pid).status() != psutil.STATUS_ZOMBIE:
+            assert time.monotonic() < deadline, "the child did not exit"
+            time.sleep(0.01)
+        assert has_children()
+        assert psutil.Process(child.pid).status() == psutil.STATUS_ZOMBIE  # still unreaped
+        assert take_snapshot().children.get(child.pid) == psutil.STATUS_ZOMBIE
+    finally:
+        child.kill()
+        child.wait(timeout=30)
+    assert has_children() is bool(psutil.Process().children())
