@@ -208,8 +208,9 @@ def broken_section(quick: bool, out: Out, names: Sequence[str] = ()) -> dict[str
                     round(run["wall"] / clean[jobs], 2) if clean.get(jobs) else None
                 )
             if correct:
-                failures = [c for c, v in row["verdicts"].items() if v in FAILING]
+                failures = false_failures(runs)
                 row["false_failures"] = len(failures)
+                row["false_failure_cases"] = failures
                 row["unchanged"] = None
             else:
                 row["no_phases"] = baseline(spec, runs[2])
@@ -223,10 +224,23 @@ def broken_section(quick: bool, out: Out, names: Sequence[str] = ()) -> dict[str
     return {"rows": rows, "clean": clean, "select": list(select), "goals": goals_of(rows, quick)}
 
 
+def false_failures(runs: dict[int, dict[str, Any]]) -> list[str]:
+    """The failing cases of a correct implementation's runs, each named with its
+    ``--jobs``: every run counts (a case that failed serially only is one too)."""
+    return [
+        f"{case} (--jobs {jobs})"
+        for jobs, run in sorted(runs.items())
+        for case, verdict in sorted(run["verdicts"].items())
+        if verdict in FAILING
+    ]
+
+
 def row_line(row: dict[str, Any]) -> str:
     """One printed table line: wall times, ratios, verdict-set comparison."""
     if row["correct"]:
         what = f"{row['false_failures']} false failures"
+        if row.get("false_failure_cases"):
+            what += f": {'; '.join(row['false_failure_cases'][:3])}"
     else:
         base = row["no_phases"]
         of = f"{base['judged']} of {base['intervened']} cases re-judged without phase deadlines"

@@ -21,7 +21,7 @@ import pytest
 from helpers import ROOT
 from mutants import MUTANTS
 
-from harness._bench.broken import goals_of, load_table, row_line, sample
+from harness._bench.broken import false_failures, goals_of, load_table, row_line, sample
 from harness._bench.command import DEFAULT_SECTIONS, SECTIONS, parse_options, plot
 from harness._bench.echo import Row, all_rows
 from harness._bench.fuzz import _steps, find_number
@@ -261,3 +261,13 @@ def test_the_baseline_sample_covers_every_mechanism_and_scenario_first() -> None
     # one per (mechanism, scenario) group before any group gives a second
     assert {"c.d[y=1]", "a.b[z=1]"} <= set(picked)
     assert sample({}, limit=4) == []
+
+
+def test_a_correct_implementation_fails_falsely_in_any_of_its_runs() -> None:
+    """Each run counts: a case failing only in the serial run is a false failure too."""
+    runs = {
+        1: {"verdicts": {"a": "fail", "b": "pass", "u": "unsupported"}},
+        2: {"verdicts": {"a": "pass", "b": "pass", "c": "hang"}},
+    }
+    assert false_failures(runs) == ["a (--jobs 1)", "c (--jobs 2)"]
+    assert false_failures({1: {"verdicts": {"a": "pass"}}, 2: {"verdicts": {"a": "xfail"}}}) == []
