@@ -62,18 +62,25 @@ def live_child_pids() -> list[int]:
 
 
 def _children() -> dict[int, str]:
-    if not has_children():
-        return {}
     out: dict[int, str] = {}
-    try:
-        for child in psutil.Process().children(recursive=True):
-            try:
-                out[child.pid] = child.status()
-            except psutil.Error:
-                continue
-    except psutil.Error:
-        pass
+    for child in child_processes(recursive=True):
+        try:
+            out[child.pid] = child.status()
+        except psutil.Error:
+            continue
     return out
+
+
+def child_processes(recursive: bool = False) -> list[psutil.Process]:
+    """This process's children (and theirs, ``recursive``); none at once, without
+    reading the process table, when it has no child at all (``has_children``)."""
+    if not has_children():
+        return []
+    try:
+        children: list[psutil.Process] = psutil.Process().children(recursive=recursive)
+    except psutil.Error:
+        return []
+    return children
 
 
 def has_children() -> bool:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 
 import psutil
 
-from harness._runtime.resources import has_children
+from harness._runtime.resources import child_processes
 
 
 def child_states(pids: Iterable[int]) -> dict[int, str]:
@@ -24,13 +24,7 @@ def child_states(pids: Iterable[int]) -> dict[int, str]:
     """
     wanted = set(pids)
     out: dict[int, str] = {}
-    if not has_children():  # all reaped: no need to read the process table
-        return out
-    try:
-        children = psutil.Process().children()
-    except psutil.Error:
-        return out
-    for child in children:
+    for child in child_processes():
         if child.pid in wanted:
             try:
                 out[child.pid] = child.status()
@@ -41,14 +35,8 @@ def child_states(pids: Iterable[int]) -> dict[int, str]:
 
 def live_children() -> list[int]:
     """Pids of this process's children that are running (not zombies)."""
-    if not has_children():
-        return []
-    try:
-        children = psutil.Process().children()
-    except psutil.Error:
-        return []
     out = []
-    for child in children:
+    for child in child_processes():
         try:
             if child.status() != psutil.STATUS_ZOMBIE:
                 out.append(child.pid)
