@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import os
+import selectors
 import sys
 import threading
 import time
@@ -108,9 +109,45 @@ def stack_signature(
                 calls_out = False
             elif names and path.startswith(HARNESS_DIR):
                 calls_out = True
+        if names and names[-1] in BLOCKING_LOOPS and _selects_for_ever(frame):
+            names.append(SELECT_FOR_EVER)
         if names:
             chains.add(">".join(names) + (CALLS_OUT if calls_out else ""))
     return " | ".join(sorted(chains))
+
+
+#: The pseudo-function ending the chain of a serving loop blocked in a selector's
+#: ``select()`` with no timeout: it can never poll again (run ``service_actions()``,
+#: see the flag ``shutdown()`` set), only wake for a request.  Shown as a function of
+#: the implementation's, so the loop counts as stuck rather than idle, and the report
+#: says where it waits.
+SELECT_FOR_EVER = "select(no timeout)"
+
+#: Serving loops that must poll while idle (``handle_request()`` without a timeout
+#: may rightly wait for a request for ever).
+BLOCKING_LOOPS = frozenset(("serve_forever",))
+
+_SELECTORS = os.path.realpath(selectors.__file__)
+
+
+def _selects_for_ever(frame: FrameType) -> bool:
+    """Whether ``frame`` (a thread's innermost) is a ``selectors`` ``select()`` with no
+    timeout (``None``, or the negative one ``EpollSelector`` turns it into) on a
+    selector watching one file at most: the listening socket.  A loop that also
+    watches a pipe of its own (the self-pipe design) is woken by ``shutdown()``
+    through it, and is idle, not blocked."""
+    code = frame.f_code
+    if code.co_name != "select" or _real_path(code.co_filename) != _SELECTORS:
+        return False
+    local = frame.f_locals
+    timeout = local.get("timeout", 0)
+    if not (timeout is None or (isinstance(timeout, (int, float)) and timeout < 0)):
+        return False
+    try:
+        watched = len(local["self"].get_map())
+    except (KeyError, AttributeError, TypeError, RuntimeError):
+        return False  # not a selector as ``selectors`` makes them: no claim
+    return watched <= 1
 
 
 def _codes(frame: FrameType | None) -> list[CodeType]:
@@ -176,6 +213,11 @@ def _last_call(chain: str) -> str:
 def chains(signature: str) -> frozenset[str]:
     """The chains of ``signature`` (one per thread inside the implementation)."""
     return frozenset(chain for chain in signature.split(" | ") if chain)
+
+
+#: How often a phase with a known hang looks for a serving loop blocked for ever
+#: (seconds, before scale): a look reads each thread's stack, a fraction of a millisecond.
+BLOCKED_STEP = 0.005
 
 
 #: At most this many times its idle-host length does a loaded host stretch a full
@@ -261,9 +303,12 @@ class PhaseClock:
     def stuck_signature(self, signature: str | None = None) -> str:
         """``signature`` (default: ``signature()`` now) without the chains of serving
         loops idle in ``select()``: where the implementation's threads are stuck while
-        a client waits."""
+        a client waits.  A loop blocked there for ever (``SELECT_FOR_EVER``) is left
+        out too: a waiting client's request was taken already, so the loop does not
+        hold its reply or EOF."""
         chains = (self.signature() if signature is None else signature).split(" | ")
-        kept = [c for c in chains if c and not innermost(c) <= IDLE_LOOPS | IDLE_POLLS]
+        idle = IDLE_LOOPS | IDLE_POLLS | {SELECT_FOR_EVER}
+        kept = [c for c in chains if c and not innermost(c) <= idle]
         return " | ".join(kept)
 
     def death_grace(self, how: str, full: float) -> tuple[float, str]:
@@ -386,6 +431,43 @@ class PhaseClock:
                     f"{what_stalled(phase)} ({note})", self.stacks(), phase, signature, note
                 )
 
+    def _blocked(
+        self, done: Callable[[float], bool], phase: str, short: float, full: float, what: str
+    ) -> Hang | None:
+        """Wait up to ``short`` for ``done``, in steps (``_Done`` once done); the ``Hang``
+        to raise as soon as a known hang of ``phase`` shows again with a serving loop
+        blocked for ever (``SELECT_FOR_EVER``): nothing the case still does can wake that
+        loop, so the rest of the short deadline could only end the same way.  None
+        at the end of ``short`` (the caller then matches the stacks as before)."""
+        step = BLOCKED_STEP * self.scale
+        started = time.monotonic()
+        while True:
+            left = short - (time.monotonic() - started)
+            if done(max(0.0, min(step, left))):
+                raise _Done
+            if left <= step:
+                return None
+            own = stack_signature(self.impl_paths, self._older_idents())
+            if SELECT_FOR_EVER not in innermost(own):
+                continue
+            signature = self.signature()
+            match = self.known.get((phase, signature))
+            if match is None:
+                continue
+            waited = time.monotonic() - started
+            note = (
+                f"deadline shortened from {full:g}s to {waited:.3f}s: the serving loop is "
+                f"blocked in select() with no timeout, and {match.cases} earlier cases of "
+                f"this implementation hung in {phase} with the same stacks"
+            )
+            return Hang(
+                f"{what} did not return within {waited:.3f}s ({note})",
+                self.stacks(),
+                phase,
+                signature,
+                note,
+            )
+
     def wait(
         self,
         done: Callable[[float], bool],
@@ -406,15 +488,15 @@ class PhaseClock:
         try:
             if self.enabled and self._may_shorten(phase):
                 short = min(full, short_deadline(phase) * self.scale)
-                if progress is not None:
-                    try:
+                try:
+                    if progress is not None:
                         stalled = self._stalled(done, phase, short, progress)
-                    except _Done:
-                        return
-                    if stalled is not None:
-                        raise stalled
-                elif done(short):
+                    else:
+                        stalled = self._blocked(done, phase, short, full, what)
+                except _Done:
                     return
+                if stalled is not None:
+                    raise stalled
                 signature = self.signature()
                 match, how = self._match(phase, signature)
                 if match is not None and signature:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import selectors
 import socket
 import threading
 import time
@@ -30,7 +31,13 @@ from harness._model.phases import (
 from harness._model.records import CaseResult
 from harness._model.scenario import Case, spec_of
 from harness._model.settings import CaseOptions, Settings
-from harness._runtime.deadline import LOAD_STRETCH, PhaseClock, innermost, stuck_chains
+from harness._runtime.deadline import (
+    LOAD_STRETCH,
+    SELECT_FOR_EVER,
+    PhaseClock,
+    innermost,
+    stuck_chains,
+)
 from harness._runtime.load import usable_cpus
 
 ECHO = "echo.concurrent[tcp-sync-clients=100]"
@@ -420,3 +427,64 @@ def test_after_a_known_hang_a_scenario_in_its_own_wait_is_waited_for_briefly(
     assert "resources.fds" not in {f.check for f in result.findings}
     # The join before this change (scenario_join_ended) alone took 0.2 s.
     assert PHASE_DEADLINES["scenario_join_known_hang"] < PHASE_DEADLINES["scenario_join_ended"]
+
+
+def test_a_loop_blocked_in_select_without_timeout_is_stuck_not_idle(tmp_path: Path) -> None:
+    """A serving loop in a selector's select() with no timeout can never poll: its chain
+    ends in ``SELECT_FOR_EVER`` and counts as stuck.  With a timeout, or with a pipe of
+    its own registered beside the listening socket (woken by shutdown()), it is idle."""
+    source = tmp_path / "impl.py"
+    source.write_text(
+        "import selectors\n\n"
+        "def serve_forever(selector, timeout):\n    return selector.select(timeout)\n"
+    )
+    namespace: dict[str, object] = {}
+    exec(compile(source.read_text(), str(source), "exec"), namespace)
+    clock = PhaseClock(impl_paths=[str(tmp_path)])
+    clock.older = frozenset()
+    for timeout, pipes, expected in (
+        (None, 1, f"serve_forever>{SELECT_FOR_EVER}"),
+        (30.0, 1, "serve_forever"),
+        (None, 2, "serve_forever"),
+    ):
+        pairs = [socket.socketpair() for _ in range(pipes)]
+        selector = selectors.PollSelector()
+        for reader, _ in pairs:
+            selector.register(reader, selectors.EVENT_READ)
+        loop = threading.Thread(
+            target=namespace["serve_forever"], args=(selector, timeout), daemon=True
+        )
+        loop.start()
+        try:
+            deadline = time.monotonic() + 5
+            while clock.signature() != expected and time.monotonic() < deadline:
+                time.sleep(0.01)  # a poll of another thread's stack: nothing to wait on
+            assert clock.signature() == expected
+        finally:
+            pairs[0][1].send(b"x")  # wakes the loop
+            loop.join(5)
+            selector.close()
+            for pair in pairs:
+                for sock in pair:
+                    sock.close()
+    assert stuck_chains(f"serve_forever>{SELECT_FOR_EVER} | shutdown") == {
+        f"serve_forever>{SELECT_FOR_EVER}"
+    }
+
+
+def test_a_known_hang_with_a_loop_blocked_for_ever_ends_at_once(tmp_path: Path) -> None:
+    """Nothing in a teardown wakes a loop blocked in select() with no timeout: a known
+    hang of ``shutdown`` with such a loop ends as soon as the stacks show it, well
+    within the short deadline, and says why; the first one is judged in full."""
+    impl = load_implementation(str(by_name("serve_forever_blocks_in_select").write(tmp_path)))
+    # Unix, not TCP: no stray connection to a reused port can wake the loop.
+    case = _case("echo.concurrent[unix_stream-sync-clients=100]")
+    first = execute(impl, case).result
+    assert first.verdict is Verdict.HANG
+    assert first.evidence["hang_signature"] == f"serve_forever>{SELECT_FOR_EVER} | shutdown"
+    assert first.reason == "shutdown() did not return within 2s"
+    known = KnownHang("shutdown", first.evidence["hang_signature"], REPEAT_AFTER)
+    again = execute(impl, case, CaseOptions(known_hangs=(known,))).result
+    assert again.verdict is Verdict.HANG
+    assert "blocked in select() with no timeout" in again.evidence["deadline_shortened"]
+    assert again.evidence["phase_times"]["shutdown"] < SHORT_DEADLINE
