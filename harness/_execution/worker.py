@@ -11,6 +11,7 @@ stack, which the supervisor asks for before killing a hung worker.
 from __future__ import annotations
 
 import faulthandler
+import gc
 import json
 import os
 import signal
@@ -89,6 +90,11 @@ def main(argv: list[str]) -> int:
         return 2
     cases = {c.id: c for c in select_cases(specs, (), "stress")}
     options = CaseOptions(**config["options"])
+    # What is loaded by now (the implementation, the scenarios and what they import:
+    # scapy, hypothesis) lives as long as the worker.  Frozen out of the collector's
+    # reach, the collection a case with descriptors left makes (``settle``) scans only
+    # what the cases made: 6 ms less a collection here.
+    gc.freeze()
     ready = {
         "type": "ready",
         "pid": os.getpid(),

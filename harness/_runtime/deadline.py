@@ -100,20 +100,53 @@ def stack_signature(
     for ident, frame in (sys._current_frames() if frames is None else frames).items():
         if ident in ignore:
             continue
-        names: list[str] = []
-        calls_out = False
-        for code in _codes(frame):
-            path = _real_path(code.co_filename)
-            if path.startswith(prefixes):
-                names.append(code.co_name)
-                calls_out = False
-            elif names and path.startswith(HARNESS_DIR):
-                calls_out = True
-        if names and names[-1] in BLOCKING_LOOPS and _selects_for_ever(frame):
-            names.append(SELECT_FOR_EVER)
+        names, calls_out = _chain(frame, prefixes)
         if names:
             chains.add(">".join(names) + (CALLS_OUT if calls_out else ""))
     return " | ".join(sorted(chains))
+
+
+def _chain(frame: FrameType, prefixes: tuple[str, ...]) -> tuple[list[str], bool]:
+    """The implementation's functions on ``frame``'s stack, outermost first (ending in
+    ``SELECT_FOR_EVER`` for a serving loop blocked for ever), and whether a harness
+    frame lies past the innermost of them (``CALLS_OUT``)."""
+    names: list[str] = []
+    calls_out = False
+    for code in _codes(frame):
+        path = _real_path(code.co_filename)
+        if path.startswith(prefixes):
+            names.append(code.co_name)
+            calls_out = False
+        elif names and path.startswith(HARNESS_DIR):
+            calls_out = True
+    if names and names[-1] in BLOCKING_LOOPS and _selects_for_ever(frame):
+        names.append(SELECT_FOR_EVER)
+    return names, calls_out
+
+
+#: How a stall by ``deadlocked`` is described in a hang's reason.
+WAITS_FOR_EVER = "in select() or a threading wait, with no timeout"
+
+
+def deadlocked(impl_paths: Sequence[str], ignore: Collection[int] = ()) -> bool:
+    """Whether every thread inside the implementation (leaving out ``ignore``) waits
+    for ever, none calling back into the harness: a serving loop blocked in
+    ``select()`` with no timeout (``SELECT_FOR_EVER``), or a ``threading`` wait with
+    no timeout (an event, a condition, a lock, a queue, a join).  No thread of the
+    implementation can then wake another, and none wakes on its own: it stays so.
+    False when no thread is inside it."""
+    prefixes = tuple(impl_paths)
+    inside = False
+    for ident, frame in sys._current_frames().items():
+        if ident in ignore or not prefixes:
+            continue
+        names, calls_out = _chain(frame, prefixes)
+        if not names:
+            continue
+        if calls_out or not (names[-1] == SELECT_FOR_EVER or _waits_for_ever(frame)):
+            return False
+        inside = True
+    return inside
 
 
 #: The pseudo-function ending the chain of a serving loop blocked in a selector's
@@ -148,6 +181,24 @@ def _selects_for_ever(frame: FrameType) -> bool:
     except (KeyError, AttributeError, TypeError, RuntimeError):
         return False  # not a selector as ``selectors`` makes them: no claim
     return watched <= 1
+
+
+_THREADING = os.path.realpath(threading.__file__)
+
+
+def _waits_for_ever(frame: FrameType) -> bool:
+    """Whether ``frame`` (a thread's innermost) is a ``threading`` wait with no timeout:
+    ``Condition.wait`` (under ``Event.wait``, ``Semaphore.acquire``, ``Queue.get``) or
+    a thread's join (``_wait_for_tstate_lock`` up to 3.12, ``join`` from 3.13)."""
+    code = frame.f_code
+    if _real_path(code.co_filename) != _THREADING:
+        return False
+    timeout = frame.f_locals.get("timeout", 0)
+    if code.co_name in ("wait", "join"):
+        return timeout is None
+    if code.co_name == "_wait_for_tstate_lock":
+        return bool(frame.f_locals.get("block", False)) and timeout == -1
+    return False
 
 
 def _codes(frame: FrameType | None) -> list[CodeType]:
@@ -215,8 +266,8 @@ def chains(signature: str) -> frozenset[str]:
     return frozenset(chain for chain in signature.split(" | ") if chain)
 
 
-#: How often a phase with a known hang looks for a serving loop blocked for ever
-#: (seconds, before scale): a look reads each thread's stack, a fraction of a millisecond.
+#: How often a phase with a known hang looks whether the implementation waits for ever
+#: (``deadlocked``; seconds, before scale): a look reads each thread's innermost frames.
 BLOCKED_STEP = 0.005
 
 
@@ -387,6 +438,17 @@ class PhaseClock:
                 return known, f"stuck in the same calls ({', '.join(sorted(calls))})"
         return None, ""
 
+    def _frozen(self) -> str:
+        """The signature now if every thread of the implementation waits for ever
+        (``deadlocked``) and no child process of it lives (one may be at work where no
+        stack here shows it); "" otherwise.  Nothing in the implementation can then wake
+        another of its threads, and the harness waits for them: they stay so."""
+        if not deadlocked(self.impl_paths, self._older_idents()):
+            return ""
+        own = stack_signature(self.impl_paths, self._older_idents())
+        signature, judged = self.look()
+        return signature if judged and signature == own else ""
+
     def _stalled(
         self, done: Callable[[float], bool], phase: str, short: float, progress: Callable[[], int]
     ) -> Hang | None:
@@ -415,17 +477,21 @@ class PhaseClock:
             if count != seen:
                 seen, since = count, now
                 continue
-            if now - since < quick:
+            frozen = "" if now - since >= quick else self._frozen()
+            if now - since < quick and not frozen:
                 continue
-            signature = self.signature()
+            signature = frozen or self.signature()
             if now - since < after:
                 match, how = self._quick_match(signature)
             else:
                 match, how = self._stall_match(signature)
             if match is not None:
+                why = f"no lifecycle event for {now - since:.1f}s"
+                if frozen:
+                    why = f"every thread of the implementation waits for ever ({WAITS_FOR_EVER})"
                 note = (
-                    f"no lifecycle event for {now - since:.1f}s and {match.cases} earlier cases "
-                    f"of this implementation hung in {match.phase} {how}"
+                    f"{why} and {match.cases} earlier cases of this implementation hung in "
+                    f"{match.phase} {how}"
                 )
                 return Hang(
                     f"{what_stalled(phase)} ({note})", self.stacks(), phase, signature, note
@@ -435,10 +501,11 @@ class PhaseClock:
         self, done: Callable[[float], bool], phase: str, short: float, full: float, what: str
     ) -> Hang | None:
         """Wait up to ``short`` for ``done``, in steps (``_Done`` once done); the ``Hang``
-        to raise as soon as a known hang of ``phase`` shows again with a serving loop
-        blocked for ever (``SELECT_FOR_EVER``): nothing the case still does can wake that
-        loop, so the rest of the short deadline could only end the same way.  None
-        at the end of ``short`` (the caller then matches the stacks as before)."""
+        to raise as soon as a known hang of ``phase`` shows again, with the same stacks,
+        while every thread of the implementation waits for ever (``deadlocked``) and no
+        child process of it lives: the caller waits for the call, so nothing can wake
+        them, and the rest of the short deadline could only end the same way.  None at
+        the end of ``short`` (the caller then matches the stacks as before)."""
         step = BLOCKED_STEP * self.scale
         started = time.monotonic()
         while True:
@@ -447,18 +514,15 @@ class PhaseClock:
                 raise _Done
             if left <= step:
                 return None
-            own = stack_signature(self.impl_paths, self._older_idents())
-            if SELECT_FOR_EVER not in innermost(own):
-                continue
-            signature = self.signature()
-            match = self.known.get((phase, signature))
+            signature = self._frozen()
+            match = self.known.get((phase, signature)) if signature else None
             if match is None:
                 continue
             waited = time.monotonic() - started
             note = (
-                f"deadline shortened from {full:g}s to {waited:.3f}s: the serving loop is "
-                f"blocked in select() with no timeout, and {match.cases} earlier cases of "
-                f"this implementation hung in {phase} with the same stacks"
+                f"deadline shortened from {full:g}s to {waited:.3f}s: every thread of the "
+                f"implementation waits for ever ({WAITS_FOR_EVER}), and {match.cases} earlier "
+                f"cases of this implementation hung in {phase} with the same stacks"
             )
             return Hang(
                 f"{what} did not return within {waited:.3f}s ({note})",

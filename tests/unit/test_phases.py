@@ -92,9 +92,9 @@ def test_a_known_hang_is_judged_after_the_short_deadline_and_says_so(tmp_path: P
     known = KnownHang("shutdown", first["hang_signature"], REPEAT_AFTER)
     again = execute(impl, _case(ECHO), CaseOptions(known_hangs=(known,))).result
     assert again.verdict is Verdict.HANG
-    assert (
-        f"deadline shortened from 2s to {SHORT_DEADLINE:g}s" in again.evidence["deadline_shortened"]
-    )
+    # shutdown() waits for ever for a loop that has ended: known as soon as seen.
+    assert again.evidence["deadline_shortened"].startswith("deadline shortened from 2s to 0.0")
+    assert "waits for ever" in again.evidence["deadline_shortened"]
     assert again.evidence["hang_signature"] == first["hang_signature"]
     assert again.evidence["stacks"]
 
@@ -486,5 +486,45 @@ def test_a_known_hang_with_a_loop_blocked_for_ever_ends_at_once(tmp_path: Path) 
     known = KnownHang("shutdown", first.evidence["hang_signature"], REPEAT_AFTER)
     again = execute(impl, case, CaseOptions(known_hangs=(known,))).result
     assert again.verdict is Verdict.HANG
-    assert "blocked in select() with no timeout" in again.evidence["deadline_shortened"]
+    assert "waits for ever (in select()" in again.evidence["deadline_shortened"]
     assert again.evidence["phase_times"]["shutdown"] < SHORT_DEADLINE
+
+
+@pytest.mark.parametrize("timeout", [None, 0.001])
+def test_a_known_hang_ends_at_once_only_when_the_implementation_waits_for_ever(
+    tmp_path: Path, timeout: float | None
+) -> None:
+    """A thread of the implementation in a threading wait with no timeout, and no
+    other: nothing can wake it, so a known hang with its stacks ends at once.  One
+    waiting with a timeout (it wakes on its own) is judged after the short deadline."""
+    source = tmp_path / "impl.py"
+    source.write_text(
+        "def stuck(event, timeout):\n    while not event.wait(timeout):\n        pass\n"
+    )
+    namespace: dict[str, object] = {}
+    exec(compile(source.read_text(), str(source), "exec"), namespace)
+    release = threading.Event()
+    thread = threading.Thread(target=namespace["stuck"], args=(release, timeout), daemon=True)
+    clock = PhaseClock(
+        known=(KnownHang("call", "stuck", REPEAT_AFTER),),
+        impl_paths=[str(tmp_path)],
+        children=lambda scale: "",  # no child process (None: children not judged)
+    )
+    thread.start()
+    try:
+        with pytest.raises(Hang) as info:
+            clock.wait(threading.Event().wait, "call", 5.0, "a call")
+        # Children that could not be judged may be at work: no claim.
+        unjudged = PhaseClock(impl_paths=[str(tmp_path)])
+        unjudged.older = clock.older
+        assert unjudged._frozen() == ""
+        assert bool(clock._frozen()) is (timeout is None)
+    finally:
+        release.set()
+        thread.join(5)
+    if timeout is None:
+        assert "waits for ever (in select() or a threading wait" in info.value.reason
+        assert clock.took["call"] < SHORT_DEADLINE
+    else:
+        assert info.value.reason.startswith(f"a call did not return within {SHORT_DEADLINE:g}s")
+        assert clock.took["call"] >= SHORT_DEADLINE
