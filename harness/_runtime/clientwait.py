@@ -239,12 +239,19 @@ class ClientWatch:
         """Whether the wait may end as one of this case's own waits already ended (at
         its phase deadline, or as a known symptom): the same phase and stuck stacks,
         and no lifecycle event for ``QUICK_STALL_AFTER``.  A case whose every batch of
-        clients waits for the same missing EOF pays that wait once."""
+        clients waits for the same missing EOF pays that wait once.  On a server still
+        idle (``IDLE_SERVER``) a wait of any phase ends so after one of any phase did:
+        nothing of the server is at work, and it has already left a wait of this case
+        unanswered (an EOF it owed, say, which a capture then waits to see on the wire)."""
         quick = QUICK_STALL_AFTER * self.clock.scale
-        if waited < quick or still < quick or not any(p == phase for p, _ in self._ended):
+        if waited < quick or still < quick:
+            return False
+        idle_before = any(s == IDLE_SERVER for _, s in self._ended)
+        if not idle_before and not any(p == phase for p, _ in self._ended):
             return False
         signature = self._stuck()
-        if not signature or (phase, signature) not in self._ended:
+        same = (phase, signature) in self._ended or (signature == IDLE_SERVER and idle_before)
+        if not signature or not same:
             return False
         with self._lock:
             self.notes.append(

@@ -23,6 +23,7 @@ from harness._model.phases import (
     CLIENT_REPLY,
     EOF_AFTER_END,
     EOF_OVERDUE,
+    QUICK_STALL_AFTER,
     REPEAT_AFTER,
     SERVER_EVENT,
     KnownHang,
@@ -414,6 +415,22 @@ def test_a_later_wait_like_one_the_case_already_ended_costs_little() -> None:
     second = _timed_silent_recv(watch, 5.0)
     assert first >= 0.85 and second < 0.7
     assert "an earlier wait of this case that had already ended so" in watch.notes[0]
+
+
+def test_after_an_overdue_eof_a_wait_of_another_phase_on_the_idle_server_costs_little() -> None:
+    """A case whose server owed a client its EOF, and is still idle: a later wait of
+    another phase (a capture waiting to see that FIN on the wire) ends once silent for
+    the quick stall, as the earlier one did.  Before any wait of the case ended, it
+    does not."""
+    ours, theirs = _tcp_pair()
+    _, watch = _wait_for_eof(ours, theirs, "client_address", address_text(ours.getsockname()))
+    fresh = ClientWatch(watch.clock, lambda: 7)
+    for each in (watch, fresh):
+        each.still()  # sampled now: the silence is measured from here
+    assert not threading.Event().wait(QUICK_STALL_AFTER)
+    assert not fresh.ends(SERVER_EVENT, 0.1, 5.0, "an event wait", quiet=0.1)
+    assert watch.ends(SERVER_EVENT, 0.1, 5.0, "an event wait", quiet=0.1)
+    assert "an earlier wait of this case that had already ended so" in watch.notes[-1]
 
 
 def test_a_known_event_wait_symptom_ends_a_default_wait_early() -> None:
