@@ -128,25 +128,28 @@ def _chain(frame: FrameType, prefixes: tuple[str, ...]) -> tuple[list[str], bool
 WAITS_FOR_EVER = "in select() or a threading wait, with no timeout"
 
 
-def deadlocked(impl_paths: Sequence[str], ignore: Collection[int] = ()) -> bool:
-    """Whether every thread inside the implementation (leaving out ``ignore``) waits
-    for ever, none calling back into the harness: a serving loop blocked in
-    ``select()`` with no timeout (``SELECT_FOR_EVER``), or a ``threading`` wait with
-    no timeout (an event, a condition, a lock, a queue, a join).  No thread of the
-    implementation can then wake another, and none wakes on its own: it stays so.
-    False when no thread is inside it."""
+def deadlocked(impl_paths: Sequence[str], ignore: Collection[int] = ()) -> str:
+    """The stack signature (``stack_signature``) when every thread inside the
+    implementation (leaving out ``ignore``) waits for ever, none calling back into the
+    harness: a serving loop blocked in ``select()`` with no timeout
+    (``SELECT_FOR_EVER``), or a ``threading`` wait with no timeout (an event, a
+    condition, a lock, a queue, a join).  No thread of the implementation can then
+    wake another, and none wakes on its own: it stays so.  "" otherwise, and when no
+    thread is inside it."""
     prefixes = tuple(impl_paths)
-    inside = False
+    if not prefixes:
+        return ""
+    found = set()
     for ident, frame in sys._current_frames().items():
-        if ident in ignore or not prefixes:
+        if ident in ignore:
             continue
         names, calls_out = _chain(frame, prefixes)
         if not names:
             continue
         if calls_out or not (names[-1] == SELECT_FOR_EVER or _waits_for_ever(frame)):
-            return False
-        inside = True
-    return inside
+            return ""
+        found.add(">".join(names))
+    return " | ".join(sorted(found))
 
 
 #: The pseudo-function ending the chain of a serving loop blocked in a selector's
@@ -443,11 +446,11 @@ class PhaseClock:
         (``deadlocked``) and no child process of it lives (one may be at work where no
         stack here shows it); "" otherwise.  Nothing in the implementation can then wake
         another of its threads, and the harness waits for them: they stay so."""
-        if not deadlocked(self.impl_paths, self._older_idents()):
+        own = deadlocked(self.impl_paths, self._older_idents())
+        if not own:
             return ""
-        own = stack_signature(self.impl_paths, self._older_idents())
-        signature, judged = self.look()
-        return signature if judged and signature == own else ""
+        theirs = self.children(self.scale) if self.enabled else None
+        return own if theirs == "" else ""
 
     def _stalled(
         self, done: Callable[[float], bool], phase: str, short: float, progress: Callable[[], int]

@@ -353,15 +353,23 @@ def test_a_wait_for_a_stuck_handler_matches_the_handlers_known_hang() -> None:
         assert clock._quick_match(waiter) == (None, "")
 
 
+def _impl_file(folder: Path, source: str) -> dict[str, object]:
+    """The names ``source`` defines, run from ``folder/impl.py``: functions whose frames
+    lie in an "implementation" file (``impl_paths=[folder]``)."""
+    path = folder / "impl.py"
+    path.write_text(source)
+    namespace: dict[str, object] = {}
+    exec(compile(source, str(path), "exec"), namespace)
+    return namespace
+
+
 def test_a_chain_that_called_back_into_the_harness_is_marked(tmp_path: Path) -> None:
     """The implementation calling a harness hook ends its chain in ``+``; waiting in its
     own code (or the standard library) leaves it unmarked."""
-    source = tmp_path / "impl.py"
-    source.write_text(
-        "def waits(event):\n    event.wait(30)\n\ndef calls(hook, event):\n    hook(event)\n"
+    namespace = _impl_file(
+        tmp_path,
+        "def waits(event):\n    event.wait(30)\n\ndef calls(hook, event):\n    hook(event)\n",
     )
-    namespace: dict[str, object] = {}
-    exec(compile(source.read_text(), str(source), "exec"), namespace)
     release = threading.Event()
     threads = [
         threading.Thread(target=namespace["waits"], args=(release,), daemon=True),
@@ -433,13 +441,11 @@ def test_a_loop_blocked_in_select_without_timeout_is_stuck_not_idle(tmp_path: Pa
     """A serving loop in a selector's select() with no timeout can never poll: its chain
     ends in ``SELECT_FOR_EVER`` and counts as stuck.  With a timeout, or with a pipe of
     its own registered beside the listening socket (woken by shutdown()), it is idle."""
-    source = tmp_path / "impl.py"
-    source.write_text(
+    namespace = _impl_file(
+        tmp_path,
         "import selectors\n\n"
-        "def serve_forever(selector, timeout):\n    return selector.select(timeout)\n"
+        "def serve_forever(selector, timeout):\n    return selector.select(timeout)\n",
     )
-    namespace: dict[str, object] = {}
-    exec(compile(source.read_text(), str(source), "exec"), namespace)
     clock = PhaseClock(impl_paths=[str(tmp_path)])
     clock.older = frozenset()
     for timeout, pipes, expected in (
@@ -497,12 +503,9 @@ def test_a_known_hang_ends_at_once_only_when_the_implementation_waits_for_ever(
     """A thread of the implementation in a threading wait with no timeout, and no
     other: nothing can wake it, so a known hang with its stacks ends at once.  One
     waiting with a timeout (it wakes on its own) is judged after the short deadline."""
-    source = tmp_path / "impl.py"
-    source.write_text(
-        "def stuck(event, timeout):\n    while not event.wait(timeout):\n        pass\n"
+    namespace = _impl_file(
+        tmp_path, "def stuck(event, timeout):\n    while not event.wait(timeout):\n        pass\n"
     )
-    namespace: dict[str, object] = {}
-    exec(compile(source.read_text(), str(source), "exec"), namespace)
     release = threading.Event()
     thread = threading.Thread(target=namespace["stuck"], args=(release, timeout), daemon=True)
     clock = PhaseClock(
